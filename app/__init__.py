@@ -1,0 +1,1 @@
+"""Cobro: the core (config, pure domain, use cases, storage, events, HTTP sidecar)."""

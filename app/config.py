@@ -1,0 +1,175 @@
+"""Settings: `COBRO_*` environment variables over an optional TOML file over defaults.
+
+Built once at start-up and passed down; nothing reads the environment later.
+Provider routing and amount ranges default to contract section 4.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from app.domain.methods import PaymentMethodType
+from app.domain.money import Currency, Money, parse_amount
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class MethodRoute(BaseModel):
+    """Which providers serve a method, in order of preference, and for what amounts."""
+
+    providers: list[str]
+    min_amount: str
+    max_amount: str
+
+    @field_validator("min_amount", "max_amount")
+    @classmethod
+    def _exact_amount(cls, value: str) -> str:
+        parse_amount(value, Currency.MXN)
+        return value
+
+    def amount_range(self, currency: Currency = Currency.MXN) -> tuple[Money, Money]:
+        return parse_amount(self.min_amount, currency), parse_amount(self.max_amount, currency)
+
+
+DEFAULT_ROUTES: dict[PaymentMethodType, dict[str, Any]] = {
+    PaymentMethodType.CARD: {
+        "providers": ["stripe", "conekta"],
+        "min_amount": "10.00",
+        "max_amount": "999999.99",
+    },
+    PaymentMethodType.OXXO: {
+        "providers": ["stripe", "conekta"],
+        "min_amount": "10.00",
+        "max_amount": "10000.00",
+    },
+    PaymentMethodType.SPEI: {
+        "providers": ["stp", "conekta"],
+        "min_amount": "1.00",
+        "max_amount": "999999.99",
+    },
+    PaymentMethodType.CRYPTO: {
+        "providers": ["bitso"],
+        "min_amount": "100.00",
+        "max_amount": "200000.00",
+    },
+}
+
+
+class ProviderSettings(BaseModel):
+    """How to reach one PSP. No base_url outside production means the embedded sandbox."""
+
+    base_url: str | None = None
+    api_key: SecretStr = SecretStr("sandbox")
+    api_secret: SecretStr = SecretStr("sandbox")
+    # Several secrets are accepted at once while a rolled secret is still valid.
+    webhook_secrets: list[SecretStr] = Field(default_factory=lambda: [SecretStr("sandbox")])
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COBRO_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        toml_file="cobro.toml",
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite+aiosqlite:///./var/cobro.db"
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "COBRO_PORT"))
+    # Where people and PSPs reach us; hosted voucher and 3-D Secure links start here.
+    public_url: str | None = None
+    log_level: str = "info"
+
+    dev_secret_key: str = "sk_test_dev"
+    dev_publishable_key: str = "pk_test_dev"
+
+    methods: dict[PaymentMethodType, MethodRoute] = Field(default_factory=dict)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+
+    # Each PSP call must give up well before the sandbox's 10 s "slow" mode answers.
+    provider_timeout_seconds: float = 3.0
+    provider_connect_timeout_seconds: float = 1.0
+    breaker_fail_max: int = 5
+    breaker_reset_seconds: float = 30.0
+    # A confirmation holds its intent this long at most; longer than every provider
+    # timing out in turn, so a crashed process never blocks an intent for good.
+    confirm_lease_seconds: float = 60.0
+    # How long an SPEI reference waits for the transfer.
+    spei_expiry_hours: float = 72.0
+
+    # Hostile-query limits: depth of selections, tokens in the document, aliases,
+    # and bytes in the HTTP body.
+    max_query_depth: int = 10
+    max_query_tokens: int = 2_000
+    max_query_aliases: int = 30
+    max_body_bytes: int = 64 * 1024
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _fill_method_defaults(cls, value: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = {m.value: dict(route) for m, route in DEFAULT_ROUTES.items()}
+        for name, route in (value or {}).items():
+            key = PaymentMethodType(str(name).upper()).value
+            merged[key] = {**merged[key], **dict(route)}
+        return merged
+
+    @model_validator(mode="after")
+    def _production_needs_real_providers(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            missing = sorted(
+                name
+                for route in self.methods.values()
+                for name in route.providers
+                if not (self.providers.get(name) and self.providers[name].base_url)
+            )
+            if missing:
+                raise ValueError(
+                    "production has no sandbox: set COBRO_PROVIDERS__<NAME>__BASE_URL for "
+                    + ", ".join(sorted(set(missing)))
+                )
+        return self
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        return self.env is not Environment.PRODUCTION
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def provider(self, name: str) -> ProviderSettings:
+        return self.providers.get(name) or ProviderSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+
+def _config_file() -> Path:
+    """`COBRO_CONFIG_FILE`, else ./cobro.toml; a missing file is simply no settings."""
+    return Path(os.environ.get("COBRO_CONFIG_FILE", "cobro.toml"))

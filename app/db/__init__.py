@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 async tables, the engine, repositories and migrations."""

@@ -1,0 +1,98 @@
+"""The engine and the two ways in: `transaction()` to write, `read()` to look.
+
+SQLite (the embedded default) allows one writer at a time. Rather than let
+concurrent writers collide and back off in the busy handler (p99 jumps to hundreds
+of ms, ../shared/reference/stack-notes.md §6b), all writes in a process go through
+one connection that starts each transaction with BEGIN IMMEDIATE, while reads use
+a separate pool (WAL lets them run alongside the writer). PostgreSQL gets one
+ordinary pool for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+# Another process may hold SQLite's write lock (two API processes on one file):
+# wait this long for it before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self._after_commit: list[Callable[[], None]] = []
+        if self.is_sqlite:
+            _ensure_parent_dir(self.url.database)
+            self.writer = _sqlite_engine(url, pool_size=1, begin="BEGIN IMMEDIATE")
+            self.reader = _sqlite_engine(url, pool_size=pool_size, begin="BEGIN")
+            self._write_lock: asyncio.Lock | None = asyncio.Lock()
+        else:
+            self.writer = self.reader = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            self._write_lock = None
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    def add_after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every committed write (the outbox relay's doorbell)."""
+        self._after_commit.append(callback)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: commits when the block ends, rolls back on error."""
+        if self._write_lock is None:
+            async with self.writer.begin() as conn:
+                yield conn
+        else:
+            async with self._write_lock, self.writer.begin() as conn:
+                yield conn
+        for callback in self._after_commit:
+            callback()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.reader.connect() as conn:
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+
+def _ensure_parent_dir(database: str | None) -> None:
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_engine(url: str, *, pool_size: int, begin: str) -> AsyncEngine:
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver, so BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine

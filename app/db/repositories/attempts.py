@@ -1,0 +1,113 @@
+"""Provider payment attempts: one row per call to a PSP, written before the call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.tables import ProviderPayment
+
+T = ProviderPayment.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    id: str
+    intent_id: str
+    provider: str
+    method: str
+    idempotency_key: str
+    status: str
+    provider_ref: str | None
+    request: dict[str, Any]
+
+
+async def insert_attempt(conn: AsyncConnection, attempt: Attempt, now: datetime) -> None:
+    await conn.execute(
+        insert(T).values(
+            id=attempt.id,
+            intent_id=attempt.intent_id,
+            provider=attempt.provider,
+            method=attempt.method,
+            idempotency_key=attempt.idempotency_key,
+            status=attempt.status,
+            provider_ref=attempt.provider_ref,
+            request=attempt.request,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+async def finish(
+    conn: AsyncConnection,
+    attempt_id: str,
+    *,
+    status: str,
+    now: datetime,
+    provider_ref: str | None = None,
+    response: dict[str, Any] | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    await conn.execute(
+        update(T)
+        .where(T.c.id == attempt_id)
+        .values(
+            status=status,
+            provider_ref=provider_ref,
+            response=response,
+            error_code=error_code,
+            error_message=error_message,
+            updated_at=now,
+        )
+    )
+
+
+async def pending_for(conn: AsyncConnection, intent_id: str) -> list[Attempt]:
+    """Attempts whose call may have reached the PSP but whose answer we never stored."""
+    rows = await conn.execute(
+        select(
+            T.c.id,
+            T.c.intent_id,
+            T.c.provider,
+            T.c.method,
+            T.c.idempotency_key,
+            T.c.status,
+            T.c.provider_ref,
+            T.c.request,
+        )
+        .where(T.c.intent_id == intent_id, T.c.status == "pending")
+        .order_by(T.c.created_at)
+    )
+    return [Attempt(*row) for row in rows]
+
+
+async def latest_with_ref(conn: AsyncConnection, intent_id: str, provider: str) -> Attempt | None:
+    """The newest attempt at `provider` that the PSP gave an id to."""
+    row = (
+        await conn.execute(
+            select(
+                T.c.id,
+                T.c.intent_id,
+                T.c.provider,
+                T.c.method,
+                T.c.idempotency_key,
+                T.c.status,
+                T.c.provider_ref,
+                T.c.request,
+            )
+            .where(
+                T.c.intent_id == intent_id,
+                T.c.provider == provider,
+                T.c.provider_ref.is_not(None),
+            )
+            .order_by(T.c.created_at.desc())
+            .limit(1)
+        )
+    ).first()
+    return Attempt(*row) if row else None

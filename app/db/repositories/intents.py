@@ -1,0 +1,152 @@
+"""Payment intent rows <-> domain `PaymentIntent` values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.tables import PaymentIntentRow
+from app.domain.codec import (
+    error_from_dict,
+    error_to_dict,
+    next_action_from_dict,
+    next_action_to_dict,
+)
+from app.domain.intents import PaymentIntent, PaymentIntentStatus
+from app.domain.methods import PaymentMethodType
+from app.domain.money import Currency, Money
+
+T = PaymentIntentRow.__table__
+_COLUMNS = [c for c in T.c if c.name != "confirm_lease_until"]
+
+
+class ConcurrentUpdate(Exception):
+    """The row changed under us (another process moved the intent first)."""
+
+
+def _values(intent: PaymentIntent) -> dict[str, Any]:
+    return {
+        "id": intent.id,
+        "merchant_id": intent.merchant_id,
+        "status": intent.status.value,
+        "version": intent.version,
+        "currency": intent.amount.currency.value,
+        "amount": intent.amount.minor,
+        "amount_received": intent.amount_received.minor,
+        "amount_refunded": intent.amount_refunded.minor,
+        "method": intent.method.value if intent.method else None,
+        "provider": intent.provider,
+        "description": intent.description,
+        "metadata": intent.metadata,
+        "allowed_methods": [m.value for m in intent.allowed_methods],
+        "client_secret": intent.client_secret,
+        "next_action": next_action_to_dict(intent.next_action),
+        "last_error": error_to_dict(intent.last_error),
+        "created_at": intent.created_at,
+        "updated_at": intent.updated_at,
+        "expires_at": intent.expires_at,
+    }
+
+
+def from_row(row: RowMapping) -> PaymentIntent:
+    currency = Currency(row["currency"])
+    return PaymentIntent(
+        id=row["id"],
+        merchant_id=row["merchant_id"],
+        status=PaymentIntentStatus(row["status"]),
+        version=row["version"],
+        amount=Money(row["amount"], currency),
+        amount_received=Money(row["amount_received"], currency),
+        amount_refunded=Money(row["amount_refunded"], currency),
+        client_secret=row["client_secret"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        method=PaymentMethodType(row["method"]) if row["method"] else None,
+        provider=row["provider"],
+        description=row["description"],
+        metadata=row["metadata"],
+        allowed_methods=tuple(PaymentMethodType(m) for m in row["allowed_methods"] or ()),
+        next_action=next_action_from_dict(row["next_action"]),
+        last_error=error_from_dict(row["last_error"]),
+        expires_at=row["expires_at"],
+    )
+
+
+async def insert_intent(conn: AsyncConnection, intent: PaymentIntent) -> None:
+    await conn.execute(insert(T).values(_values(intent)))
+
+
+async def get(
+    conn: AsyncConnection, intent_id: str, *, for_update: bool = False
+) -> PaymentIntent | None:
+    statement = select(*_COLUMNS).where(T.c.id == intent_id)
+    if for_update:
+        statement = statement.with_for_update()
+    row = (await conn.execute(statement)).mappings().first()
+    return from_row(row) if row else None
+
+
+async def get_many(conn: AsyncConnection, intent_ids: list[str]) -> dict[str, PaymentIntent]:
+    rows = (await conn.execute(select(*_COLUMNS).where(T.c.id.in_(intent_ids)))).mappings()
+    return {row["id"]: from_row(row) for row in rows}
+
+
+async def save(conn: AsyncConnection, intent: PaymentIntent, *, previous_version: int) -> None:
+    """Write a new version; refuse if someone else wrote one since we read it."""
+    values = _values(intent)
+    del values["id"], values["merchant_id"], values["created_at"], values["client_secret"]
+    result = await conn.execute(
+        update(T)
+        .where(T.c.id == intent.id, T.c.version == previous_version)
+        .values(**values, confirm_lease_until=None)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentUpdate(intent.id)
+
+
+async def take_confirm_lease(
+    conn: AsyncConnection, intent_id: str, version: int, now: datetime, until: datetime
+) -> bool:
+    """Mark the intent as being confirmed until `until`; False if someone else holds it."""
+    result = await conn.execute(
+        update(T)
+        .where(
+            T.c.id == intent_id,
+            T.c.version == version,
+            or_(T.c.confirm_lease_until.is_(None), T.c.confirm_lease_until < now),
+        )
+        .values(confirm_lease_until=until)
+    )
+    return result.rowcount == 1
+
+
+async def release_confirm_lease(conn: AsyncConnection, intent_id: str) -> None:
+    await conn.execute(update(T).where(T.c.id == intent_id).values(confirm_lease_until=None))
+
+
+async def page(
+    conn: AsyncConnection,
+    merchant_id: str,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None,
+    status: PaymentIntentStatus | None,
+) -> list[PaymentIntent]:
+    """Newest first; `after` is the (created_at, id) of the last row already seen."""
+    statement = select(*_COLUMNS).where(T.c.merchant_id == merchant_id)
+    if status is not None:
+        statement = statement.where(T.c.status == status.value)
+    if after is not None:
+        created_at, intent_id = after
+        statement = statement.where(
+            or_(
+                T.c.created_at < created_at,
+                and_(T.c.created_at == created_at, T.c.id < intent_id),
+            )
+        )
+    statement = statement.order_by(T.c.created_at.desc(), T.c.id.desc()).limit(limit)
+    return [from_row(row) for row in (await conn.execute(statement)).mappings()]

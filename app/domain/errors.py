@@ -1,0 +1,89 @@
+"""Typed domain errors, each with the stable `code` the GraphQL contract exposes.
+
+One small class per case; the data stays on the instance. No HTTP status here:
+the edges (GraphQL payloads, the webhook sidecar) decide how to show them.
+"""
+
+from __future__ import annotations
+
+
+class CobroError(Exception):
+    """A client-visible failure with a stable machine-readable code."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, field: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class InvalidInput(CobroError):
+    code = "INVALID_INPUT"
+
+
+class InvalidAmount(CobroError):
+    code = "INVALID_AMOUNT"
+
+
+class AmountOutOfRange(CobroError):
+    code = "AMOUNT_OUT_OF_RANGE"
+
+
+class UnsupportedCurrency(CobroError):
+    code = "UNSUPPORTED_CURRENCY"
+
+
+class MethodNotAllowed(CobroError):
+    code = "METHOD_NOT_ALLOWED"
+
+
+class MethodUnavailable(CobroError):
+    code = "METHOD_UNAVAILABLE"
+
+
+class InvalidState(CobroError):
+    code = "INVALID_STATE"
+
+
+class NotFound(CobroError):
+    code = "NOT_FOUND"
+
+
+class IdempotencyConflict(CobroError):
+    code = "IDEMPOTENCY_CONFLICT"
+
+
+class ProviderUnavailable(CobroError):
+    code = "PROVIDER_UNAVAILABLE"
+
+
+class CardDeclined(CobroError):
+    code = "CARD_DECLINED"
+
+
+class InvalidClabe(CobroError):
+    code = "INVALID_CLABE"
+
+
+class RefundExceedsAmount(CobroError):
+    code = "REFUND_EXCEEDS_AMOUNT"
+
+
+class QuoteExpired(CobroError):
+    code = "QUOTE_EXPIRED"
+
+
+class Unauthenticated(CobroError):
+    """No key, or a key we do not know. Shown as a GraphQL error, not a UserError."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(CobroError):
+    """A valid key that may not do this. Shown as a GraphQL error, not a UserError."""
+
+    code = "FORBIDDEN"

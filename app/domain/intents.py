@@ -1,0 +1,103 @@
+"""The payment intent: its statuses, which transitions are allowed, and the value type.
+
+Final statuses are final: nothing moves an intent out of SUCCEEDED, FAILED,
+CANCELED or EXPIRED (tests/domain/test_intents.py walks every pair).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from app.domain.errors import InvalidState
+from app.domain.methods import PaymentMethodType
+from app.domain.money import Money
+from app.domain.next_action import NextAction
+
+
+class PaymentIntentStatus(enum.StrEnum):
+    REQUIRES_PAYMENT_METHOD = "REQUIRES_PAYMENT_METHOD"
+    REQUIRES_ACTION = "REQUIRES_ACTION"
+    PROCESSING = "PROCESSING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    EXPIRED = "EXPIRED"
+
+
+S = PaymentIntentStatus
+
+FINAL_STATUSES = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED})
+
+ALLOWED_TRANSITIONS: dict[PaymentIntentStatus, frozenset[PaymentIntentStatus]] = {
+    S.REQUIRES_PAYMENT_METHOD: frozenset(
+        {S.REQUIRES_ACTION, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}
+    ),
+    S.REQUIRES_ACTION: frozenset({S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}),
+    # Money in flight can only land or bounce; Stripe allows no cancel here either.
+    S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+
+CANCELABLE = frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION})
+
+
+def can_transition(current: PaymentIntentStatus, target: PaymentIntentStatus) -> bool:
+    return target in ALLOWED_TRANSITIONS[current]
+
+
+def is_final(status: PaymentIntentStatus) -> bool:
+    return status in FINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentError:
+    """Why the last attempt failed, as the contract's `PaymentError` shows it."""
+
+    code: str
+    message: str
+    provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntent:
+    """One payment the merchant wants to collect, at one version of its life."""
+
+    id: str
+    merchant_id: str
+    status: PaymentIntentStatus
+    version: int
+    amount: Money
+    amount_received: Money
+    amount_refunded: Money
+    client_secret: str
+    created_at: datetime
+    updated_at: datetime
+    method: PaymentMethodType | None = None
+    provider: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+    allowed_methods: tuple[PaymentMethodType, ...] = ()
+    next_action: NextAction | None = None
+    last_error: PaymentError | None = None
+    expires_at: datetime | None = None
+
+    def allows(self, method: PaymentMethodType) -> bool:
+        return not self.allowed_methods or method in self.allowed_methods
+
+    def changed(self, now: datetime, **changes: Any) -> PaymentIntent:
+        """A new version of this intent: every change bumps `version` by one."""
+        return replace(self, version=self.version + 1, updated_at=now, **changes)
+
+    def moved_to(self, status: PaymentIntentStatus, now: datetime, **changes: Any) -> PaymentIntent:
+        """The intent in `status`, or InvalidState when the machine forbids the move."""
+        if not can_transition(self.status, status):
+            raise InvalidState(
+                f"payment intent {self.id} is {self.status.value} and cannot become {status.value}"
+            )
+        return self.changed(now, status=status, **changes)

@@ -1,0 +1,1 @@
+"""The REST sidecar: health, metrics, request limits (webhooks come with events)."""

@@ -1,0 +1,113 @@
+"""Who is calling: secret key, publishable key, or one intent's client secret.
+
+Keys are looked up by SHA-256 digest. Resolved keys are cached for a short while
+so that a hot read path does not pay a query per request; a revoked key stops
+working within `CACHE_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+from app.db.engine import Database
+from app.db.repositories import intents as intent_rows
+from app.db.repositories import merchants as merchant_rows
+from app.domain.errors import Forbidden, Unauthenticated
+from app.domain.ids import intent_id_of_client_secret
+from app.domain.intents import PaymentIntent
+
+CACHE_SECONDS = 30.0
+CACHE_MAX_ENTRIES = 10_000
+MAX_KEY_LENGTH = 200
+
+
+class KeyKind(enum.StrEnum):
+    SECRET = "secret"
+    PUBLISHABLE = "publishable"
+    CLIENT_SECRET = "client_secret"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    merchant_id: str
+    kind: KeyKind
+    intent_id: str | None = None  # set for a client secret: the one intent it opens
+
+    @property
+    def is_secret(self) -> bool:
+        return self.kind is KeyKind.SECRET
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated('send your key as "Authorization: Bearer <key>"')
+    return token.strip()
+
+
+class Authenticator:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate(self, authorization: str | None) -> Principal | None:
+        """The principal behind an Authorization header; None when there is none."""
+        token = bearer_token(authorization)
+        return None if token is None else await self.principal_for(token)
+
+    async def principal_for(self, token: str) -> Principal:
+        cached = self._cache.get(token)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        principal = await self._lookup(token)
+        if len(self._cache) >= CACHE_MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[token] = (time.monotonic() + CACHE_SECONDS, principal)
+        return principal
+
+    async def _lookup(self, token: str) -> Principal:
+        if len(token) > MAX_KEY_LENGTH:
+            raise Unauthenticated("invalid API key")
+        intent_id = intent_id_of_client_secret(token)
+        async with self.db.read() as conn:
+            if intent_id is not None:
+                intent = await intent_rows.get(conn, intent_id)
+                if intent and hmac.compare_digest(intent.client_secret, token):
+                    return Principal(intent.merchant_id, KeyKind.CLIENT_SECRET, intent.id)
+                raise Unauthenticated("invalid client secret")
+            owner = await merchant_rows.owner_of_key(conn, hash_key(token))
+        if owner is None:
+            raise Unauthenticated("invalid API key")
+        return Principal(owner.merchant_id, KeyKind(owner.kind))
+
+
+def require_principal(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise Unauthenticated('no API key: send "Authorization: Bearer <key>"')
+    return principal
+
+
+def require_secret_key(principal: Principal | None) -> Principal:
+    principal = require_principal(principal)
+    if not principal.is_secret:
+        raise Forbidden("this needs your secret key (sk_...)")
+    return principal
+
+
+def can_read(principal: Principal, intent: PaymentIntent) -> bool:
+    """Secret key: its merchant's intents. Client secret: its one intent."""
+    if principal.kind is KeyKind.SECRET:
+        return intent.merchant_id == principal.merchant_id
+    if principal.kind is KeyKind.CLIENT_SECRET:
+        return intent.id == principal.intent_id
+    return False

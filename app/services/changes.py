@@ -1,0 +1,60 @@
+"""The one way an intent changes: new version, audit events, all in the caller's
+transaction. Every service that moves an intent goes through here, so no change
+can be written without its trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.repositories import audit
+from app.db.repositories import intents as intent_rows
+from app.db.repositories.audit import NewAuditEvent
+from app.domain.intents import PaymentIntent
+from app.metrics import INTENT_CHANGES
+
+
+async def record_new(
+    conn: AsyncConnection, intent: PaymentIntent, events: list[NewAuditEvent], now: datetime
+) -> None:
+    await intent_rows.insert_intent(conn, intent)
+    INTENT_CHANGES.labels(intent.status.value).inc()
+    await audit.append(
+        conn, intent_id=intent.id, merchant_id=intent.merchant_id, events=events, at=now
+    )
+
+
+async def record_change(
+    conn: AsyncConnection,
+    before: PaymentIntent,
+    after: PaymentIntent,
+    events: list[NewAuditEvent],
+    now: datetime,
+) -> None:
+    if after.version != before.version + 1:
+        raise ValueError("a change must bump the version by exactly one")
+    await intent_rows.save(conn, after, previous_version=before.version)
+    INTENT_CHANGES.labels(after.status.value).inc()
+    await audit.append(
+        conn, intent_id=after.id, merchant_id=after.merchant_id, events=events, at=now
+    )
+
+
+async def record_events(
+    conn: AsyncConnection, intent: PaymentIntent, events: list[NewAuditEvent], now: datetime
+) -> None:
+    """Audit events that do not change the intent (attempts, webhooks that moved nothing)."""
+    await audit.append(
+        conn, intent_id=intent.id, merchant_id=intent.merchant_id, events=events, at=now
+    )
+
+
+def status_event(intent: PaymentIntent, **data: object) -> NewAuditEvent:
+    """The audit event for reaching `intent.status`: intent.succeeded, intent.failed, ..."""
+    return NewAuditEvent(
+        type=f"intent.{intent.status.value.lower()}",
+        status=intent.status.value,
+        provider=intent.provider,
+        data={k: v for k, v in data.items() if v is not None} or None,
+    )

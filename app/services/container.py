@@ -1,0 +1,24 @@
+"""Every use case the edges may call, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.clock import Clock
+from app.db.engine import Database
+from app.services.auth import Authenticator
+from app.services.confirm import ConfirmService
+from app.services.intents import IntentService
+from app.services.merchants import MerchantService
+from app.services.routing import Router
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    db: Database
+    clock: Clock
+    auth: Authenticator
+    router: Router
+    merchants: MerchantService
+    intents: IntentService
+    confirm: ConfirmService

@@ -1,0 +1,287 @@
+"""Create, read, list and cancel payment intents."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.clock import Clock
+from app.db.engine import Database
+from app.db.repositories import attempts, audit
+from app.db.repositories import intents as intent_rows
+from app.db.repositories.audit import AuditRecord, NewAuditEvent
+from app.domain.errors import (
+    AmountOutOfRange,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    ProviderUnavailable,
+    UnsupportedCurrency,
+)
+from app.domain.ids import new_client_secret, new_intent_id
+from app.domain.intents import CANCELABLE, PaymentIntent, PaymentIntentStatus
+from app.domain.methods import CURRENCIES, PaymentMethodType
+from app.domain.money import Currency, Money, parse_amount
+from app.services import idempotency
+from app.services.auth import Principal, can_read, require_principal, require_secret_key
+from app.services.changes import record_change, record_new, status_event
+from app.services.results import MutationResult
+from app.services.routing import Router
+from providers.base import ProviderError
+
+MAX_DESCRIPTION = 1_000
+# Stripe's metadata limits: 50 keys, 40-character keys, 500-character values.
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY = 40
+MAX_METADATA_VALUE = 500
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CreateIntent:
+    amount: object
+    currency: Currency = Currency.MXN
+    description: str | None = None
+    metadata: Any = None
+    allowed_methods: tuple[PaymentMethodType, ...] | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    intents: list[PaymentIntent]
+    has_next_page: bool
+
+    def cursor(self, intent: PaymentIntent) -> str:
+        return encode_cursor(intent)
+
+
+def encode_cursor(intent: PaymentIntent) -> str:
+    raw = f"{intent.created_at.isoformat()}|{intent.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, intent_id = raw.partition("|")
+        moment = datetime.fromisoformat(created)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("after is not a cursor this API gave out", ("after",)) from None
+    if not intent_id or moment.tzinfo is None:
+        raise InvalidInput("after is not a cursor this API gave out", ("after",))
+    return moment, intent_id
+
+
+def validate_metadata(metadata: Any) -> dict[str, Any] | None:
+    field = ("input", "metadata")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise InvalidInput("metadata must be a JSON object of keys to values", field)
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidInput(f"metadata takes at most {MAX_METADATA_KEYS} keys", field)
+    for key, value in metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY:
+            raise InvalidInput(f"metadata keys are 1 to {MAX_METADATA_KEY} characters", field)
+        if isinstance(value, dict | list):
+            raise InvalidInput(
+                f"metadata value of {key!r} must be a string, number or boolean", field
+            )
+        if isinstance(value, str) and len(value) > MAX_METADATA_VALUE:
+            raise InvalidInput(
+                f"metadata values are at most {MAX_METADATA_VALUE} characters", field
+            )
+    return metadata
+
+
+class IntentService:
+    def __init__(self, db: Database, clock: Clock, router: Router) -> None:
+        self.db = db
+        self.clock = clock
+        self.router = router
+
+    async def create(self, principal: Principal | None, command: CreateIntent) -> MutationResult:
+        merchant_id = require_secret_key(principal).merchant_id
+        key = idempotency.check_key(command.idempotency_key)
+        amount = parse_amount(command.amount, command.currency, field=("input", "amount"))
+        allowed = self._allowed_methods(command, amount)
+        metadata = validate_metadata(command.metadata)
+        description = command.description
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            raise InvalidInput(
+                f"description is at most {MAX_DESCRIPTION} characters", ("input", "description")
+            )
+        digest = idempotency.request_hash(
+            "createPaymentIntent",
+            {
+                "amount": amount.minor,
+                "currency": amount.currency.value,
+                "description": description,
+                "metadata": metadata,
+                "allowed_methods": [m.value for m in allowed],
+            },
+        )
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            replayed = await idempotency.replay(
+                conn,
+                merchant_id=merchant_id,
+                operation="createPaymentIntent",
+                key=key,
+                digest=digest,
+                now=now,
+            )
+            if replayed is not None:
+                return replayed
+            intent_id = new_intent_id()
+            intent = PaymentIntent(
+                id=intent_id,
+                merchant_id=merchant_id,
+                status=PaymentIntentStatus.REQUIRES_PAYMENT_METHOD,
+                version=1,
+                amount=amount,
+                amount_received=Money.zero(amount.currency),
+                amount_refunded=Money.zero(amount.currency),
+                client_secret=new_client_secret(intent_id),
+                created_at=now,
+                updated_at=now,
+                description=description,
+                metadata=metadata,
+                allowed_methods=allowed,
+            )
+            created = NewAuditEvent(
+                "intent.created",
+                status=intent.status.value,
+                data={"amount": amount.to_decimal_string(), "currency": amount.currency.value},
+            )
+            await record_new(conn, intent, [created], now)
+            result = MutationResult(intent)
+            await idempotency.remember(
+                conn,
+                merchant_id=merchant_id,
+                operation="createPaymentIntent",
+                key=key,
+                digest=digest,
+                result=result,
+                now=now,
+            )
+        return result
+
+    def _allowed_methods(
+        self, command: CreateIntent, amount: Money
+    ) -> tuple[PaymentMethodType, ...]:
+        """The methods the intent may be paid with; the amount must fit one of them."""
+        requested = tuple(dict.fromkeys(command.allowed_methods or ()))
+        candidates = requested or tuple(
+            m for m in PaymentMethodType if amount.currency.value in CURRENCIES[m]
+        )
+        in_currency = [m for m in candidates if amount.currency.value in CURRENCIES[m]]
+        if not in_currency:
+            raise UnsupportedCurrency(
+                f"none of the allowed methods takes {amount.currency.value}",
+                ("input", "currency"),
+            )
+        fitting = []
+        for method in in_currency:
+            low, high = self.router.amount_range(method, amount.currency)
+            if low.minor <= amount.minor <= high.minor:
+                fitting.append(method)
+        if not fitting:
+            ranges = "; ".join(
+                "{}: {} to {}".format(
+                    m.value,
+                    *(x.to_decimal_string() for x in self.router.amount_range(m, amount.currency)),
+                )
+                for m in in_currency
+            )
+            raise AmountOutOfRange(
+                f"{amount.to_decimal_string()} {amount.currency.value} fits no payment method "
+                f"({ranges})",
+                ("input", "amount"),
+            )
+        return requested
+
+    async def get(self, principal: Principal | None, intent_id: str) -> PaymentIntent | None:
+        """The intent, or None when it does not exist or the caller may not see it."""
+        principal = require_principal(principal)
+        async with self.db.read() as conn:
+            intent = await intent_rows.get(conn, intent_id)
+        return intent if intent is not None and can_read(principal, intent) else None
+
+    async def list(
+        self,
+        principal: Principal | None,
+        *,
+        first: int,
+        after: str | None,
+        status: PaymentIntentStatus | None,
+    ) -> Page:
+        merchant_id = require_secret_key(principal).merchant_id
+        if not 1 <= first <= MAX_PAGE:
+            raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", ("first",))
+        position = decode_cursor(after) if after else None
+        async with self.db.read() as conn:
+            found = await intent_rows.page(
+                conn, merchant_id, limit=first + 1, after=position, status=status
+            )
+        return Page(found[:first], has_next_page=len(found) > first)
+
+    async def events(self, intent_ids: list[str]) -> dict[str, list[AuditRecord]]:
+        async with self.db.read() as conn:
+            return await audit.for_intents(conn, intent_ids)
+
+    async def cancel(self, principal: Principal | None, intent_id: str) -> MutationResult:
+        principal = require_secret_key(principal)
+        intent = await self.get(principal, intent_id)
+        if intent is None:
+            raise NotFound(f"no payment intent {intent_id}", ("input", "id"))
+        if intent.status not in CANCELABLE:
+            raise InvalidState(
+                f"payment intent {intent.id} is {intent.status.value}; only "
+                "REQUIRES_PAYMENT_METHOD or REQUIRES_ACTION can be canceled",
+                ("input", "id"),
+            )
+        events = await self._cancel_at_provider(intent)
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            current = await intent_rows.get(conn, intent.id, for_update=True)
+            assert current is not None
+            if current.version != intent.version:
+                raise InvalidState(
+                    f"payment intent {intent.id} changed while canceling; fetch it and retry",
+                    ("input", "id"),
+                )
+            canceled = current.moved_to(
+                PaymentIntentStatus.CANCELED, now, next_action=None, expires_at=None
+            )
+            await record_change(
+                conn, current, canceled, [*events, status_event(canceled, reason="requested")], now
+            )
+        return MutationResult(canceled)
+
+    async def _cancel_at_provider(self, intent: PaymentIntent) -> list[NewAuditEvent]:
+        """Tell the PSP holding a voucher or transfer reference to void it first."""
+        if intent.status is not PaymentIntentStatus.REQUIRES_ACTION or not intent.provider:
+            return []
+        async with self.db.read() as conn:
+            attempt = await attempts.latest_with_ref(conn, intent.id, intent.provider)
+        if attempt is None or intent.provider not in self.router.providers:
+            return []
+        ref = attempt.provider_ref
+        assert ref is not None
+        try:
+            await self.router.call(
+                intent.provider,
+                lambda p: p.cancel_payment(ref, f"cancel-{attempt.id}"),
+            )
+        except ProviderError as exc:
+            raise ProviderUnavailable(
+                f"{intent.provider} could not void the payment: {exc.message}; nothing changed"
+            ) from exc
+        return [
+            NewAuditEvent("provider.canceled", provider=intent.provider, data={"provider_ref": ref})
+        ]

@@ -1,0 +1,76 @@
+"""Merchants and their keys: created by `cobro merchants create` and the dev seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.clock import Clock
+from app.db.engine import Database
+from app.db.repositories import merchants as rows
+from app.domain.ids import new_id, random_token
+from app.services.auth import KeyKind, hash_key
+
+KEY_PREFIX_SHOWN = 12  # how much of a key logs and dashboards may show
+
+
+@dataclass(frozen=True, slots=True)
+class NewMerchant:
+    merchant_id: str
+    secret_key: str
+    publishable_key: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "merchant_id": self.merchant_id,
+            "secret_key": self.secret_key,
+            "publishable_key": self.publishable_key,
+        }
+
+
+class MerchantService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create(
+        self,
+        name: str,
+        *,
+        live: bool,
+        secret_key: str | None = None,
+        publishable_key: str | None = None,
+    ) -> NewMerchant:
+        mode = "live" if live else "test"
+        merchant = NewMerchant(
+            merchant_id=new_id("acct"),
+            secret_key=secret_key or f"sk_{mode}_{random_token(32)}",
+            publishable_key=publishable_key or f"pk_{mode}_{random_token(32)}",
+        )
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            await rows.insert_merchant(conn, merchant.merchant_id, name, now)
+            for kind, key in (
+                (KeyKind.SECRET, merchant.secret_key),
+                (KeyKind.PUBLISHABLE, merchant.publishable_key),
+            ):
+                await rows.insert_key(
+                    conn,
+                    key_id=new_id("key"),
+                    merchant_id=merchant.merchant_id,
+                    kind=kind.value,
+                    key_hash=hash_key(key),
+                    key_prefix=key[:KEY_PREFIX_SHOWN],
+                    now=now,
+                )
+        return merchant
+
+    async def ensure_dev_merchant(self, secret_key: str, publishable_key: str) -> str:
+        """The dev merchant's id, creating it with these keys on first start."""
+        async with self.db.read() as conn:
+            owner = await rows.owner_of_key(conn, hash_key(secret_key))
+        if owner is not None:
+            return owner.merchant_id
+        merchant = await self.create(
+            "Dev merchant", live=False, secret_key=secret_key, publishable_key=publishable_key
+        )
+        return merchant.merchant_id

@@ -1,0 +1,130 @@
+"""Which PSPs serve a method, in what order, for what amounts, and whether they are up.
+
+Routes come from configuration (contract section 4 by default). A provider whose
+circuit is open is skipped; a method whose every provider is skipped is not
+available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from app.config import MethodRoute
+from app.domain.errors import AmountOutOfRange, MethodUnavailable, UnsupportedCurrency
+from app.domain.methods import CURRENCIES, DISPLAY_NAMES, SETTLEMENT, PaymentMethodType, Settlement
+from app.domain.money import Currency, Money
+from app.metrics import PROVIDER_CALLS
+from app.resilience.breaker import Breakers, CircuitOpen, CircuitState
+from providers.base import Provider, ProviderError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class MethodOption:
+    type: PaymentMethodType
+    display_name: str
+    min_amount: Money
+    max_amount: Money
+    settlement: Settlement
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderState:
+    name: str
+    methods: tuple[PaymentMethodType, ...]
+    circuit: CircuitState
+
+
+class Router:
+    def __init__(
+        self,
+        routes: Mapping[PaymentMethodType, MethodRoute],
+        providers: Mapping[str, Provider],
+        breakers: Breakers,
+    ) -> None:
+        self.providers = dict(providers)
+        self.breakers = breakers
+        # Only providers that exist and say they serve the method take part.
+        self.routes = {
+            method: [
+                name
+                for name in route.providers
+                if name in self.providers and method in self.providers[name].methods
+            ]
+            for method, route in routes.items()
+        }
+        self._ranges = {method: route for method, route in routes.items()}
+
+    def amount_range(self, method: PaymentMethodType, currency: Currency) -> tuple[Money, Money]:
+        return self._ranges[method].amount_range(currency)
+
+    def check_amount(self, method: PaymentMethodType, amount: Money) -> None:
+        if amount.currency.value not in CURRENCIES[method]:
+            raise UnsupportedCurrency(
+                f"{method.value} payments are in {', '.join(sorted(CURRENCIES[method]))} only, "
+                f"not {amount.currency.value}"
+            )
+        low, high = self.amount_range(method, amount.currency)
+        if not low.minor <= amount.minor <= high.minor:
+            raise AmountOutOfRange(
+                f"{method.value} takes {low.to_decimal_string()} to {high.to_decimal_string()} "
+                f"{amount.currency.value}; {amount.to_decimal_string()} is outside that"
+            )
+
+    def candidates(self, method: PaymentMethodType) -> list[str]:
+        """Providers to try for `method`, best first, skipping open circuits."""
+        configured = self.routes.get(method) or []
+        if not configured:
+            raise MethodUnavailable(f"no provider is configured for {method.value}")
+        return [name for name in configured if self.breakers.accepts_calls(name)]
+
+    def is_available(self, method: PaymentMethodType, amount: Money) -> bool:
+        if amount.currency.value not in CURRENCIES[method]:
+            return False
+        low, high = self.amount_range(method, amount.currency)
+        if not low.minor <= amount.minor <= high.minor:
+            return False
+        configured = self.routes.get(method) or []
+        return any(self.breakers.accepts_calls(name) for name in configured)
+
+    def options(self, amount: Money) -> list[MethodOption]:
+        return [
+            MethodOption(
+                type=method,
+                display_name=DISPLAY_NAMES[method],
+                min_amount=self.amount_range(method, amount.currency)[0],
+                max_amount=self.amount_range(method, amount.currency)[1],
+                settlement=SETTLEMENT[method],
+                available=self.is_available(method, amount),
+            )
+            for method in PaymentMethodType
+            if method in self._ranges
+        ]
+
+    def provider_states(self) -> list[ProviderState]:
+        return [
+            ProviderState(
+                name=name,
+                methods=tuple(m for m in PaymentMethodType if m in provider.methods),
+                circuit=self.breakers.state(name),
+            )
+            for name, provider in self.providers.items()
+        ]
+
+    async def call(self, name: str, fn: Callable[[Provider], Awaitable[T]]) -> T:
+        """Call provider `name` through its circuit breaker."""
+        provider = self.providers[name]
+        try:
+            result = await self.breakers.call(name, lambda: fn(provider))
+        except CircuitOpen:
+            PROVIDER_CALLS.labels(name, "circuit_open").inc()
+            raise
+        except ProviderError:
+            PROVIDER_CALLS.labels(name, "error").inc()
+            raise
+        PROVIDER_CALLS.labels(name, "ok").inc()
+        return result

@@ -1,0 +1,195 @@
+"""The adapter protocol and the neutral values that cross it.
+
+The core never sees a PSP's wire format: it sends a `PaymentRequest` and gets a
+`ProviderPayment` (or a `ProviderError` that says whether trying again elsewhere
+makes sense). Each PSP status maps to `ProviderStatus` through an explicit table
+in its adapter; anything unknown maps to PENDING, never to success.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from app.domain.methods import PaymentMethodType
+from app.domain.money import Money
+from app.domain.next_action import NextAction
+
+
+class ProviderStatus(enum.StrEnum):
+    PENDING = "pending"  # nothing definite yet: wait, or ask again
+    REQUIRES_ACTION = "requires_action"  # the customer must act (voucher, transfer, 3-D Secure)
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """How to reach a PSP, given by the composition root (adapters read no settings)."""
+
+    base_url: str
+    api_key: str
+    api_secret: str = ""
+    webhook_secrets: tuple[str, ...] = ()
+    timeout_seconds: float = 3.0
+    connect_timeout_seconds: float = 1.0
+    # Public address of Cobro, for return URLs the PSP sends the customer back to.
+    public_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    intent_id: str
+    amount: Money
+    method: PaymentMethodType
+    description: str | None = None
+    card_token: str | None = None
+    customer_name: str | None = None
+    customer_email: str | None = None
+    expires_at: datetime | None = None  # OXXO voucher / SPEI reference lifetime
+    expires_in_days: int | None = None
+    crypto_asset: str | None = None
+    crypto_network: str | None = None
+    payer_clabe: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as stored on the attempt row, to replay it after a crash."""
+        return {
+            "intent_id": self.intent_id,
+            "amount": self.amount.minor,
+            "currency": self.amount.currency.value,
+            "method": self.method.value,
+            "description": self.description,
+            "card_token": self.card_token,
+            "customer_name": self.customer_name,
+            "customer_email": self.customer_email,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "expires_in_days": self.expires_in_days,
+            "crypto_asset": self.crypto_asset,
+            "crypto_network": self.crypto_network,
+            "payer_clabe": self.payer_clabe,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PaymentRequest:
+        from app.domain.money import Currency
+
+        expires_at = data.get("expires_at")
+        return cls(
+            intent_id=data["intent_id"],
+            amount=Money(data["amount"], Currency(data["currency"])),
+            method=PaymentMethodType(data["method"]),
+            description=data.get("description"),
+            card_token=data.get("card_token"),
+            customer_name=data.get("customer_name"),
+            customer_email=data.get("customer_email"),
+            expires_at=datetime.fromisoformat(expires_at) if expires_at else None,
+            expires_in_days=data.get("expires_in_days"),
+            crypto_asset=data.get("crypto_asset"),
+            crypto_network=data.get("crypto_network"),
+            payer_clabe=data.get("payer_clabe"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPayment:
+    """What a PSP says about one payment, in neutral terms."""
+
+    provider_ref: str  # the PSP's own id for the payment
+    status: ProviderStatus
+    next_action: NextAction | None = None
+    amount_received: int | None = None  # minor units, when the PSP reports it
+    error_code: str | None = None  # a contract code such as CARD_DECLINED
+    error_message: str | None = None
+    # Other handles a webhook may use for this payment (OXXO reference, CLABE, address).
+    lookup_keys: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    refund_id: str
+    intent_id: str
+    amount: Money
+    provider_ref: str | None = None  # the payment being refunded, for card refunds
+    clabe: str | None = None  # where an SPEI refund goes
+    beneficiary: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRefund:
+    provider_ref: str
+    status: ProviderStatus  # SUCCEEDED, PENDING or FAILED
+    error_message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """One webhook event, verified and parsed into neutral terms."""
+
+    provider: str
+    event_id: str  # unique per provider: the inbox key that makes replays no-ops
+    type: str  # the PSP's own event name, kept for the audit trail
+    status: ProviderStatus | None
+    provider_ref: str | None = None
+    lookup_key: str | None = None
+    amount: int | None = None  # minor units paid in by this event (SPEI, crypto deposits)
+    refund_ref: str | None = None  # set when the event is about a refund/payout
+    occurred_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+# The code of a ProviderError for a request the PSP refused on its merits (a 4xx that
+# is not about rate or auth): trying the same thing again will not help.
+INVALID_REQUEST = "INVALID_REQUEST"
+
+
+class ProviderError(Exception):
+    """A call that got no usable answer.
+
+    `retryable` says whether another try (here later, or at the next provider)
+    may work: timeouts, 5xx and 429 are; a request the PSP refuses on its merits
+    is not. Only retryable errors count against the PSP's circuit breaker.
+    """
+
+    def __init__(
+        self, provider: str, message: str, *, retryable: bool, code: str = "PROVIDER_ERROR"
+    ) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.message = message
+        self.retryable = retryable
+        self.code = code
+
+
+class WebhookRejected(Exception):
+    """A webhook we will not accept: bad signature, stale timestamp, malformed body."""
+
+
+class Provider(Protocol):
+    name: str
+    methods: frozenset[PaymentMethodType]
+
+    async def create_payment(
+        self, request: PaymentRequest, idempotency_key: str
+    ) -> ProviderPayment: ...
+
+    async def fetch_payment(self, provider_ref: str) -> ProviderPayment: ...
+
+    async def cancel_payment(self, provider_ref: str, idempotency_key: str) -> ProviderPayment: ...
+
+    async def refund(self, request: RefundRequest, idempotency_key: str) -> ProviderRefund: ...
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: int
+    ) -> list[ProviderEvent]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,88 @@
+"""Pieces every emulator uses: API-key checks, idempotency replay, random ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.domain.ids import random_token
+from providers.sandbox.state import SandboxState
+
+
+def new_ref(prefix: str, length: int = 24) -> str:
+    return f"{prefix}_{random_token(length)}"
+
+
+@dataclass
+class IdempotencyCache:
+    """Replays the first answer to a key, and refuses the key with other parameters,
+    as Stripe does (docs.stripe.com/idempotency)."""
+
+    answers: dict[str, tuple[str, int, bytes]] = field(default_factory=dict)
+
+    async def run(
+        self,
+        key: str | None,
+        params: Any,
+        handler: Callable[[], Awaitable[Response]],
+        conflict: Callable[[], Response],
+    ) -> Response:
+        if not key:
+            return await handler()
+        fingerprint = hashlib.sha256(
+            json.dumps(params, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        if key in self.answers:
+            first_fingerprint, status, body = self.answers[key]
+            if first_fingerprint != fingerprint:
+                return conflict()
+            return Response(
+                body,
+                status_code=status,
+                media_type="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
+        response = await handler()
+        if response.status_code < 500:
+            self.answers[key] = (fingerprint, response.status_code, bytes(response.body))
+        return response
+
+
+def bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    return header[7:] if header.lower().startswith("bearer ") else ""
+
+
+class Emulator:
+    """Base for one PSP's emulator: its name, its state, its fault handling."""
+
+    name: str = ""
+
+    def __init__(self, state: SandboxState, api_key: str, webhook_secret: str) -> None:
+        self.state = state
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self.idempotency = IdempotencyCache()
+
+    async def guard(self, request: Request) -> Response | None:
+        """A fault or auth failure answered instead of the real handler, or None."""
+        # Read the body first: a slow answer must not find its client gone mid-read.
+        await request.body()
+        faulted = await self.state.faults.interfere(self.name)
+        if faulted is not None:
+            return faulted
+        return self.check_auth(request)
+
+    def check_auth(self, request: Request) -> Response | None:
+        if bearer(request) != self.api_key:
+            return JSONResponse(
+                {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}},
+                status_code=401,
+            )
+        return None

@@ -1,0 +1,285 @@
+"""Stripe emulator: PaymentIntents for cards and OXXO, refunds, signed webhooks.
+
+Answers providers/stripe.py exactly as api.stripe.com would for the sandbox card
+tokens of contract section 5: tok_visa / tok_mastercard succeed,
+tok_chargeDeclined is declined (HTTP 402 card_error), tok_threeDSecureRequired
+needs a redirect that POST /sandbox/3ds/{intent id}/complete finishes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.domain.expiry import OXXO_DEFAULT_DAYS, oxxo_expires_at
+from app.domain.ids import random_token
+from providers.sandbox.common import Emulator, new_ref
+from providers.sandbox.forms import FormError, decode_form
+from providers.stripe import sign_payload
+
+SUCCEEDING_TOKENS = frozenset({"tok_visa", "tok_mastercard"})
+DECLINED_TOKEN = "tok_chargeDeclined"
+THREE_DS_TOKEN = "tok_threeDSecureRequired"
+OXXO_MIN, OXXO_MAX = 10_00, 10_000_00  # MXN centavos, Stripe's OXXO limits
+
+
+def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+
+
+class StripeEmulator(Emulator):
+    name = "stripe"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.intents: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/payment_intents", self.create_intent, methods=["POST"]),
+            Route("/v1/payment_intents/{id}", self.get_intent, methods=["GET"]),
+            Route("/v1/payment_intents/{id}/cancel", self.cancel_intent, methods=["POST"]),
+            Route("/v1/refunds", self.create_refund, methods=["POST"]),
+        ]
+
+    # -- the API -------------------------------------------------------------------
+
+    async def create_intent(self, request: Request) -> Response:
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        params = await _form_params(request)
+        if isinstance(params, Response):
+            return params
+        return await self.idempotency.run(
+            request.headers.get("idempotency-key"),
+            params,
+            lambda: self._create_intent(params),
+            _idempotency_conflict,
+        )
+
+    async def _create_intent(self, params: dict[str, Any]) -> Response:
+        amount = str(params.get("amount", ""))
+        if not amount.isdigit() or int(amount) <= 0:
+            return _error(400, "invalid_request_error", "Invalid positive integer", param="amount")
+        currency = str(params.get("currency", "")).lower()
+        if currency not in {"mxn", "usd"}:
+            return _error(400, "invalid_request_error", "Invalid currency", param="currency")
+        method = (params.get("payment_method_data") or {}).get("type")
+        intent: dict[str, Any] = {
+            "id": new_ref("pi"),
+            "object": "payment_intent",
+            "amount": int(amount),
+            "amount_received": 0,
+            "currency": currency,
+            "status": "requires_payment_method",
+            "description": params.get("description"),
+            "metadata": params.get("metadata") or {},
+            "created": self.state.clock.timestamp(),
+            "payment_method_types": params.get("payment_method_types") or [method],
+            "next_action": None,
+            "last_payment_error": None,
+            "latest_charge": None,
+        }
+        intent["client_secret"] = f"{intent['id']}_secret_{random_token()}"
+        if method == "card":
+            return self._confirm_card(intent, params)
+        if method == "oxxo":
+            return self._confirm_oxxo(intent, params)
+        return _error(400, "invalid_request_error", f"Unsupported payment method {method!r}")
+
+    def _confirm_card(self, intent: dict[str, Any], params: dict[str, Any]) -> Response:
+        token = ((params.get("payment_method_data") or {}).get("card") or {}).get("token")
+        if token in SUCCEEDING_TOKENS:
+            self._succeed(intent)
+        elif token == DECLINED_TOKEN:
+            intent["last_payment_error"] = {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": "generic_decline",
+                "message": "Your card was declined.",
+            }
+            self.intents[intent["id"]] = intent
+            return _error(
+                402,
+                "card_error",
+                "Your card was declined.",
+                code="card_declined",
+                decline_code="generic_decline",
+                payment_intent=intent,
+            )
+        elif token == THREE_DS_TOKEN:
+            cobro_id = intent["metadata"].get("cobro_intent_id", intent["id"])
+            intent["status"] = "requires_action"
+            intent["next_action"] = {
+                "type": "redirect_to_url",
+                "redirect_to_url": {
+                    "url": f"{self.state.public_url}/sandbox/3ds/{cobro_id}",
+                    "return_url": params.get("return_url"),
+                },
+            }
+            self.state.settlers[f"3ds:{cobro_id}"] = lambda: self.settle(intent["id"])
+        else:
+            return _error(
+                400,
+                "invalid_request_error",
+                f"No such token: '{token}'",
+                code="resource_missing",
+                param="payment_method_data[card][token]",
+            )
+        self.intents[intent["id"]] = intent
+        return JSONResponse(intent)
+
+    def _confirm_oxxo(self, intent: dict[str, Any], params: dict[str, Any]) -> Response:
+        if intent["currency"] != "mxn":
+            return _error(400, "invalid_request_error", "OXXO only supports mxn")
+        if not OXXO_MIN <= intent["amount"] <= OXXO_MAX:
+            return _error(
+                400,
+                "invalid_request_error",
+                "Amount must be between 10.00 and 10,000.00 MXN for OXXO",
+                param="amount",
+            )
+        options = (params.get("payment_method_options") or {}).get("oxxo") or {}
+        days = int(options.get("expires_after_days") or OXXO_DEFAULT_DAYS)
+        reference = "".join(str(int(c, 36) % 10) for c in random_token(14))
+        intent["status"] = "requires_action"
+        intent["next_action"] = {
+            "type": "oxxo_display_details",
+            "oxxo_display_details": {
+                "number": reference,
+                "expires_after": int(oxxo_expires_at(self.state.clock.now(), days).timestamp()),
+                "hosted_voucher_url": f"{self.state.public_url}/sandbox/vouchers/{reference}",
+            },
+        }
+        self.intents[intent["id"]] = intent
+        self.state.settlers[f"oxxo:{reference}"] = lambda: self.settle(intent["id"])
+        return JSONResponse(intent)
+
+    async def get_intent(self, request: Request) -> Response:
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        intent = self.intents.get(request.path_params["id"])
+        if intent is None:
+            return _missing("payment_intent", request.path_params["id"])
+        return JSONResponse(intent)
+
+    async def cancel_intent(self, request: Request) -> Response:
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        intent = self.intents.get(request.path_params["id"])
+        if intent is None:
+            return _missing("payment_intent", request.path_params["id"])
+        if intent["status"] in {"succeeded", "processing"}:
+            return _error(
+                400,
+                "invalid_request_error",
+                f"You cannot cancel this PaymentIntent because it has a status of "
+                f"{intent['status']}.",
+                code="payment_intent_unexpected_state",
+            )
+        intent["status"] = "canceled"
+        intent["next_action"] = None
+        return JSONResponse(intent)
+
+    async def create_refund(self, request: Request) -> Response:
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        params = await _form_params(request)
+        if isinstance(params, Response):
+            return params
+        return await self.idempotency.run(
+            request.headers.get("idempotency-key"),
+            params,
+            lambda: self._create_refund(params),
+            _idempotency_conflict,
+        )
+
+    async def _create_refund(self, params: dict[str, Any]) -> Response:
+        intent = self.intents.get(str(params.get("payment_intent")))
+        if intent is None or intent["status"] != "succeeded":
+            return _error(
+                400, "invalid_request_error", "This PaymentIntent has no charge to refund"
+            )
+        if "oxxo" in intent["payment_method_types"]:
+            return _error(400, "invalid_request_error", "OXXO payments cannot be refunded")
+        refunded = sum(
+            r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"]
+        )
+        amount = int(params.get("amount") or intent["amount"] - refunded)
+        if amount <= 0 or refunded + amount > intent["amount"]:
+            return _error(
+                400,
+                "invalid_request_error",
+                "Refund amount is greater than unrefunded amount on charge",
+                param="amount",
+            )
+        refund = {
+            "id": new_ref("re"),
+            "object": "refund",
+            "amount": amount,
+            "payment_intent": intent["id"],
+            "status": "succeeded",
+            "currency": intent["currency"],
+            "metadata": params.get("metadata") or {},
+        }
+        self.refunds[refund["id"]] = refund
+        return JSONResponse(refund)
+
+    # -- what happens outside the API: settlement and webhooks ----------------------
+
+    def _succeed(self, intent: dict[str, Any]) -> None:
+        intent["status"] = "succeeded"
+        intent["amount_received"] = intent["amount"]
+        intent["next_action"] = None
+        intent["latest_charge"] = new_ref("ch")
+
+    async def settle(self, intent_id: str) -> int | None:
+        """The customer paid (OXXO store, 3-D Secure passed): succeed and tell Cobro."""
+        intent = self.intents[intent_id]
+        if intent["status"] != "requires_action":
+            return None
+        self._succeed(intent)
+        return await self.send_event("payment_intent.succeeded", intent)
+
+    async def send_event(self, kind: str, obj: dict[str, Any]) -> int | None:
+        event = {
+            "id": new_ref("evt"),
+            "object": "event",
+            "type": kind,
+            "created": self.state.clock.timestamp(),
+            "data": {"object": dict(obj)},
+            "livemode": False,
+        }
+        secret = self.webhook_secret
+        return await self.state.send_webhook(
+            self.name,
+            json.dumps(event).encode(),
+            lambda body, t: {"Stripe-Signature": sign_payload(body, secret, t)},
+        )
+
+
+async def _form_params(request: Request) -> dict[str, Any] | Response:
+    try:
+        pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+        return decode_form(pairs)
+    except (FormError, UnicodeDecodeError, ValueError) as exc:
+        return _error(400, "invalid_request_error", f"Invalid request body: {exc}")
+
+
+def _missing(kind: str, ref: str) -> JSONResponse:
+    return _error(404, "invalid_request_error", f"No such {kind}: '{ref}'", code="resource_missing")
+
+
+def _idempotency_conflict() -> Response:
+    return _error(
+        400,
+        "idempotency_error",
+        "Keys for idempotent requests can only be used with the same parameters they were "
+        "first used with.",
+    )

@@ -1,0 +1,343 @@
+"""Stripe: cards and OXXO through the PaymentIntents API (docs.stripe.com/api).
+
+Form-encoded requests with bracketed keys, `Authorization: Bearer <secret key>`,
+an `Idempotency-Key` on every call that creates or moves money. Webhooks are
+verified with Stripe's `Stripe-Signature` scheme (HMAC-SHA256 of "t.body", any
+`v1` may match, 300 s tolerance), as stripe-python's `_webhook.py` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from app.domain.methods import PaymentMethodType
+from app.domain.next_action import NextAction, OxxoVoucher, RedirectToUrl
+from providers.base import (
+    INVALID_REQUEST,
+    PaymentRequest,
+    ProviderConfig,
+    ProviderError,
+    ProviderEvent,
+    ProviderPayment,
+    ProviderRefund,
+    ProviderStatus,
+    RefundRequest,
+    WebhookRejected,
+)
+from providers.http import PspHttp, json_body
+
+# Stripe rejects webhook timestamps older than this (stripe-python DEFAULT_TOLERANCE).
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+STATUS_MAP = {
+    "requires_payment_method": ProviderStatus.FAILED,  # after a failed attempt
+    "requires_confirmation": ProviderStatus.PENDING,
+    "requires_action": ProviderStatus.REQUIRES_ACTION,
+    "processing": ProviderStatus.PROCESSING,
+    "requires_capture": ProviderStatus.PROCESSING,
+    "succeeded": ProviderStatus.SUCCEEDED,
+    "canceled": ProviderStatus.CANCELED,
+}
+
+REFUND_STATUS_MAP = {
+    "succeeded": ProviderStatus.SUCCEEDED,
+    "pending": ProviderStatus.PENDING,
+    "requires_action": ProviderStatus.PENDING,
+    "failed": ProviderStatus.FAILED,
+    "canceled": ProviderStatus.FAILED,
+}
+
+# Stripe's card_error codes that mean "this card, not this PSP": no failover.
+DECLINE_CODES = frozenset(
+    {"card_declined", "expired_card", "incorrect_cvc", "insufficient_funds", "incorrect_number"}
+)
+
+
+def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Flatten nested params into Stripe's bracket notation: a[b][0]=c."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            pairs.extend(encode_form(value, name))
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    pairs.extend(encode_form(item, f"{name}[{i}]"))
+                else:
+                    pairs.append((f"{name}[{i}]", _scalar(item)))
+        else:
+            pairs.append((name, _scalar(value)))
+    return pairs
+
+
+def form(params: Mapping[str, Any]) -> dict[str, Any]:
+    """httpx keyword arguments for a form-encoded body in Stripe's notation."""
+    return {
+        "content": urlencode(encode_form(params)).encode(),
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+    }
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class StripeProvider:
+    name = "stripe"
+    methods = frozenset({PaymentMethodType.CARD, PaymentMethodType.OXXO})
+
+    def __init__(
+        self, config: ProviderConfig, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.config = config
+        self.http = PspHttp(
+            self.name,
+            config,
+            transport=transport,
+            headers={"Authorization": f"Bearer {config.api_key}", "Stripe-Version": "2024-06-20"},
+        )
+
+    async def create_payment(
+        self, request: PaymentRequest, idempotency_key: str
+    ) -> ProviderPayment:
+        response = await self.http.request(
+            "POST",
+            "/v1/payment_intents",
+            **form(self._create_params(request)),
+            idempotency_key=idempotency_key,
+        )
+        return self._payment_from_response(response)
+
+    def _create_params(self, request: PaymentRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "amount": request.amount.minor,
+            "currency": request.amount.currency.value.lower(),
+            "confirm": True,
+            "description": request.description,
+            "metadata": {"cobro_intent_id": request.intent_id},
+        }
+        if request.method is PaymentMethodType.CARD:
+            params["payment_method_types"] = ["card"]
+            params["payment_method_data"] = {
+                "type": "card",
+                "card": {"token": request.card_token},
+            }
+            params["return_url"] = f"{self.config.public_url}/payments/{request.intent_id}/return"
+        elif request.method is PaymentMethodType.OXXO:
+            params["payment_method_types"] = ["oxxo"]
+            params["payment_method_data"] = {
+                "type": "oxxo",
+                "billing_details": {
+                    "name": request.customer_name or "Cliente",
+                    "email": request.customer_email,
+                },
+            }
+            params["payment_method_options"] = {
+                "oxxo": {"expires_after_days": request.expires_in_days}
+            }
+        else:
+            raise ProviderError(self.name, f"does not serve {request.method}", retryable=False)
+        return params
+
+    def _payment_from_response(self, response: httpx.Response) -> ProviderPayment:
+        body = json_body(self.name, response)
+        if response.status_code == 402 or (
+            response.status_code == 400 and body.get("error", {}).get("type") == "card_error"
+        ):
+            return self._declined(body["error"])
+        if response.status_code >= 400:
+            raise _api_error(self.name, response.status_code, body)
+        return payment_from_stripe(body)
+
+    def _declined(self, error: Mapping[str, Any]) -> ProviderPayment:
+        intent = error.get("payment_intent") or {}
+        code = error.get("code") or "card_declined"
+        return ProviderPayment(
+            provider_ref=str(intent.get("id") or ""),
+            status=ProviderStatus.FAILED,
+            error_code="CARD_DECLINED" if code in DECLINE_CODES else code.upper(),
+            error_message=str(error.get("message") or "The card was declined."),
+            raw=dict(error),
+        )
+
+    async def fetch_payment(self, provider_ref: str) -> ProviderPayment:
+        response = await self.http.request("GET", f"/v1/payment_intents/{provider_ref}")
+        return self._payment_from_response(response)
+
+    async def cancel_payment(self, provider_ref: str, idempotency_key: str) -> ProviderPayment:
+        response = await self.http.request(
+            "POST",
+            f"/v1/payment_intents/{provider_ref}/cancel",
+            **form({"cancellation_reason": "abandoned"}),
+            idempotency_key=idempotency_key,
+        )
+        return self._payment_from_response(response)
+
+    async def refund(self, request: RefundRequest, idempotency_key: str) -> ProviderRefund:
+        params = {
+            "payment_intent": request.provider_ref,
+            "amount": request.amount.minor,
+            "reason": "requested_by_customer",
+            "metadata": {"cobro_refund_id": request.refund_id},
+        }
+        response = await self.http.request(
+            "POST", "/v1/refunds", **form(params), idempotency_key=idempotency_key
+        )
+        body = json_body(self.name, response)
+        if response.status_code >= 400:
+            raise _api_error(self.name, response.status_code, body)
+        return ProviderRefund(
+            provider_ref=str(body["id"]),
+            status=REFUND_STATUS_MAP.get(str(body.get("status")), ProviderStatus.PENDING),
+            raw=body,
+        )
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: int
+    ) -> list[ProviderEvent]:
+        verify_signature(
+            body,
+            headers.get("stripe-signature", ""),
+            self.config.webhook_secrets,
+            now=now,
+        )
+        try:
+            event = json.loads(body)
+            kind = str(event["type"])
+            obj = event["data"]["object"]
+            event_id = str(event["id"])
+        except (ValueError, KeyError, TypeError):
+            raise WebhookRejected("body is not a Stripe event") from None
+        if not isinstance(obj, dict):
+            raise WebhookRejected("event data.object is not an object")
+        occurred = datetime.fromtimestamp(int(event.get("created") or now), UTC)
+        if kind.startswith("payment_intent."):
+            payment = payment_from_stripe(obj)
+            return [
+                ProviderEvent(
+                    provider=self.name,
+                    event_id=event_id,
+                    type=kind,
+                    status=payment.status,
+                    provider_ref=payment.provider_ref,
+                    amount=payment.amount_received,
+                    occurred_at=occurred,
+                    raw=event,
+                )
+            ]
+        if kind.startswith("refund.") or kind == "charge.refund.updated":
+            return [
+                ProviderEvent(
+                    provider=self.name,
+                    event_id=event_id,
+                    type=kind,
+                    status=REFUND_STATUS_MAP.get(str(obj.get("status")), ProviderStatus.PENDING),
+                    refund_ref=str(obj.get("id")),
+                    occurred_at=occurred,
+                    raw=event,
+                )
+            ]
+        # An event type we do not act on is still acknowledged (and stored).
+        return [ProviderEvent(self.name, event_id, kind, None, occurred_at=occurred, raw=event)]
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def payment_from_stripe(obj: Mapping[str, Any]) -> ProviderPayment:
+    """A Stripe PaymentIntent object in neutral terms (unknown status: PENDING)."""
+    status = STATUS_MAP.get(str(obj.get("status")), ProviderStatus.PENDING)
+    error = obj.get("last_payment_error") or {}
+    if status is ProviderStatus.FAILED and not error:
+        # requires_payment_method with no error is a fresh intent, not a failure.
+        status = ProviderStatus.PENDING
+    next_action = _next_action(obj.get("next_action"))
+    lookup = (next_action.reference,) if isinstance(next_action, OxxoVoucher) else ()
+    return ProviderPayment(
+        provider_ref=str(obj.get("id") or ""),
+        status=status,
+        next_action=next_action,
+        amount_received=_int_or_none(obj.get("amount_received")),
+        error_code="CARD_DECLINED" if error.get("code") in DECLINE_CODES else error.get("code"),
+        error_message=error.get("message"),
+        lookup_keys=lookup,
+        raw=dict(obj),
+    )
+
+
+def _next_action(data: Any) -> NextAction | None:
+    if not isinstance(data, Mapping):
+        return None
+    kind = data.get("type")
+    if kind == "oxxo_display_details":
+        details = data["oxxo_display_details"]
+        return OxxoVoucher(
+            reference=str(details["number"]),
+            expires_at=datetime.fromtimestamp(int(details["expires_after"]), UTC),
+            hosted_voucher_url=details.get("hosted_voucher_url"),
+        )
+    if kind == "redirect_to_url":
+        redirect = data["redirect_to_url"]
+        return RedirectToUrl(url=str(redirect["url"]), return_url=redirect.get("return_url"))
+    return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderError:
+    error = body.get("error") or {}
+    kind = error.get("type", "error")
+    return ProviderError(
+        provider,
+        f"{error.get('message', 'no message')} (HTTP {status} {kind})",
+        retryable=False,
+        # A 401/403 is our misconfiguration; anything else is Stripe refusing the request.
+        code="PROVIDER_AUTH" if status in (401, 403) else INVALID_REQUEST,
+    )
+
+
+def sign_payload(body: bytes, secret: str, timestamp: int) -> str:
+    """The `Stripe-Signature` header value for `body`, as Stripe computes it."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify_signature(
+    body: bytes,
+    header: str,
+    secrets: tuple[str, ...],
+    *,
+    now: int,
+    tolerance: int = SIGNATURE_TOLERANCE_SECONDS,
+) -> None:
+    """Raise WebhookRejected unless some `v1` in `header` signs `body` with a secret."""
+    items = [part.split("=", 1) for part in header.split(",") if "=" in part]
+    timestamps = [value.strip() for key, value in items if key.strip() == "t"]
+    signatures = [value.strip() for key, value in items if key.strip() == "v1"]
+    if not timestamps or not signatures or not timestamps[0].isdigit():
+        raise WebhookRejected("Stripe-Signature header missing or malformed")
+    timestamp = int(timestamps[0])
+    if now - timestamp > tolerance:
+        raise WebhookRejected("Stripe-Signature timestamp is outside the tolerance")
+    signed = f"{timestamp}.".encode() + body
+    # An empty secret verifies against an empty key, which anyone can forge.
+    for secret in filter(None, secrets):
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+            return
+    raise WebhookRejected("no Stripe-Signature v1 matches")

@@ -1,0 +1,45 @@
+"""The per-request context: who is calling, the services, the DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from app.db.repositories.audit import AuditRecord
+from app.domain.errors import CobroError
+from app.services.auth import Principal
+from app.services.container import Services
+
+
+class Loaders:
+    """Batch loads for one request, so a page of intents with events is two queries."""
+
+    def __init__(self, services: Services) -> None:
+        async def load_events(intent_ids: list[str]) -> list[list[AuditRecord]]:
+            found = await services.intents.events(intent_ids)
+            return [found.get(i, []) for i in intent_ids]
+
+        self.events: DataLoader[str, list[AuditRecord]] = DataLoader(load_fn=load_events)
+
+
+@dataclass
+class Context:
+    services: Services
+    principal: Principal | None
+    # A key that was sent but is no good; raised when something needs the principal.
+    auth_error: CobroError | None = None
+    request: Any = None
+    response: Any = None
+    connection_params: dict[str, Any] | None = None
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.services)
+
+    def caller(self) -> Principal | None:
+        """The authenticated caller (None if no key was sent); raise if the key was bad."""
+        if self.auth_error is not None:
+            raise self.auth_error
+        return self.principal

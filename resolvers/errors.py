@@ -1,0 +1,82 @@
+"""How failures reach clients: one mapping for the whole schema.
+
+- A mutation's expected failures (`CobroError`) become `UserError`s in its payload.
+- Auth failures, and expected failures of queries, become GraphQL errors with
+  `extensions.code` (UNAUTHENTICATED, FORBIDDEN, INVALID_AMOUNT, ...).
+- Anything unexpected is logged and shown as "internal error", with no details.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from app.domain.errors import CobroError, Forbidden, Unauthenticated
+from app.domain.intents import PaymentIntent as DomainIntent
+from app.services.results import MutationResult
+from resolvers.context import Context
+from resolvers.types.intent import PaymentIntent
+from resolvers.types.payloads import PaymentIntentPayload, UserError
+
+log = logging.getLogger("cobro.graphql")
+
+VALIDATION_CODE = "GRAPHQL_VALIDATION_FAILED"
+INTERNAL_CODE = "INTERNAL"
+
+
+async def payload(
+    context: Context, run: Callable[[], Awaitable[MutationResult]]
+) -> PaymentIntentPayload:
+    """Run a mutation's service call; expected failures become payload errors."""
+    try:
+        result = await run()
+    except (Unauthenticated, Forbidden):
+        raise
+    except CobroError as error:
+        return PaymentIntentPayload(payment_intent=None, errors=[UserError.from_error(error)])
+    return PaymentIntentPayload(
+        payment_intent=intent_or_none(result.intent, context),
+        errors=[UserError.from_error(e) for e in result.errors],
+    )
+
+
+def intent_or_none(intent: DomainIntent | None, context: Context) -> PaymentIntent | None:
+    return None if intent is None else PaymentIntent.from_domain(intent, context.principal)
+
+
+def to_graphql_error(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if original is None:
+        # Syntax, validation and variable errors: the client's query is at fault.
+        extensions = {"code": VALIDATION_CODE, **(error.extensions or {})}
+        return _copy(error, error.message, extensions)
+    if isinstance(original, CobroError):
+        return _copy(error, original.message, {"code": original.code})
+    if isinstance(original, GraphQLError):
+        return _copy(error, error.message, {"code": VALIDATION_CODE, **(error.extensions or {})})
+    log.error("unexpected error in %s", error.path, exc_info=original)
+    return _copy(error, "internal error", {"code": INTERNAL_CODE})
+
+
+def _copy(error: GraphQLError, message: str, extensions: dict[str, object]) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    """Give every error an `extensions.code` and hide the internals of unexpected ones."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [to_graphql_error(e) for e in result.errors]

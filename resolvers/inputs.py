@@ -1,0 +1,58 @@
+"""Mutation inputs, exactly as contract section 3 names them."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.scalars import JSON
+
+from resolvers.scalars import DecimalString
+from resolvers.types.enums import Currency, PaymentMethodType
+
+
+@strawberry.input
+class CreatePaymentIntentInput:
+    amount: DecimalString
+    currency: Currency = Currency.MXN
+    description: str | None = None
+    metadata: JSON | None = None
+    allowed_methods: list[PaymentMethodType] | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input(description="A PSP card token; sandbox tokens in contract section 5.")
+class CardInput:
+    token: str
+
+
+@strawberry.input
+class OxxoInput:
+    customer_name: str | None = None
+    email: str | None = None
+    expires_in_days: int | None = None
+
+
+@strawberry.input
+class SpeiInput:
+    payer_clabe: str | None = None
+
+
+@strawberry.input
+class CryptoInput:
+    asset: str = "USDC"
+    network: str = "polygon"
+
+
+@strawberry.input
+class ConfirmPaymentIntentInput:
+    id: strawberry.ID
+    method: PaymentMethodType
+    card: CardInput | None = None
+    oxxo: OxxoInput | None = None
+    spei: SpeiInput | None = None
+    crypto: CryptoInput | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class CancelPaymentIntentInput:
+    id: strawberry.ID

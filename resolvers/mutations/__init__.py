@@ -1,0 +1,16 @@
+"""One module per mutation; `Mutation` gathers them."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers.mutations.cancel_payment_intent import cancel_payment_intent
+from resolvers.mutations.confirm_payment_intent import confirm_payment_intent
+from resolvers.mutations.create_payment_intent import create_payment_intent
+
+
+@strawberry.type
+class Mutation:
+    create_payment_intent = create_payment_intent
+    confirm_payment_intent = confirm_payment_intent
+    cancel_payment_intent = cancel_payment_intent

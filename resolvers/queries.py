@@ -1,0 +1,71 @@
+"""Query fields: thin calls into the services."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.domain.errors import Forbidden
+from app.domain.money import parse_amount
+from app.services.auth import KeyKind, require_principal, require_secret_key
+from resolvers.context import Context
+from resolvers.errors import intent_or_none
+from resolvers.scalars import DecimalString
+from resolvers.types.catalog import PaymentMethod, ProviderStatus
+from resolvers.types.enums import Currency, PaymentIntentStatus
+from resolvers.types.intent import PaymentIntent
+from resolvers.types.pagination import PageInfo, PaymentIntentConnection, PaymentIntentEdge
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The payment methods a checkout may offer for this amount.")
+    async def payment_methods(
+        self, info: Info, amount: DecimalString, currency: Currency = Currency.MXN
+    ) -> list[PaymentMethod]:
+        principal = require_principal(info.context.caller())
+        if principal.kind is KeyKind.CLIENT_SECRET:
+            raise Forbidden("a client secret opens its own intent only; use a publishable key")
+        money = parse_amount(amount, currency)
+        router = info.context.services.router
+        return [PaymentMethod.from_option(option) for option in router.options(money)]
+
+    @strawberry.field
+    async def payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntent | None:
+        context = info.context
+        found = await context.services.intents.get(context.caller(), str(id))
+        return intent_or_none(found, context)
+
+    @strawberry.field(description="The merchant's intents, newest first (secret key).")
+    async def payment_intents(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        status: PaymentIntentStatus | None = None,
+    ) -> PaymentIntentConnection:
+        context = info.context
+        page = await context.services.intents.list(
+            context.caller(), first=20 if first is None else first, after=after, status=status
+        )
+        edges = [
+            PaymentIntentEdge(
+                node=PaymentIntent.from_domain(intent, context.principal),
+                cursor=page.cursor(intent),
+            )
+            for intent in page.intents
+        ]
+        return PaymentIntentConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(description="Each PSP, the methods it serves, and its circuit's state.")
+    async def providers(self, info: Info) -> list[ProviderStatus]:
+        require_secret_key(info.context.caller())
+        states = info.context.services.router.provider_states()
+        return [ProviderStatus.from_state(state) for state in states]

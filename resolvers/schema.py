@@ -1,0 +1,58 @@
+"""The schema, with its guards against hostile queries and its caches.
+
+`schema.graphql` at the top of the repository is exported from here
+(`cobro export-schema`) and a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospectionDepthRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from resolvers.errors import ErrorCodes
+from resolvers.mutations import Mutation
+from resolvers.queries import Query
+from resolvers.scalars import SCALARS
+
+# Distinct query documents kept parsed and validated; checkouts send a handful.
+CACHE_SIZE = 256
+
+
+class CobroSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
+        """Log nothing here: a client's mistake is not a server error, and ErrorCodes
+        already logged every unexpected one with its traceback."""
+
+
+def build_schema(
+    *, max_depth: int = 10, max_tokens: int = 2_000, max_aliases: int = 30
+) -> strawberry.Schema:
+    return CobroSchema(
+        query=Query,
+        mutation=Mutation,
+        config=StrawberryConfig(scalar_map=SCALARS),
+        extensions=[
+            ErrorCodes,
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            lambda: ParserCache(maxsize=CACHE_SIZE),
+            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            # The depth limiter skips __schema/__type, so introspection gets its own
+            # bound: `fields { type { fields { ... } } }` otherwise grows exponentially.
+            lambda: AddValidationRules([MaxIntrospectionDepthRule]),
+            lambda: ValidationCache(maxsize=CACHE_SIZE),
+        ],
+    )
+
+
+schema = build_schema()

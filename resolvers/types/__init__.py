@@ -1,0 +1,1 @@
+"""Strawberry output types, each built from a domain value by `from_domain`."""

@@ -1,0 +1,100 @@
+"""`PaymentIntent`, its audit `PaymentEvent`s and its `PaymentError`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.db.repositories.audit import AuditRecord
+from app.domain import intents as domain
+from app.services.auth import Principal
+from resolvers.types.enums import PaymentIntentStatus, PaymentMethodType
+from resolvers.types.money import Money
+from resolvers.types.next_action import NextAction, next_action_from_domain
+
+if TYPE_CHECKING:
+    from resolvers.context import Context
+
+
+@strawberry.type(description="One row of the append-only audit trail.")
+class PaymentEvent:
+    id: strawberry.ID
+    type: str
+    status: PaymentIntentStatus | None
+    provider: str | None
+    at: datetime
+    data: JSON | None
+
+    @classmethod
+    def from_record(cls, record: AuditRecord) -> PaymentEvent:
+        return cls(
+            id=strawberry.ID(f"ev_{record.id}"),
+            type=record.type,
+            status=domain.PaymentIntentStatus(record.status) if record.status else None,
+            provider=record.provider,
+            at=record.at,
+            data=record.data,
+        )
+
+
+@strawberry.type
+class PaymentError:
+    code: str
+    message: str
+    provider: str | None
+
+
+@strawberry.type
+class PaymentIntent:
+    id: strawberry.ID
+    status: PaymentIntentStatus
+    version: int = strawberry.field(
+        description="Grows by one with every change; subscribers use it to drop stale messages."
+    )
+    amount: Money
+    amount_received: Money
+    amount_refunded: Money
+    method: PaymentMethodType | None
+    provider: str | None
+    description: str | None
+    metadata: JSON | None
+    client_secret: str | None = strawberry.field(
+        description="Visible to the secret-key holder only."
+    )
+    next_action: NextAction | None
+    last_error: PaymentError | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+    @strawberry.field(description="The audit trail, oldest first.")
+    async def events(self, info: strawberry.Info[Context, None]) -> list[PaymentEvent]:
+        records = await info.context.loaders.events.load(str(self.id))
+        return [PaymentEvent.from_record(r) for r in records]
+
+    @classmethod
+    def from_domain(cls, intent: domain.PaymentIntent, viewer: Principal | None) -> PaymentIntent:
+        error = intent.last_error
+        return cls(
+            id=strawberry.ID(intent.id),
+            status=intent.status,
+            version=intent.version,
+            amount=Money.from_domain(intent.amount),
+            amount_received=Money.from_domain(intent.amount_received),
+            amount_refunded=Money.from_domain(intent.amount_refunded),
+            method=intent.method,
+            provider=intent.provider,
+            description=intent.description,
+            metadata=intent.metadata,
+            client_secret=intent.client_secret if viewer and viewer.is_secret else None,
+            next_action=next_action_from_domain(intent.next_action),
+            last_error=PaymentError(code=error.code, message=error.message, provider=error.provider)
+            if error
+            else None,
+            created_at=intent.created_at,
+            updated_at=intent.updated_at,
+            expires_at=intent.expires_at,
+        )

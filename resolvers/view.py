@@ -1,0 +1,46 @@
+"""The Strawberry ASGI view: builds each request's Context from its Authorization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
+
+from app.domain.errors import CobroError
+from app.services.container import Services
+from resolvers.context import Context
+from resolvers.errors import to_graphql_error
+
+
+class CobroGraphQL(GraphQL[Context, None]):
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.services = services
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        context = Context(self.services, principal=None, request=request, response=response)
+        try:
+            context.principal = await self.services.auth.authenticate(
+                request.headers.get("authorization")
+            )
+        except CobroError as error:
+            context.auth_error = error
+        return context
+
+    async def process_result(
+        self, request: Request | WebSocket, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # Syntax errors are raised before extensions run; give them a code too.
+        if result.errors:
+            result.errors = [
+                e if e.extensions and "code" in e.extensions else to_graphql_error(e)
+                for e in result.errors
+            ]
+        return process_result(result)

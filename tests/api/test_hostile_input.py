@@ -1,0 +1,98 @@
+"""Hostile or broken requests get a clear 4xx or GraphQL error, never a 500 or a hang."""
+
+from __future__ import annotations
+
+import pytest
+
+from resolvers.schema import build_schema
+from tests.conftest import DEV_SECRET
+
+AUTH = {"Authorization": f"Bearer {DEV_SECRET}"}
+
+
+async def test_malformed_json_is_a_400(http):
+    response = await http.post(
+        "/graphql", content=b'{"query": ', headers={**AUTH, "content-type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+async def test_json_that_is_not_an_object_is_a_400(http):
+    response = await http.post("/graphql", json=[1, 2, 3], headers=AUTH)
+    assert response.status_code == 400
+
+
+async def test_oversized_body_is_a_413(http):
+    query = "query { __typename }" + " " * 70_000
+    response = await http.post("/graphql", json={"query": query}, headers=AUTH)
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_exponential_introspection_is_refused(http):
+    bomb = "fields { type { " * 6 + "name" + " } }" * 6
+    query = f"query {{ __schema {{ types {{ {bomb} }} }} }}"
+    body = (await http.post("/graphql", json={"query": query}, headers=AUTH)).json()
+    assert "introspection" in body["errors"][0]["message"].lower()
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_queries_deeper_than_the_limit_are_refused():
+    schema = build_schema(max_depth=3)
+    deep = "query { paymentIntents { edges { node { amount { amount } } } } }"
+    result = await schema.execute(deep)
+    assert result.errors and "exceeds maximum operation depth" in result.errors[0].message
+
+
+async def test_a_query_with_too_many_tokens_is_refused(http):
+    query = "query {" + " __typename" * 3_000 + " }"
+    body = (await http.post("/graphql", json={"query": query}, headers=AUTH)).json()
+    assert "token" in body["errors"][0]["message"].lower()
+
+
+async def test_alias_bombs_are_refused(http):
+    aliases = " ".join(f"a{i}: __typename" for i in range(50))
+    body = (
+        await http.post("/graphql", json={"query": f"query {{ {aliases} }}"}, headers=AUTH)
+    ).json()
+    assert "aliases" in body["errors"][0]["message"].lower()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["query { nope }", "mutation { createPaymentIntent { errors { code } } }", "{{{{", ""],
+)
+async def test_invalid_documents_are_graphql_errors(http, query):
+    response = await http.post("/graphql", json={"query": query}, headers=AUTH)
+    assert response.status_code in (200, 400)
+    if response.status_code == 200:
+        assert response.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_bad_amount_in_a_query_is_a_coded_error(http):
+    query = 'query { paymentMethods(amount: "-1") { type } }'
+    body = (await http.post("/graphql", json={"query": query}, headers=AUTH)).json()
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_AMOUNT"
+
+
+async def test_health_and_readiness(http):
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
+
+
+async def test_metrics_are_prometheus_text(http, api):
+    from tests.support.graphql import confirm, create_intent
+
+    intent = await create_intent(api)
+    await confirm(api, intent["id"], card={"token": "tok_visa"})
+    text = (await http.get("/metrics")).text
+    assert 'cobro_provider_calls_total{outcome="ok",provider="stripe"}' in text
+    assert 'cobro_intent_changes_total{status="SUCCEEDED"}' in text
+
+
+async def test_graphiql_is_served_to_browsers(http):
+    response = await http.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()

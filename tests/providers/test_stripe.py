@@ -1,0 +1,210 @@
+"""The Stripe adapter against the Stripe emulator, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import stripe
+
+from app.domain.methods import PaymentMethodType
+from app.domain.money import Currency, Money
+from app.domain.next_action import OxxoVoucher, RedirectToUrl
+from providers.base import (
+    INVALID_REQUEST,
+    PaymentRequest,
+    ProviderError,
+    ProviderStatus,
+    RefundRequest,
+    WebhookRejected,
+)
+from providers.stripe import StripeProvider, sign_payload, verify_signature
+
+
+def card(token: str, intent_id: str = "pi_test", amount: int = 50_000) -> PaymentRequest:
+    return PaymentRequest(
+        intent_id=intent_id,
+        amount=Money(amount, Currency.MXN),
+        method=PaymentMethodType.CARD,
+        card_token=token,
+    )
+
+
+@pytest.fixture
+async def stripe_adapter(provider_config):
+    adapter = StripeProvider(provider_config("stripe"))
+    yield adapter
+    await adapter.aclose()
+
+
+async def test_tok_visa_succeeds(stripe_adapter):
+    payment = await stripe_adapter.create_payment(card("tok_visa"), "key-visa-1")
+    assert payment.status is ProviderStatus.SUCCEEDED
+    assert payment.provider_ref.startswith("pi_")
+    assert payment.amount_received == 50_000
+
+
+async def test_declined_card_is_an_answer_not_an_error(stripe_adapter):
+    payment = await stripe_adapter.create_payment(card("tok_chargeDeclined"), "key-decline-1")
+    assert payment.status is ProviderStatus.FAILED
+    assert payment.error_code == "CARD_DECLINED"
+    assert payment.provider_ref.startswith("pi_")
+
+
+async def test_three_d_secure_needs_a_redirect(stripe_adapter, server):
+    payment = await stripe_adapter.create_payment(
+        card("tok_threeDSecureRequired", "pi_3ds"), "k3ds"
+    )
+    assert payment.status is ProviderStatus.REQUIRES_ACTION
+    assert isinstance(payment.next_action, RedirectToUrl)
+    assert payment.next_action.url == f"{server.url}/sandbox/3ds/pi_3ds"
+
+
+async def test_unknown_token_is_refused_on_its_merits(stripe_adapter):
+    with pytest.raises(ProviderError) as caught:
+        await stripe_adapter.create_payment(card("tok_nonsense"), "key-bogus-1")
+    assert caught.value.code == INVALID_REQUEST
+    assert not caught.value.retryable
+    assert "No such token" in caught.value.message
+
+
+async def test_same_idempotency_key_replays_the_first_answer(stripe_adapter):
+    first = await stripe_adapter.create_payment(card("tok_visa"), "key-replay-1")
+    again = await stripe_adapter.create_payment(card("tok_visa"), "key-replay-1")
+    assert again.provider_ref == first.provider_ref
+
+
+async def test_same_key_with_other_parameters_is_refused(stripe_adapter):
+    await stripe_adapter.create_payment(card("tok_visa", amount=1_000), "key-params-1")
+    with pytest.raises(ProviderError) as caught:
+        await stripe_adapter.create_payment(card("tok_visa", amount=2_000), "key-params-1")
+    assert "same parameters" in caught.value.message
+
+
+async def test_oxxo_gives_a_voucher(stripe_adapter):
+    request = PaymentRequest(
+        intent_id="pi_oxxo",
+        amount=Money(20_000, Currency.MXN),
+        method=PaymentMethodType.OXXO,
+        customer_name="Ana",
+        customer_email="ana@example.test",
+        expires_in_days=3,
+    )
+    payment = await stripe_adapter.create_payment(request, "key-oxxo-1")
+    assert payment.status is ProviderStatus.REQUIRES_ACTION
+    voucher = payment.next_action
+    assert isinstance(voucher, OxxoVoucher)
+    assert voucher.reference.isdigit() and len(voucher.reference) == 14
+    assert voucher.reference in payment.lookup_keys
+    assert voucher.expires_at.timestamp() > time.time() + 2 * 86_400
+
+
+async def test_fetch_cancel_and_refund(stripe_adapter):
+    paid = await stripe_adapter.create_payment(card("tok_visa"), "key-refund-1")
+    fetched = await stripe_adapter.fetch_payment(paid.provider_ref)
+    assert fetched.status is ProviderStatus.SUCCEEDED
+    refund = await stripe_adapter.refund(
+        RefundRequest("re_1", "pi_x", Money(10_000, Currency.MXN), provider_ref=paid.provider_ref),
+        "key-refund-1-r",
+    )
+    assert refund.status is ProviderStatus.SUCCEEDED
+    pending = await stripe_adapter.create_payment(card("tok_threeDSecureRequired", "pi_c"), "kc")
+    canceled = await stripe_adapter.cancel_payment(pending.provider_ref, "kc-cancel")
+    assert canceled.status is ProviderStatus.CANCELED
+
+
+async def test_down_is_retryable(stripe_adapter, sandbox, faults):
+    faults.append("stripe")
+    await sandbox.post("/providers/stripe/faults", json={"mode": "down"})
+    with pytest.raises(ProviderError) as caught:
+        await stripe_adapter.create_payment(card("tok_visa"), "key-down-1")
+    assert caught.value.retryable
+    assert "503" in caught.value.message
+
+
+async def test_slow_times_out_well_before_ten_seconds(provider_config, sandbox, faults):
+    adapter = StripeProvider(provider_config("stripe", timeout=0.5))
+    faults.append("stripe")
+    await sandbox.post("/providers/stripe/faults", json={"mode": "slow"})
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as caught:
+        await adapter.create_payment(card("tok_visa"), "key-slow-1")
+    await adapter.aclose()
+    assert caught.value.retryable
+    assert time.monotonic() - started < 2.0
+
+
+async def test_flaky_fails_every_other_call(stripe_adapter, sandbox, faults):
+    faults.append("stripe")
+    await sandbox.post("/providers/stripe/faults", json={"mode": "flaky"})
+    outcomes = []
+    for i in range(4):
+        try:
+            await stripe_adapter.create_payment(card("tok_visa"), f"key-flaky-{i}")
+            outcomes.append("ok")
+        except ProviderError:
+            outcomes.append("error")
+    assert outcomes == ["error", "ok", "error", "ok"]
+
+
+# -- webhook signatures: our scheme is Stripe's scheme ---------------------------------
+
+BODY = json.dumps(
+    {
+        "id": "evt_1",
+        "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_1", "status": "succeeded"}},
+    }
+).encode()
+
+
+def test_stripes_own_verifier_accepts_our_signature():
+    now = int(time.time())
+    header = sign_payload(BODY, "whsec_test", now)
+    event = stripe.Webhook.construct_event(BODY.decode(), header, "whsec_test")
+    assert event["id"] == "evt_1"
+
+
+def test_we_accept_stripes_own_signature():
+    now = int(time.time())
+    signature = stripe.WebhookSignature._compute_signature(f"{now}.{BODY.decode()}", "whsec_test")
+    verify_signature(BODY, f"t={now},v1={signature}", ("whsec_test",), now=now)
+
+
+def test_any_v1_may_match_during_secret_rotation():
+    now = int(time.time())
+    old = sign_payload(BODY, "whsec_old", now).split("v1=")[1]
+    new = sign_payload(BODY, "whsec_new", now).split("v1=")[1]
+    verify_signature(BODY, f"t={now},v1={old},v1={new}", ("whsec_new",), now=now)
+    verify_signature(BODY, f"t={now},v1={new}", ("whsec_old", "whsec_new"), now=now)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "t=abc,v1=00", "v1=00", "t=123", "garbage", "t=,v1="],
+)
+def test_malformed_signature_headers_are_rejected(header):
+    with pytest.raises(WebhookRejected):
+        verify_signature(BODY, header, ("whsec_test",), now=int(time.time()))
+
+
+@pytest.mark.parametrize(
+    ("signed_with", "verified_with", "body"),
+    [
+        ("whsec_test", ("whsec_other",), BODY),  # wrong secret
+        ("", ("",), BODY),  # an empty secret must never verify: anyone could forge it
+        ("whsec_test", ("whsec_test",), BODY + b" "),  # body changed after signing
+    ],
+)
+def test_signatures_that_do_not_match_are_rejected(signed_with, verified_with, body):
+    now = int(time.time())
+    with pytest.raises(WebhookRejected, match="no Stripe-Signature v1 matches"):
+        verify_signature(body, sign_payload(BODY, signed_with, now), verified_with, now=now)
+
+
+def test_stale_timestamps_are_rejected_after_300_seconds():
+    now = int(time.time())
+    verify_signature(BODY, sign_payload(BODY, "s", now - 299), ("s",), now=now)
+    with pytest.raises(WebhookRejected, match="tolerance"):
+        verify_signature(BODY, sign_payload(BODY, "s", now - 301), ("s",), now=now)
