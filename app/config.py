@@ -78,6 +78,8 @@ class ProviderSettings(BaseModel):
     api_secret: SecretStr = SecretStr("sandbox")
     # Several secrets are accepted at once while a rolled secret is still valid.
     webhook_secrets: list[SecretStr] = Field(default_factory=lambda: [SecretStr("sandbox")])
+    # PSP-specific settings, passed to the adapter as they are (see its module docstring).
+    options: dict[str, str] = Field(default_factory=dict)
 
 
 class Settings(BaseSettings):

@@ -31,7 +31,8 @@ from app.services.merchants import MerchantService
 from app.services.routing import Router
 from providers.base import Provider, ProviderConfig
 from providers.registry import ADAPTERS, build_provider
-from providers.sandbox.app import EmulatorKeys, Sandbox
+from providers.sandbox.app import Sandbox, adapter_options
+from providers.sandbox.common import EmulatorConfig
 from providers.sandbox.state import SandboxState
 from resolvers.schema import build_schema
 from resolvers.view import CobroGraphQL
@@ -91,24 +92,28 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
 
 
 def _build_sandbox(settings: Settings, clock: Clock) -> Sandbox:
-    keys = {
-        name: EmulatorKeys(
+    configs = {
+        name: EmulatorConfig(
             api_key=settings.provider(name).api_key.get_secret_value(),
+            api_secret=settings.provider(name).api_secret.get_secret_value(),
             webhook_secret=settings.provider(name).webhook_secrets[0].get_secret_value(),
         )
         for name in ADAPTERS
     }
-    return Sandbox(SandboxState(clock=clock, public_url=settings.base_url), keys)
+    return Sandbox(SandboxState(clock=clock, public_url=settings.base_url), configs)
 
 
 def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> Provider:
     own = settings.provider(name)
     transport = None
     base_url = own.base_url
+    options = dict(own.options)
     if base_url is None:
         assert sandbox is not None, "outside the sandbox every provider needs a base_url"
         base_url = f"{SANDBOX_HOST}/{name}"
         transport = httpx.ASGITransport(app=sandbox.app, raise_app_exceptions=False)
+    if settings.sandbox_enabled and not options:
+        options = adapter_options(name)
     config = ProviderConfig(
         base_url=base_url,
         api_key=own.api_key.get_secret_value(),
@@ -117,6 +122,7 @@ def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> P
         timeout_seconds=settings.provider_timeout_seconds,
         connect_timeout_seconds=settings.provider_connect_timeout_seconds,
         public_url=settings.base_url,
+        options=options,
     )
     return build_provider(name, config, transport)
 

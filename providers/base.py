@@ -41,6 +41,8 @@ class ProviderConfig:
     connect_timeout_seconds: float = 1.0
     # Public address of Cobro, for return URLs the PSP sends the customer back to.
     public_url: str = ""
+    # PSP-specific settings (STP: empresa, signing key, CLABE prefix; Conekta: webhook key).
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,9 @@ class PaymentRequest:
     crypto_asset: str | None = None
     crypto_network: str | None = None
     payer_clabe: str | None = None
+    # A number unique to this attempt, allocated by the core: SPEI references and
+    # per-intent CLABEs are built from it (adapters keep no state of their own).
+    reference_number: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The request as stored on the attempt row, to replay it after a crash."""
@@ -74,6 +79,7 @@ class PaymentRequest:
             "crypto_asset": self.crypto_asset,
             "crypto_network": self.crypto_network,
             "payer_clabe": self.payer_clabe,
+            "reference_number": self.reference_number,
         }
 
     @classmethod
@@ -94,6 +100,7 @@ class PaymentRequest:
             crypto_asset=data.get("crypto_asset"),
             crypto_network=data.get("crypto_network"),
             payer_clabe=data.get("payer_clabe"),
+            reference_number=data.get("reference_number"),
         )
 
 

@@ -7,10 +7,16 @@ from typing import Any
 import httpx
 
 from providers.base import Provider, ProviderConfig
+from providers.bitso import BitsoProvider
+from providers.conekta import ConektaProvider
+from providers.stp import StpProvider
 from providers.stripe import StripeProvider
 
 ADAPTERS: dict[str, type[Any]] = {
     "stripe": StripeProvider,
+    "conekta": ConektaProvider,
+    "stp": StpProvider,
+    "bitso": BitsoProvider,
 }
 
 

@@ -1,45 +1,53 @@
 """The sandbox as one ASGI app: every emulator under /{psp}, plus the controls
-of contract section 5 that play the customer (pay a voucher, finish 3-D Secure)
-and the operator (faults, redelivery)."""
+of contract section 5 that play the customer (pay a voucher, send a transfer or a
+deposit, finish 3-D Secure) and the operator (faults, redelivery)."""
 
 from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
-from providers.sandbox.common import Emulator
+from app.domain.errors import InvalidAmount
+from app.domain.money import Currency, parse_amount
+from providers.sandbox.bitso import BitsoEmulator
+from providers.sandbox.common import Emulator, EmulatorConfig
+from providers.sandbox.conekta import ConektaEmulator
 from providers.sandbox.faults import FaultMode
 from providers.sandbox.state import SandboxState
+from providers.sandbox.stp import StpEmulator
 from providers.sandbox.stripe import StripeEmulator
 
 # Emulator classes by PSP name; adding a PSP's emulator is one line here.
-EMULATORS: dict[str, type[Any]] = {"stripe": StripeEmulator}
+EMULATORS: dict[str, type[Emulator]] = {
+    "stripe": StripeEmulator,
+    "conekta": ConektaEmulator,
+    "stp": StpEmulator,
+    "bitso": BitsoEmulator,
+}
 MAX_REDELIVER = 100
 
 
-@dataclass(frozen=True, slots=True)
-class EmulatorKeys:
-    api_key: str
-    webhook_secret: str
+def adapter_options(name: str) -> dict[str, str]:
+    """What an adapter needs to talk to this sandbox's emulator of `name`."""
+    emulator = EMULATORS.get(name)
+    return dict(emulator.ADAPTER_OPTIONS) if emulator else {}
 
 
 class Sandbox:
-    def __init__(self, state: SandboxState, keys: dict[str, EmulatorKeys]) -> None:
+    def __init__(self, state: SandboxState, configs: dict[str, EmulatorConfig]) -> None:
         self.state = state
         self.emulators: dict[str, Emulator] = {
-            name: cls(state, keys[name].api_key, keys[name].webhook_secret)
-            for name, cls in EMULATORS.items()
-            if name in keys
+            name: cls(state, configs[name]) for name, cls in EMULATORS.items() if name in configs
         }
-        routes: list[Any] = [
-            Mount(f"/{name}", routes=emulator.routes())  # type: ignore[attr-defined]
+        routes: list[BaseRoute] = [
+            Mount(f"/{name}", routes=emulator.routes())
             for name, emulator in self.emulators.items()
         ]
         routes += [
@@ -48,6 +56,8 @@ class Sandbox:
             Route("/3ds/{intent_id}/complete", self.complete_three_ds, methods=["POST"]),
             Route("/oxxo/{reference}/pay", self.pay_oxxo, methods=["POST"]),
             Route("/vouchers/{reference}", self.voucher_page, methods=["GET"]),
+            Route("/spei/deposits", self.spei_deposit, methods=["POST"]),
+            Route("/crypto/deposits", self.crypto_deposit, methods=["POST"]),
             Route("/webhooks/redeliver", self.redeliver, methods=["POST"]),
         ]
         self.app = Starlette(routes=routes)
@@ -93,6 +103,41 @@ class Sandbox:
             f"<!doctype html><title>OXXO voucher</title><h1>OXXO Pay</h1>"
             f"<p>Reference <strong>{reference}</strong></p>"
         )
+
+    async def spei_deposit(self, request: Request) -> Response:
+        """An SPEI transfer of `amount` (MXN) arrives at `clabe`."""
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            return body
+        clabe = str(body.get("clabe", ""))
+        receive = self.state.clabes.get(clabe)
+        if receive is None:
+            return _problem(404, f"no sandbox account has CLABE {clabe!r}")
+        try:
+            amount = parse_amount(body.get("amount"), Currency.MXN)
+        except InvalidAmount as error:
+            return _problem(400, error.message)
+        status = await receive(amount.minor)
+        return JSONResponse({"clabe": clabe, "amount": amount.to_decimal_string(),
+                             "webhook_status": status})
+
+    async def crypto_deposit(self, request: Request) -> Response:
+        """A crypto deposit of `amount` (in the asset's own units) lands at `address`."""
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            return body
+        address = str(body.get("address", ""))
+        receive = self.state.addresses.get(address)
+        if receive is None:
+            return _problem(404, f"no sandbox deposit address {address!r}")
+        try:
+            amount = Decimal(str(body.get("amount")))
+        except InvalidOperation:
+            return _problem(400, 'amount must be a decimal string such as "29.4118"')
+        if not amount.is_finite() or amount <= 0:
+            return _problem(400, "amount must be a positive decimal")
+        status = await receive(str(amount))
+        return JSONResponse({"address": address, "amount": str(amount), "webhook_status": status})
 
     async def redeliver(self, request: Request) -> Response:
         body = await _json_object(request)

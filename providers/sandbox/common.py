@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 
 from app.domain.ids import random_token
 from providers.sandbox.state import SandboxState
@@ -59,16 +60,34 @@ def bearer(request: Request) -> str:
     return header[7:] if header.lower().startswith("bearer ") else ""
 
 
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """The credentials an emulator expects, matching what its adapter is given."""
+
+    api_key: str
+    api_secret: str
+    webhook_secret: str
+
+
 class Emulator:
-    """Base for one PSP's emulator: its name, its state, its fault handling."""
+    """Base for one PSP's emulator: its name, its state, its fault handling.
+
+    `ADAPTER_OPTIONS` are the PSP-specific options (ProviderConfig.options) an
+    adapter needs to talk to this emulator, such as the sandbox's signing keys.
+    """
 
     name: str = ""
+    ADAPTER_OPTIONS: dict[str, str] = {}
 
-    def __init__(self, state: SandboxState, api_key: str, webhook_secret: str) -> None:
+    def __init__(self, state: SandboxState, config: EmulatorConfig) -> None:
         self.state = state
-        self.api_key = api_key
-        self.webhook_secret = webhook_secret
+        self.config = config
+        self.api_key = config.api_key
+        self.webhook_secret = config.webhook_secret
         self.idempotency = IdempotencyCache()
+
+    def routes(self) -> list[BaseRoute]:
+        raise NotImplementedError
 
     async def guard(self, request: Request) -> Response | None:
         """A fault or auth failure answered instead of the real handler, or None."""

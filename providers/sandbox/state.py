@@ -41,6 +41,11 @@ class SandboxState:
     sent: deque[SentWebhook] = field(default_factory=lambda: deque(maxlen=REDELIVERY_MEMORY))
     # "oxxo:<reference>" / "3ds:<cobro intent id>" -> the emulator call that settles it.
     settlers: dict[str, Callable[[], Awaitable[int | None]]] = field(default_factory=dict)
+    # Where money can arrive: a CLABE (SPEI) or a deposit address (crypto) -> the
+    # emulator call that receives an amount there (minor units for SPEI, a decimal
+    # string in the asset's units for crypto).
+    clabes: dict[str, Callable[[int], Awaitable[int | None]]] = field(default_factory=dict)
+    addresses: dict[str, Callable[[str], Awaitable[int | None]]] = field(default_factory=dict)
 
     async def send_webhook(self, provider: str, body: bytes, sign: SignedWebhook) -> int | None:
         """Post one signed webhook to Cobro, remember it for redelivery; return the status."""

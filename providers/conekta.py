@@ -1,0 +1,21 @@
+"""Conekta adapter (being written)."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.domain.methods import PaymentMethodType
+from providers.base import ProviderConfig
+
+
+class ConektaProvider:
+    name = "conekta"
+    methods: frozenset[PaymentMethodType] = frozenset()
+
+    def __init__(
+        self, config: ProviderConfig, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.config = config
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,14 @@
+"""Bitso emulator (being written)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from providers.sandbox.common import Emulator
+
+
+class BitsoEmulator(Emulator):
+    name = "bitso"
+
+    def routes(self) -> list[BaseRoute]:
+        return []

@@ -1,0 +1,14 @@
+"""Conekta emulator (being written)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from providers.sandbox.common import Emulator
+
+
+class ConektaEmulator(Emulator):
+    name = "conekta"
+
+    def routes(self) -> list[BaseRoute]:
+        return []
