@@ -153,6 +153,40 @@ class ProviderEvent:
     occurred_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def handle(self) -> str | None:
+        """The name this event gives its payment (or refund), most specific first."""
+        return self.provider_ref or self.lookup_key or self.refund_ref
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as stored in the inbox, to apply again without the signature."""
+        return {
+            "provider": self.provider,
+            "event_id": self.event_id,
+            "type": self.type,
+            "status": self.status.value if self.status else None,
+            "provider_ref": self.provider_ref,
+            "lookup_key": self.lookup_key,
+            "amount": self.amount,
+            "refund_ref": self.refund_ref,
+            "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProviderEvent:
+        occurred = data.get("occurred_at")
+        return cls(
+            provider=data["provider"],
+            event_id=data["event_id"],
+            type=data["type"],
+            status=ProviderStatus(data["status"]) if data.get("status") else None,
+            provider_ref=data.get("provider_ref"),
+            lookup_key=data.get("lookup_key"),
+            amount=data.get("amount"),
+            refund_ref=data.get("refund_ref"),
+            occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+        )
+
 
 # The code of a ProviderError for a request the PSP refused on its merits (a 4xx that
 # is not about rate or auth): trying the same thing again will not help.

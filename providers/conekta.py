@@ -1,21 +1,440 @@
-"""Conekta adapter (being written)."""
+"""Conekta: cards, OXXO cash and SPEI through the Orders API (developers.conekta.com).
+
+As conekta/openapi and conekta-python (OrdersApi, OrderRequest, ChargeRequest) show:
+JSON, `Authorization: Bearer <private key>`, the version in `Accept:
+application/vnd.conekta-v2.2.0+json`, an `Idempotency-Key` on calls that move money.
+`POST /orders` takes customer_info {name, email, phone} (all required), line_items
+[{name, unit_price, quantity}] and one charge whose payment_method.type is `card`
+(token_id), `cash` or `spei` (expires_at, unix). Cash answers {object cash_payment,
+type oxxo, 14-digit reference, expires_at}; SPEI {object bank_transfer_payment, clabe,
+bank "STP"}. `GET /orders/{id}`, `POST /orders/{id}/cancel` and `POST
+/orders/{id}/refunds` {amount, reason} answer the order. Errors are {object "error",
+type, details [{code, message}]}; a declined card is a 402 `...processing.bank.*`.
+
+Webhooks: Conekta signs the raw body with a webhook key's private half (RSA PKCS#1
+v1.5, SHA-256) and sends the base64 signature in a `Digest` header; the merchant
+verifies with the public PEM (developers.conekta.com "Verificar firmas": header
+'DIGEST', sha256 of the UTF-8 body signed by the private key; conekta-node issue #105:
+a base64 signature checked with node-rsa's default pkcs1-sha256). There is no
+timestamp: a replayed event is stopped by the inbox's event id, not here.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
 import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from app.domain.methods import PaymentMethodType
-from providers.base import ProviderConfig
+from app.domain.next_action import NextAction, OxxoVoucher, RedirectToUrl, SpeiInstructions
+from providers.base import (
+    INVALID_REQUEST,
+    PaymentRequest,
+    ProviderConfig,
+    ProviderError,
+    ProviderEvent,
+    ProviderPayment,
+    ProviderRefund,
+    ProviderStatus,
+    RefundRequest,
+    WebhookRejected,
+)
+from providers.http import PspHttp, json_body
+
+# The Orders API version this adapter speaks (conekta-python's OrdersApi sends it).
+ACCEPT = "application/vnd.conekta-v2.2.0+json"
+# Conekta's webhook signature header (its docs spell it 'DIGEST'; headers ignore case).
+DIGEST_HEADER = "digest"
+# Conekta requires name, email and phone; the contract makes them optional.
+PLACEHOLDER_NAME = "Cliente"
+PLACEHOLDER_EMAIL = "cliente@example.com"
+PLACEHOLDER_PHONE = "5500000000"
+DEFAULT_ITEM_NAME = "Pago"
+# Who the customer sees as the SPEI beneficiary unless options["beneficiary"] says.
+DEFAULT_BENEFICIARY = "Cobro"
+# The refund reason Conekta's examples send for a customer's request.
+REFUND_REASON = "requested_by_client"
+# SPEI's referencia numérica is 1 to 7 digits (Banxico; stpmex-python accepts 1-9,999,999).
+MAX_NUMERIC_REFERENCE = 9_999_999
+
+# Order `payment_status` -> neutral status; anything else is PENDING, never success.
+STATUS_MAP = {
+    "paid": ProviderStatus.SUCCEEDED,
+    # Paid, then (partly) given back: the payment did succeed; refunds are tracked apart.
+    "refunded": ProviderStatus.SUCCEEDED,
+    "partially_refunded": ProviderStatus.SUCCEEDED,
+    "pending_payment": ProviderStatus.REQUIRES_ACTION,  # voucher, transfer or 3-D Secure
+    "pre_authorized": ProviderStatus.PROCESSING,
+    "under_fraud_review": ProviderStatus.PROCESSING,
+    "declined": ProviderStatus.FAILED,
+    "expired": ProviderStatus.EXPIRED,
+    "canceled": ProviderStatus.CANCELED,
+    "voided": ProviderStatus.CANCELED,
+}
+
+# Webhook event type -> neutral status (Conekta's order and charge event catalogues).
+EVENT_STATUS = {
+    "order.paid": ProviderStatus.SUCCEEDED,
+    "charge.paid": ProviderStatus.SUCCEEDED,
+    "order.pending_payment": ProviderStatus.REQUIRES_ACTION,
+    "order.expired": ProviderStatus.EXPIRED,
+    "charge.expired": ProviderStatus.EXPIRED,
+    "order.canceled": ProviderStatus.CANCELED,
+    "charge.canceled": ProviderStatus.CANCELED,
+    "order.voided": ProviderStatus.CANCELED,
+    "order.declined": ProviderStatus.FAILED,
+    "charge.declined": ProviderStatus.FAILED,
+}
+REFUND_EVENTS = frozenset({"order.refunded", "order.partially_refunded", "charge.refunded"})
+
+# A refund's own `status` (Conekta shows "pending" for refunds that are not instant).
+REFUND_STATUS_MAP = {
+    "pending": ProviderStatus.PENDING,
+    "succeeded": ProviderStatus.SUCCEEDED,
+    "failed": ProviderStatus.FAILED,
+    "canceled": ProviderStatus.FAILED,
+}
+
+# Charge statuses under which the charge's amount has been paid in.
+PAID_CHARGE_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
+
+# 402 detail codes that mean "this card, not this PSP": no failover.
+DECLINE_CODE_PREFIXES = (
+    "conekta.errors.processing.bank.",
+    "conekta.errors.processing.bank_bindings.",
+    "conekta.errors.processing.charge.card_payment.",
+)
+
+_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
 
 
 class ConektaProvider:
     name = "conekta"
-    methods: frozenset[PaymentMethodType] = frozenset()
+    methods = frozenset({PaymentMethodType.CARD, PaymentMethodType.OXXO, PaymentMethodType.SPEI})
 
     def __init__(
         self, config: ProviderConfig, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.config = config
+        self.beneficiary = config.options.get("beneficiary") or DEFAULT_BENEFICIARY
+        # Several PEM blocks may be given, so a key can be rotated without a gap.
+        self.webhook_keys = load_public_keys(config.options.get("webhook_public_key", ""))
+        self.http = PspHttp(
+            self.name,
+            config,
+            transport=transport,
+            headers={"Authorization": f"Bearer {config.api_key}", "Accept": ACCEPT},
+        )
+
+    async def create_payment(
+        self, request: PaymentRequest, idempotency_key: str
+    ) -> ProviderPayment:
+        response = await self.http.request(
+            "POST", "/orders", json=self._order_params(request), idempotency_key=idempotency_key
+        )
+        return self._payment_from_response(response)
+
+    def _order_params(self, request: PaymentRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "currency": request.amount.currency.value,
+            "customer_info": {
+                "name": request.customer_name or PLACEHOLDER_NAME,
+                "email": request.customer_email or PLACEHOLDER_EMAIL,
+                "phone": PLACEHOLDER_PHONE,
+            },
+            "line_items": [
+                {
+                    "name": request.description or DEFAULT_ITEM_NAME,
+                    "unit_price": request.amount.minor,
+                    "quantity": 1,
+                }
+            ],
+            "metadata": {"cobro_intent_id": request.intent_id},
+            "charges": [self._charge_params(request)],
+        }
+        if request.method is PaymentMethodType.CARD:
+            # Where Conekta sends the customer back after 3-D Secure (OrderRequest.return_url).
+            params["return_url"] = f"{self.config.public_url}/payments/{request.intent_id}/return"
+        return params
+
+    def _charge_params(self, request: PaymentRequest) -> dict[str, Any]:
+        expires_at = request.expires_at
+        expires = {"expires_at": int(expires_at.timestamp())} if expires_at else {}
+        if request.method is PaymentMethodType.CARD:
+            return {"payment_method": {"type": "card", "token_id": request.card_token}}
+        if request.method is PaymentMethodType.OXXO:
+            return {"payment_method": {"type": "cash", **expires}}
+        if request.method is PaymentMethodType.SPEI:
+            return {
+                "payment_method": {"type": "spei", **expires},
+                "reference_id": _spei_reference(request),
+            }
+        raise ProviderError(
+            self.name, f"does not serve {request.method}", retryable=False, code=INVALID_REQUEST
+        )
+
+    def _payment_from_response(self, response: httpx.Response) -> ProviderPayment:
+        body = json_body(self.name, response)
+        if response.status_code == 402 and _is_decline(body):
+            return _declined(body)
+        if response.status_code >= 400:
+            raise _api_error(self.name, response.status_code, body)
+        return payment_from_order(body, self.beneficiary)
+
+    async def fetch_payment(self, provider_ref: str) -> ProviderPayment:
+        response = await self.http.request("GET", f"/orders/{provider_ref}")
+        return self._payment_from_response(response)
+
+    async def cancel_payment(self, provider_ref: str, idempotency_key: str) -> ProviderPayment:
+        response = await self.http.request(
+            "POST", f"/orders/{provider_ref}/cancel", idempotency_key=idempotency_key
+        )
+        return self._payment_from_response(response)
+
+    async def refund(self, request: RefundRequest, idempotency_key: str) -> ProviderRefund:
+        if not request.provider_ref:
+            raise ProviderError(
+                self.name, "a refund needs the order id", retryable=False, code=INVALID_REQUEST
+            )
+        response = await self.http.request(
+            "POST",
+            f"/orders/{request.provider_ref}/refunds",
+            json={"amount": request.amount.minor, "reason": REFUND_REASON},
+            idempotency_key=idempotency_key,
+        )
+        body = json_body(self.name, response)
+        if response.status_code >= 400:
+            raise _api_error(self.name, response.status_code, body)
+        refund = _latest_refund(body)
+        if not refund.get("id"):
+            raise ProviderError(self.name, "answered a refund without one", retryable=False)
+        return ProviderRefund(str(refund["id"]), _refund_status(body, refund), raw=body)
+
+    def parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: int
+    ) -> list[ProviderEvent]:
+        header = next((v for k, v in headers.items() if k.lower() == DIGEST_HEADER), "")
+        verify_signature(body, header, self.webhook_keys)
+        event, kind, obj = _event_parts(body)
+        occurred = datetime.fromtimestamp(_int(event.get("created_at")) or now, UTC)
+        common: dict[str, Any] = {"provider": self.name, "event_id": str(event["id"])}
+        common.update(type=kind, occurred_at=occurred, raw=event)
+        if kind in REFUND_EVENTS:
+            # Refund news names the refund alone, as the core expects of it.
+            refund = _latest_refund(obj)
+            ref = str(refund["id"]) if refund.get("id") else None
+            status = _refund_status(obj, refund) if ref else None
+            return [ProviderEvent(**common, status=status, refund_ref=ref)]
+        order_id = obj.get("id") if obj.get("object") == "order" else obj.get("order_id")
+        # A type not in the table is still returned (and acknowledged), with no status.
+        status = EVENT_STATUS.get(kind)
+        return [
+            ProviderEvent(
+                **common,
+                status=status,
+                provider_ref=str(order_id) if order_id else None,
+                lookup_key=_lookup_key(next(iter(_charges(obj)), {}).get("payment_method")),
+                amount=_amount_paid(obj) if status is ProviderStatus.SUCCEEDED else None,
+            )
+        ]
 
     async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def payment_from_order(order: Mapping[str, Any], beneficiary: str) -> ProviderPayment:
+    """A Conekta order in neutral terms (unknown status: PENDING)."""
+    charge = next(iter(_charges(order)), {})
+    status = STATUS_MAP.get(str(order.get("payment_status")), ProviderStatus.PENDING)
+    next_action = None
+    if status is ProviderStatus.REQUIRES_ACTION:
+        next_action = _next_action(order, charge, beneficiary)
+        if next_action is None:
+            status = ProviderStatus.PENDING  # pending, with nothing for the customer to do
+    key = _lookup_key(charge.get("payment_method"))
+    return ProviderPayment(
+        provider_ref=str(order.get("id") or ""),
+        status=status,
+        next_action=next_action,
+        amount_received=_amount_paid(order),
+        error_code="CARD_DECLINED" if status is ProviderStatus.FAILED else None,
+        error_message=charge.get("failure_message"),
+        lookup_keys=(key,) if key else (),
+        raw=dict(order),
+    )
+
+
+def _next_action(
+    order: Mapping[str, Any], charge: Mapping[str, Any], beneficiary: str
+) -> NextAction | None:
+    redirect = (order.get("next_action") or {}).get("redirect_to_url") or {}
+    if redirect.get("url"):
+        return RedirectToUrl(url=str(redirect["url"]), return_url=redirect.get("return_url"))
+    method = charge.get("payment_method") or {}
+    expires = _int(method.get("expires_at"))
+    expires_at = datetime.fromtimestamp(expires, UTC) if expires else None
+    if method.get("object") == "cash_payment" and method.get("reference") and expires_at:
+        # barcode_url is an image, not a voucher page: Conekta hosts no voucher.
+        return OxxoVoucher(reference=str(method["reference"]), expires_at=expires_at)
+    clabe = _lookup_key(method)
+    if method.get("object") == "bank_transfer_payment" and clabe:
+        return SpeiInstructions(
+            clabe=clabe,
+            bank=str(method.get("receiving_account_bank") or method.get("bank") or "STP"),
+            beneficiary=beneficiary,
+            reference=str(charge.get("reference_id") or order.get("id") or ""),
+            expires_at=expires_at,
+        )
+    return None
+
+
+def _lookup_key(method: Any) -> str | None:
+    """The handle a webhook finds the payment by: OXXO reference or SPEI CLABE."""
+    if not isinstance(method, Mapping):
         return None
+    if method.get("object") == "cash_payment":
+        value = method.get("reference")
+    elif method.get("object") == "bank_transfer_payment":
+        value = method.get("clabe") or method.get("receiving_account_number")
+    else:
+        value = None
+    return str(value) if value else None
+
+
+def _charges(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """An order's charges, or the charge itself (charge.* events carry a charge)."""
+    charges = _list(obj.get("charges")) if obj.get("object") == "order" else [obj]
+    return [c for c in charges if isinstance(c, Mapping)]
+
+
+def _amount_paid(obj: Mapping[str, Any]) -> int:
+    """Minor units paid in: the amounts of the charges that were paid."""
+    paid = (c for c in _charges(obj) if c.get("status") in PAID_CHARGE_STATUSES)
+    return sum(_int(c.get("amount")) for c in paid)
+
+
+def _latest_refund(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    refunds = [r for c in _charges(obj) for r in _list(c.get("refunds")) if isinstance(r, Mapping)]
+    return max(refunds, key=lambda r: _int(r.get("created_at")), default={})
+
+
+def _refund_status(obj: Mapping[str, Any], refund: Mapping[str, Any]) -> ProviderStatus:
+    """A refund's own status when it has one; else instant once the order says refunded."""
+    if refund.get("status"):
+        return REFUND_STATUS_MAP.get(str(refund["status"]), ProviderStatus.PENDING)
+    # An order says so in payment_status, a charge (charge.refunded) in status.
+    state = obj.get("payment_status") or obj.get("status")
+    done = state in {"refunded", "partially_refunded"}
+    return ProviderStatus.SUCCEEDED if done and refund else ProviderStatus.PENDING
+
+
+def _is_decline(body: Mapping[str, Any]) -> bool:
+    return any(str(d.get("code", "")).startswith(DECLINE_CODE_PREFIXES) for d in _details(body))
+
+
+def _declined(body: Mapping[str, Any]) -> ProviderPayment:
+    """A 402 decline as an answer; Conekta may carry the declined order under `data`."""
+    order = body.get("data") if isinstance(body.get("data"), Mapping) else {}
+    detail = next(iter(_details(body)), {})
+    return ProviderPayment(
+        provider_ref=str(order.get("id") or ""),
+        status=ProviderStatus.FAILED,
+        error_code="CARD_DECLINED",
+        error_message=str(detail.get("message") or "The card was declined."),
+        raw=dict(body),
+    )
+
+
+def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderError:
+    detail = next(iter(_details(body)), {})
+    message = detail.get("message") or detail.get("debug_message") or "no message"
+    return ProviderError(
+        provider,
+        f"{message} (HTTP {status} {body.get('type', 'error')}: {detail.get('code', '')})",
+        retryable=False,
+        # A 401/403 is our misconfiguration; anything else is Conekta refusing the request.
+        code="PROVIDER_AUTH" if status in (401, 403) else INVALID_REQUEST,
+    )
+
+
+def _details(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [d for d in _list(body.get("details")) if isinstance(d, Mapping)]
+
+
+def _event_parts(body: bytes) -> tuple[dict[str, Any], str, Mapping[str, Any]]:
+    try:
+        event = json.loads(body)
+        kind = str(event["type"])
+        obj = event["data"]["object"]
+        if not event["id"]:
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise WebhookRejected("body is not a Conekta event") from None
+    if not isinstance(obj, Mapping):
+        raise WebhookRejected("event data.object is not an object")
+    return event, kind, obj
+
+
+def _spei_reference(request: PaymentRequest) -> str:
+    """The number the customer may type as referencia numérica (1 to 7 digits)."""
+    if request.reference_number is None:
+        return request.intent_id
+    return str(request.reference_number % MAX_NUMERIC_REFERENCE + 1)
+
+
+def _list(value: Any) -> list[Any]:
+    """Conekta's list objects ({"object": "list", "data": [...]}) or a bare list."""
+    if isinstance(value, Mapping):
+        value = value.get("data")
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def load_public_keys(pem_text: str) -> tuple[rsa.RSAPublicKey, ...]:
+    """The RSA public keys in `pem_text` (none if empty); ValueError if one is not RSA."""
+    keys = []
+    for block in _PEM_BLOCK.findall(pem_text):
+        key = serialization.load_pem_public_key(block.encode())
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise ValueError("a Conekta webhook key must be an RSA public key")
+        keys.append(key)
+    return tuple(keys)
+
+
+def sign_payload(body: bytes, private_key_pem: str) -> str:
+    """The `Digest` header value for `body`, as Conekta computes it."""
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("a Conekta webhook key must be an RSA private key")
+    return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def verify_signature(body: bytes, header: str, keys: tuple[rsa.RSAPublicKey, ...]) -> None:
+    """Raise WebhookRejected unless `header` is a signature of `body` by one of `keys`."""
+    if not keys:
+        raise WebhookRejected("no Conekta webhook public key is configured")
+    if not header.strip():
+        raise WebhookRejected("Digest header missing")
+    try:
+        signature = base64.b64decode(header.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise WebhookRejected("Digest header is not base64") from None
+    for key in keys:
+        try:
+            key.verify(signature, body, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            continue
+        return
+    raise WebhookRejected("no Conekta webhook key verifies the Digest signature")

@@ -47,8 +47,7 @@ class Sandbox:
             name: cls(state, configs[name]) for name, cls in EMULATORS.items() if name in configs
         }
         routes: list[BaseRoute] = [
-            Mount(f"/{name}", routes=emulator.routes())
-            for name, emulator in self.emulators.items()
+            Mount(f"/{name}", routes=emulator.routes()) for name, emulator in self.emulators.items()
         ]
         routes += [
             Route("/providers/{name}/faults", self.set_fault, methods=["POST"]),
@@ -118,8 +117,9 @@ class Sandbox:
         except InvalidAmount as error:
             return _problem(400, error.message)
         status = await receive(amount.minor)
-        return JSONResponse({"clabe": clabe, "amount": amount.to_decimal_string(),
-                             "webhook_status": status})
+        return JSONResponse(
+            {"clabe": clabe, "amount": amount.to_decimal_string(), "webhook_status": status}
+        )
 
     async def crypto_deposit(self, request: Request) -> Response:
         """A crypto deposit of `amount` (in the asset's own units) lands at `address`."""

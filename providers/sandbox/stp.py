@@ -1,14 +1,388 @@
-"""Stp emulator (being written)."""
+"""STP emulator: account registration, outgoing orders, the day's orders, and callbacks.
+
+It answers providers/stp.py as STP's `/speiws/rest` does in cuenca-mx/stpmex-python's
+recorded cassettes: HTTP 200 with STP's own error ids and texts. STP has no API key, so
+`check_auth` lets requests through and each endpoint verifies the `firma` over its own
+cadena with the sandbox public key (ordenPago: id 0 "Error validando la firma";
+cuentaModule: id 1 "Firma Invalida, cuenta: ..."). STP's own idempotency is the
+claveRastreo, unique per operating day (id -1); the Idempotency-Key header is ignored.
+
+A CLABE registered here can receive `POST /sandbox/spei/deposits`: the deposit joins the
+day's received orders and the abono callback goes to Cobro. A registered order settles by
+itself SETTLE_DELAY_SECONDS later (an asyncio task, so the adapter has its folio first):
+it turns LQ and the LIQUIDACION callback follows. Callbacks carry Cobro's own
+`X-Stp-Signature` (HMAC-SHA256 of the body, see providers/stp.py), since STP signs none.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Coroutine
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from app.domain.banks import BANKS
+from app.domain.clabe import institution_code, is_valid_clabe, with_check_digit
+from app.domain.ids import random_token
 from providers.sandbox.common import Emulator
+from providers.stp import (
+    CUENTA_FIELDS,
+    MAX_CLAVE_RASTREO,
+    ORDEN_FIELDS,
+    STP_INSTITUTION,
+    TIPO_CUENTA_CLABE,
+    TIPO_PAGO_TERCERO,
+    cadena_original,
+    monto_text,
+    sign_callback,
+    stp_json,
+)
+
+# SANDBOX ONLY: a throwaway key pair made for this emulator and published on purpose. The
+# adapter signs with the private half, the emulator verifies with the public half. It
+# protects nothing; never register it at STP or use it outside the sandbox.
+SANDBOX_PRIVATE_PEM = """\
+-----BEGIN RSA PRIVATE KEY-----
+MIIEogIBAAKCAQEAlyiDbovZAgxo+K5WrE4kamjiFLeFNJtM77O5Edf4puPx2mrT
+I1c3Kf5uyfsu9Mm5XottY1tIrGqot749xNnFJ4JFzt7xNezU0lcVold+3P1nPrSA
+tDNY/zlO9Cb7Z4aEBLQla4vGmd/SK2KIeX/w66XAP59QF7DU8mfn53FPoA1AwjXJ
+X85vYEn1Qaaao9TOFn0INZ6xpsQ3DrXto0P/3NcIWcGfa89HOznju9gVElyZ4Cjh
+n9DHZCz+pz+sZxCWjQeoRcUT51+QzYDTNOtnBobWJ8YuILLSpzzq5RWy6OOxWC0g
+IYi/38AARsqWka2YxRPjZwllrDshGrpn6JrJnwIDAQABAoIBABEnfl71zP9gBCuw
+sVJlndlbpMigGSRiuYT8evTM80GRXdmhROveUnrYDp+qe2Y5XGmf3h6n9ePnSNVt
+aBomcqrsrFpxT6OEiJSEYIanclTHB0gE+RQ6PY/dY5nusJpLmEDmZtbBKp082t+k
+k4NiYyeDDIHL5S2DGm+WHinUYKpzme2Ylb4FzD45iAjJlbvM6PfdDnmlIUUpkhAA
+vKSf3K4xngkxXzdWBY0iGimXt5ZWCvTMUTOOZ//MHzBXd8fZKbInEPvfOhvHIUAK
+FU8lKhij7qdY9KV7jnU8geSJWhitTvKwEKkYTGL1mCLBKO8pbbz3KRTpTs8LoMeP
+DKhr/PUCgYEAx/jRiQnUf2jDJIA/BQ3+RhmHGTEye+rZt8lpCaXHG/psF5mx9DOG
+TAAeWXkklH07jmFrtVYlZ5YyvQl9oyFBX1YB/tjuVpMi/I83vG9gBGiQz8Y8NGkO
+3ppa2hw06W07impu0/oregPV9hhXDCeE+aKnHKgfnTT5tib2NheOQ1sCgYEAwYJ8
+UQsKz7J8zra2iyAiIDgX+xMZakQw4O92nrlwYpmx48NeZBDzrMPI53+CMG7veESu
+EAQV2eLML3X65OWbZQRuwlSMUubXVMitcjfa0ZPBJTqj8hhsR97dT6bPlu+fJZqI
+OoZvLAj4i2rMAt/LWK4Wli0qMV3JavrugblYeg0CgYAvPv5inkvyflH8wcAh9Zhp
+/4YH0bPXyzj9Tzzd5qkQVy5KtSlyROop8q04/oJCAwSbMzE7essDml0KhL+GV0kW
+uT9ncuF82u6dNUk54CaTZBEyxedbiqbUuStV9Owbao9yuIrO0oCLJ3TZ3A5U9NFa
+Ga/Z+W7eubF18+agCRi3mQKBgCo1YxZuWSpanVydgA2ysZ7jfV+Xl+iU/TBjKzWN
+71Sif6nVmIYtKGmbvvu31VbpK7TJDkqSCY4gKTeE/XfmGVIceGhM9tqyXW+x4htS
+0Zj7KJsNQmtxJlU66H0SPp+Gnukd3u8dGay6PDR01BEgbYNnXafeLCDeeyupllKX
+chQVAoGAHYNB8UKcnIw6RvRGtxsIQix30oSEGv8b1K5Who6Wzt2rsRmM/5MRBXgX
+3v7SuhYSV4nRfhoaEX8mHxkNFUSpJWvT/nU7hqayqs2RWMhBiMoPUy4UL5MnOCby
+oeiOg71uggyeQYKiCQULzCKxdmrWQ62K6+RSN8MHgtrdnQRolh0=
+-----END RSA PRIVATE KEY-----
+"""
+SANDBOX_PUBLIC_PEM = """\
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAlyiDbovZAgxo+K5WrE4k
+amjiFLeFNJtM77O5Edf4puPx2mrTI1c3Kf5uyfsu9Mm5XottY1tIrGqot749xNnF
+J4JFzt7xNezU0lcVold+3P1nPrSAtDNY/zlO9Cb7Z4aEBLQla4vGmd/SK2KIeX/w
+66XAP59QF7DU8mfn53FPoA1AwjXJX85vYEn1Qaaao9TOFn0INZ6xpsQ3DrXto0P/
+3NcIWcGfa89HOznju9gVElyZ4Cjhn9DHZCz+pz+sZxCWjQeoRcUT51+QzYDTNOtn
+BobWJ8YuILLSpzzq5RWy6OOxWC0gIYi/38AARsqWka2YxRPjZwllrDshGrpn6JrJ
+nwIDAQAB
+-----END PUBLIC KEY-----
+"""
+
+EMPRESA = "COBRO"
+CLABE_PREFIX = "6461801234"  # bank 646 (STP), plaza 180, company prefix 1234
+# The company's own account, outside the 6461801234xxxxxxx range that attempts get.
+CUENTA_ORDENANTE = with_check_digit("64618012350000001")
+ADAPTER_OPTIONS = {
+    "empresa": EMPRESA,
+    "private_key": SANDBOX_PRIVATE_PEM,
+    "passphrase": "",
+    "clabe_prefix": CLABE_PREFIX,
+    "rfc": "COB200101AB1",
+    "fecha_constitucion": "20200101",
+    "cuenta_ordenante": CUENTA_ORDENANTE,
+    "webhook_token": "sandbox-stp-token",
+}
+
+STP_CLABE_START = "646180"  # STP accounts: bank 646, plaza 180
+# Who pays sandbox deposits: a BBVA CLABE from cuenca-mx/cep-python's README.
+PAYER_CLABE, PAYER_INSTITUTION, PAYER_NAME = "012180004643051249", "40012", "CLIENTE SANDBOX"
+# Long enough for the adapter to hold the folio before the callback; real SPEI takes seconds.
+SETTLE_DELAY_SECONDS = 0.2
+# SPEI's operating day is Mexico City's date (no daylight saving there since 2022).
+MEXICO_CITY = ZoneInfo("America/Mexico_City")
+KNOWN_INSTITUTIONS = frozenset(code for code, _ in BANKS.values())
+ORDER_REQUIRED = (
+    "empresa",
+    "claveRastreo",
+    "monto",
+    "institucionContraparte",
+    "cuentaBeneficiario",
+    "nombreBeneficiario",
+    "cuentaOrdenante",
+    "conceptoPago",
+    "firma",
+)
+FIRMA_INVALIDA = "Error validando la firma"
+CENT = Decimal("0.01")
 
 
 class StpEmulator(Emulator):
     name = "stp"
+    ADAPTER_OPTIONS = ADAPTER_OPTIONS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key = load_pem_public_key(SANDBOX_PUBLIC_PEM.encode())
+        assert isinstance(key, RSAPublicKey)
+        self.public_key = key
+        self.accounts: dict[str, bool] = {}  # CLABE -> still registered
+        self.sent: dict[int, dict[str, Any]] = {}  # folio -> outgoing order
+        self.received: list[dict[str, Any]] = []  # deposits, as consOrdenesFech lists them
+        self.claves: set[tuple[str, str]] = set()  # (operating day, claveRastreo)
+        self.next_id = 0
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def routes(self) -> list[BaseRoute]:
-        return []
+        base = "/speiws/rest"
+        return [
+            Route(f"{base}/cuentaModule/moral", self.alta, methods=["PUT"]),
+            Route(f"{base}/cuentaModule/moral", self.baja, methods=["DELETE"]),
+            Route(f"{base}/ordenPago/registra", self.registra, methods=["PUT"]),
+            Route(f"{base}/ordenPago/consOrdenesFech", self.consulta, methods=["POST"]),
+        ]
+
+    def check_auth(self, request: Request) -> Response | None:
+        """STP has no bearer key: each endpoint checks the firma over its own fields."""
+        return None
+
+    def firma_ok(self, body: dict[str, Any], fields: tuple[str, ...] | list[str]) -> bool:
+        try:
+            firma = base64.b64decode(str(body.get("firma") or ""), validate=True)
+            cadena = cadena_original(body, fields).encode("utf-8")
+            self.public_key.verify(firma, cadena, PKCS1v15(), SHA256())
+        except (binascii.Error, InvalidSignature):
+            return False
+        return True
+
+    # -- accounts: the per-attempt CLABEs ------------------------------------------------
+
+    async def alta(self, request: Request) -> Response:
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        body = await _json(request)
+        if body is None:
+            return _not_json()
+        if (problem := self._cuenta_problem(body)) is not None:
+            return problem
+        clabe = str(body["cuenta"])
+        if self.accounts.get(clabe):
+            return _cuenta(3, "Cuenta Duplicada")
+        self.accounts[clabe] = True
+        self.state.clabes[clabe] = partial(self.receive, clabe)
+        return _cuenta(0, "Cuenta en revisión.")
+
+    async def baja(self, request: Request) -> Response:
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        body = await _json(request)
+        if body is None:
+            return _not_json()
+        if (problem := self._cuenta_problem(body)) is not None:
+            return problem
+        clabe = str(body["cuenta"])
+        if clabe not in self.accounts:
+            return _cuenta(1, f"La cuenta {clabe} no existe")
+        self.accounts[clabe] = False
+        self.state.clabes.pop(clabe, None)  # later transfers go back to their sender
+        return _cuenta(0, "")
+
+    def _cuenta_problem(self, body: dict[str, Any]) -> Response | None:
+        for field in ("empresa", "cuenta", "rfcCurp", "firma"):
+            if not body.get(field):
+                return _cuenta(5, f"El campo {field} es obligatorio")
+        clabe = str(body["cuenta"])
+        if not self.firma_ok(body, CUENTA_FIELDS):
+            return _cuenta(1, f"Firma Invalida, cuenta: {clabe}")
+        if not (is_valid_clabe(clabe) and clabe.startswith(STP_CLABE_START)):
+            return _cuenta(1, "El campo cuenta es invalido")
+        return None
+
+    async def receive(self, clabe: str, amount_minor: int) -> int | None:
+        """An SPEI transfer of `amount_minor` lands at `clabe`: list it, tell Cobro."""
+        abono = self._abono(clabe, amount_minor)
+        self.received.append(
+            {
+                **{k: abono[k] for k in ("claveRastreo", "cuentaBeneficiario", "monto")},
+                **{k: abono[k] for k in ("cuentaOrdenante", "referenciaNumerica", "empresa")},
+                **{k: abono[k] for k in ("fechaOperacion", "tipoPago", "tsLiquidacion")},
+                "estado": "LQ",
+                "institucionContraparte": int(PAYER_INSTITUTION),
+                "institucionOperante": int(STP_INSTITUTION),
+            }
+        )
+        return await self.state.send_webhook(self.name, stp_json(abono), self._sign)
+
+    def _abono(self, clabe: str, amount_minor: int) -> dict[str, Any]:
+        """The abono callback STP posts for a deposit (fields as in public STP samples)."""
+        return {
+            "id": self._new_id(),
+            "fechaOperacion": int(self._today()),
+            "institucionOrdenante": PAYER_INSTITUTION,
+            "institucionBeneficiaria": STP_INSTITUTION,
+            # Unique per payer bank and day, even across sandbox restarts.
+            "claveRastreo": f"SBX{random_token(16)}",
+            "monto": Decimal(monto_text(amount_minor)),
+            "nombreOrdenante": PAYER_NAME,
+            "tipoCuentaOrdenante": TIPO_CUENTA_CLABE,
+            "cuentaOrdenante": PAYER_CLABE,
+            "rfcCurpOrdenante": "ND",
+            "nombreBeneficiario": EMPRESA,
+            "tipoCuentaBeneficiario": TIPO_CUENTA_CLABE,
+            "cuentaBeneficiario": clabe,
+            "rfcCurpBeneficiario": "ND",
+            "conceptoPago": "PAGO SPEI",
+            # The payer types the reference Cobro showed: the CLABE's 7 assigned digits.
+            "referenciaNumerica": int(clabe[10:17]),
+            "empresa": EMPRESA,
+            "tipoPago": TIPO_PAGO_TERCERO,
+            "tsLiquidacion": self.state.clock.timestamp() * 1000,
+            "folioCodi": None,
+        }
+
+    # -- outgoing orders: refunds -----------------------------------------------------
+
+    async def registra(self, request: Request) -> Response:
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        body = await _json(request)
+        if body is None:
+            return _not_json()
+        if (problem := self._order_problem(body)) is not None:
+            return _error(*problem)
+        day, clave = self._today(), str(body["claveRastreo"])
+        if (day, clave) in self.claves:
+            return _error(
+                -1,
+                f"La clave de rastreo {{{clave}}} para la fecha {{{day}}} de la institucion "
+                f"{{{STP_INSTITUTION}}} ya fue utilizada",
+            )
+        self.claves.add((day, clave))
+        folio = self._new_id()
+        order = {k: v for k, v in body.items() if k != "firma"}
+        self.sent[folio] = {**order, "id": folio, "estado": "E", "fechaOperacion": int(day)}
+        self._later(self._settle(folio))
+        return _stp_response({"resultado": {"id": folio}})
+
+    def _order_problem(self, body: dict[str, Any]) -> tuple[int, str] | None:
+        """STP's error for an order it refuses, in the order STP checks: None if it is fine."""
+        for field in ORDER_REQUIRED:
+            if body.get(field) in (None, ""):
+                return 0, f"El campo {field} es obligatorio"
+        if not self.firma_ok(body, ORDEN_FIELDS):
+            return 0, FIRMA_INVALIDA
+        clave, monto = str(body["claveRastreo"]), body["monto"]
+        if not (clave.isascii() and clave.isalnum() and len(clave) <= MAX_CLAVE_RASTREO):
+            return -34, "Clave rastreo invalida"
+        if not _is_centavos(monto):
+            return -20, f"El monto {{{monto}}} no es válido"
+        cuenta, institucion = str(body["cuentaBeneficiario"]), str(body["institucionContraparte"])
+        if institucion not in KNOWN_INSTITUTIONS:
+            return -9, f"La Institucion {institucion} no es valida"
+        if not is_valid_clabe(cuenta) or institution_code(cuenta) != institucion:
+            return -22, f"La cuenta {cuenta} no coincide para la institucion operante {institucion}"
+        if cuenta == str(body["cuentaOrdenante"]):
+            return -24, f"Cuenta {{{cuenta}}} - {{MISMA_CUENTA}}"
+        return None
+
+    async def _settle(self, folio: int) -> None:
+        """The order went through SPEI: STP marks it LQ and posts LIQUIDACION."""
+        await asyncio.sleep(SETTLE_DELAY_SECONDS)
+        self.sent[folio] |= {"estado": "LQ", "tsLiquidacion": self.state.clock.timestamp() * 1000}
+        body = stp_json({"id": folio, "Estado": "LIQUIDACION", "Detalle": ""})
+        await self.state.send_webhook(self.name, body, self._sign)
+
+    # -- queries ---------------------------------------------------------------------
+
+    async def consulta(self, request: Request) -> Response:
+        """consOrdenesFech: the orders received (estado R) or sent (E) on one operating day."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        body = await _json(request)
+        if body is None:
+            return _not_json()
+        if not body.get("empresa") or not self.firma_ok(body, ORDEN_FIELDS):
+            return _error(0, FIRMA_INVALIDA)
+        day = str(body.get("fechaOperacion") or self._today())
+        orders = self.received if body.get("estado") == "R" else list(self.sent.values())
+        listed = [o for o in orders if str(o["fechaOperacion"]) == day]
+        if not listed:
+            return _error(-100, "No se encontraron ordenes")
+        return _stp_response({"resultado": {"id": 1, "lst": listed}})
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _sign(self, body: bytes, timestamp: int) -> dict[str, str]:
+        return {"X-Stp-Signature": sign_callback(body, self.webhook_secret)}
+
+    def _today(self) -> str:
+        return _operating_day(self.state.clock.now())
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` after this answer, keeping a reference so it is not collected."""
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+def _operating_day(now: datetime) -> str:
+    return now.astimezone(MEXICO_CITY).strftime("%Y%m%d")
+
+
+def _is_centavos(monto: object) -> bool:
+    """A positive amount with at most two decimals, as SPEI moves money."""
+    if isinstance(monto, bool) or not isinstance(monto, Decimal | int):
+        return False
+    try:
+        return monto > 0 and Decimal(monto) == Decimal(monto).quantize(CENT)
+    except InvalidOperation:
+        return False
+
+
+async def _json(request: Request) -> dict[str, Any] | None:
+    """The body as STP's Java side reads it: amounts as exact Decimals."""
+    try:
+        body = json.loads(await request.body(), parse_float=Decimal)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _stp_response(payload: dict[str, Any]) -> Response:
+    return Response(stp_json(payload), media_type="application/json")
+
+
+def _error(code: int, description: str) -> Response:
+    """ordenPago's refusal: HTTP 200, an id of 0 or less and a description."""
+    return _stp_response({"resultado": {"descripcionError": description, "id": code}})
+
+
+def _cuenta(code: int, description: str) -> Response:
+    """cuentaModule's answer: id 0 is success, anything else a refusal."""
+    return JSONResponse({"descripcion": description, "id": code})
+
+
+def _not_json() -> Response:
+    return JSONResponse({"error": "the body is not a JSON object"}, status_code=400)

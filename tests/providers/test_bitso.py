@@ -1,0 +1,427 @@
+"""The Bitso adapter against the Bitso emulator: over real HTTP to the session server, and
+in-process where a test needs the webhooks the emulator sends or a clock it can move."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from starlette.applications import Starlette
+
+from app.clock import Clock
+from app.domain.methods import PaymentMethodType
+from app.domain.money import Currency, Money
+from app.domain.next_action import CryptoInstructions
+from providers.base import (
+    INVALID_REQUEST,
+    PaymentRequest,
+    ProviderConfig,
+    ProviderError,
+    ProviderStatus,
+    RefundRequest,
+    WebhookRejected,
+)
+from providers.bitso import (
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+    BitsoAuth,
+    BitsoProvider,
+    from_millis,
+    public_key_option,
+    sign_request,
+    signed_bytes,
+)
+from providers.sandbox.app import adapter_options
+from providers.sandbox.bitso import (
+    QUOTE_LIFETIME,
+    SANDBOX_KEY_ID,
+    BitsoEmulator,
+    sign_webhook,
+)
+from providers.sandbox.common import EmulatorConfig
+from providers.sandbox.state import SandboxState
+
+NOW = int(time.time())
+
+
+def crypto(
+    asset: str = "USDC", network: str = "polygon", amount: int = 50_000, intent_id: str = "pi_c"
+) -> PaymentRequest:
+    return PaymentRequest(
+        intent_id=intent_id,
+        amount=Money(amount, Currency.MXN),
+        method=PaymentMethodType.CRYPTO,
+        crypto_asset=asset,
+        crypto_network=network,
+    )
+
+
+def bitso_config(config: ProviderConfig) -> ProviderConfig:
+    """The sandbox's webhook public key, as the composition root hands it to the adapter."""
+    return replace(config, options=adapter_options("bitso"))
+
+
+@pytest.fixture
+async def bitso(provider_config) -> AsyncIterator[BitsoProvider]:
+    adapter = BitsoProvider(bitso_config(provider_config("bitso")))
+    yield adapter
+    await adapter.aclose()
+
+
+def instructions_of(payment) -> CryptoInstructions:
+    assert isinstance(payment.next_action, CryptoInstructions)
+    return payment.next_action
+
+
+# -- the quote and the address -----------------------------------------------------------------
+
+
+async def test_quote_gives_exact_decimal_strings_and_an_address(bitso):
+    payment = await bitso.create_payment(crypto(), "bitso-shape-1")
+    assert payment.status is ProviderStatus.REQUIRES_ACTION
+    shown = instructions_of(payment)
+    assert (shown.asset, shown.network) == ("USDC", "polygon")
+    assert shown.crypto_amount == "29.411765"  # 500.00 / 17.00, rounded up to 6 decimals
+    assert shown.rate == "17.00"
+    assert Decimal(shown.crypto_amount) * Decimal(shown.rate) >= Decimal("500.00")
+    assert re.fullmatch(r"0x[0-9a-f]{40}", shown.address)
+    assert payment.lookup_keys == (shown.address,)
+    assert payment.provider_ref == payment.raw["quote"]["id"]
+
+
+async def test_bitcoin_amount_rounds_up_to_eight_decimals(bitso):
+    shown = instructions_of(await bitso.create_payment(crypto("BTC", "bitcoin"), "bitso-btc-1"))
+    assert shown.crypto_amount == "0.00029412"
+    assert Decimal(shown.crypto_amount) * Decimal(shown.rate) >= Decimal("500.00")
+    assert re.fullmatch(r"bc1q[02-9ac-hj-np-z]{38}", shown.address)
+
+
+async def test_quote_holds_for_fifteen_minutes(bitso):
+    payment = await bitso.create_payment(crypto(), "bitso-expiry-1")
+    expires_at = instructions_of(payment).quote_expires_at
+    assert expires_at - from_millis(payment.raw["quote"]["created"]) == timedelta(minutes=15)
+    assert expires_at > datetime.now(UTC) + timedelta(minutes=14)
+
+
+@pytest.mark.parametrize(
+    ("asset", "network", "shape"),
+    [
+        ("USDC", "polygon", r"0x[0-9a-f]{40}"),
+        ("USDT", "ethereum", r"0x[0-9a-f]{40}"),
+        ("USDC", "solana", r"[1-9A-HJ-NP-Za-km-z]{44}"),
+        ("USDT", "tron", r"T[1-9A-HJ-NP-Za-km-z]{33}"),
+    ],
+)
+async def test_every_payment_gets_an_address_of_its_own(bitso, asset, network, shape):
+    first = await bitso.create_payment(crypto(asset, network), f"bitso-own-{network}-1")
+    second = await bitso.create_payment(crypto(asset, network), f"bitso-own-{network}-2")
+    addresses = {instructions_of(first).address, instructions_of(second).address}
+    assert len(addresses) == 2
+    assert all(re.fullmatch(shape, address) for address in addresses)
+
+
+# -- authentication ----------------------------------------------------------------------------
+
+
+def fresh_nonce() -> str:
+    """A "Nonce v2": Unix ms and a random salt, so no adapter in the session has used it."""
+    return str(time.time_ns() // 1_000_000 * 1_000_000 + secrets.randbelow(1_000_000))
+
+
+def test_nonces_grow_with_every_call_and_have_bitsos_v2_shape():
+    auth = BitsoAuth("k", "s")
+    nonces = [auth.next_nonce() for _ in range(1_000)]
+    assert all(later > earlier for earlier, later in itertools.pairwise(nonces))
+    assert all(len(str(n)) == 19 for n in nonces)
+
+
+async def test_a_request_signed_as_bitso_documents_is_accepted(sandbox):
+    path = "/sandbox/bitso/api/v3/fundings?limit=1"
+    nonce = fresh_nonce()
+    header = f"Bitso sandbox:{nonce}:{sign_request('sandbox', nonce, 'GET', path, b'')}"
+    response = await sandbox.get(
+        "/bitso/api/v3/fundings?limit=1", headers={"Authorization": header}
+    )
+    assert response.status_code == 200
+    assert response.json()["success"] is True
+
+
+async def test_a_replayed_nonce_is_refused(sandbox):
+    path = "/sandbox/bitso/api/v3/fundings?limit=1"
+    nonce = fresh_nonce()
+    header = f"Bitso sandbox:{nonce}:{sign_request('sandbox', nonce, 'GET', path, b'')}"
+    first = await sandbox.get("/bitso/api/v3/fundings?limit=1", headers={"Authorization": header})
+    again = await sandbox.get("/bitso/api/v3/fundings?limit=1", headers={"Authorization": header})
+    assert first.status_code == 200
+    assert again.status_code == 401
+    assert again.json()["error"]["code"] == "0207"
+
+
+async def test_a_wrong_secret_is_a_non_retryable_auth_error(provider_config):
+    adapter = BitsoProvider(replace(provider_config("bitso"), api_secret="not-the-secret"))
+    with pytest.raises(ProviderError) as caught:
+        await adapter.create_payment(crypto(), "bitso-wrong-secret-1")
+    await adapter.aclose()
+    assert caught.value.code == "PROVIDER_AUTH"
+    assert not caught.value.retryable
+    assert "0215" in caught.value.message
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("asset", "network"), [("DOGE", "dogecoin"), ("USDC", "tron")])
+async def test_an_unsupported_asset_or_network_is_refused_on_its_merits(bitso, asset, network):
+    with pytest.raises(ProviderError) as caught:
+        await bitso.create_payment(crypto(asset, network), f"bitso-unsupported-{asset}-{network}")
+    assert caught.value.code == INVALID_REQUEST
+    assert not caught.value.retryable
+    assert "0313" in caught.value.message
+
+
+async def test_same_idempotency_key_replays_the_same_quote_and_address(bitso):
+    first = await bitso.create_payment(crypto(), "bitso-replay-1")
+    again = await bitso.create_payment(crypto(), "bitso-replay-1")
+    assert again.provider_ref == first.provider_ref
+    assert instructions_of(again).address == instructions_of(first).address
+
+
+async def test_same_key_with_another_amount_is_refused(bitso):
+    await bitso.create_payment(crypto(amount=50_000), "bitso-conflict-1")
+    with pytest.raises(ProviderError) as caught:
+        await bitso.create_payment(crypto(amount=60_000), "bitso-conflict-1")
+    assert caught.value.code == INVALID_REQUEST
+    assert "other parameters" in caught.value.message
+
+
+async def test_an_unknown_quote_is_quote_expired(bitso):
+    with pytest.raises(ProviderError) as caught:
+        await bitso.fetch_payment("no-such-quote")
+    assert caught.value.code == "QUOTE_EXPIRED"
+    assert not caught.value.retryable
+
+
+async def test_cancel_needs_no_call_and_refunds_go_by_spei(verifier):
+    # `verifier` points at a host that does not exist: any call would fail.
+    canceled = await verifier.cancel_payment("any-quote", "bitso-cancel-1")
+    assert canceled.status is ProviderStatus.CANCELED
+    with pytest.raises(ProviderError) as caught:
+        await verifier.refund(RefundRequest("re_1", "pi_c", Money(100, Currency.MXN)), "k")
+    assert (caught.value.code, caught.value.retryable) == (INVALID_REQUEST, False)
+    assert "SPEI" in caught.value.message
+
+
+async def test_down_is_retryable(bitso, sandbox, faults):
+    faults.append("bitso")
+    await sandbox.post("/providers/bitso/faults", json={"mode": "down"})
+    with pytest.raises(ProviderError) as caught:
+        await bitso.create_payment(crypto(), "bitso-down-1")
+    assert caught.value.retryable
+    assert "503" in caught.value.message
+
+
+# -- deposits ----------------------------------------------------------------------------------
+
+
+async def test_fetch_before_and_after_a_covering_deposit(bitso, sandbox):
+    payment = await bitso.create_payment(crypto(), "bitso-deposit-1")
+    shown = instructions_of(payment)
+    before = await bitso.fetch_payment(payment.provider_ref)
+    assert before.status is ProviderStatus.REQUIRES_ACTION
+    deposit = {"address": shown.address, "amount": shown.crypto_amount}
+    response = await sandbox.post("/crypto/deposits", json=deposit)
+    assert response.status_code == 200
+    after = await bitso.fetch_payment(payment.provider_ref)
+    assert after.status is ProviderStatus.SUCCEEDED
+    assert after.amount_received == 50_000
+    assert after.lookup_keys == (shown.address,)
+
+
+async def test_a_short_deposit_credits_its_share_and_the_rest_completes_it(bitso, sandbox):
+    payment = await bitso.create_payment(crypto(), "bitso-short-1")
+    address = instructions_of(payment).address
+    await sandbox.post("/crypto/deposits", json={"address": address, "amount": "14.705882"})
+    short = await bitso.fetch_payment(payment.provider_ref)
+    share = Decimal("500.00") * Decimal("14.705882") / Decimal("29.411765")
+    assert short.status is ProviderStatus.SUCCEEDED
+    assert short.amount_received == int(share.quantize(Decimal("0.01"), ROUND_DOWN) * 100)
+    assert short.amount_received == 24_999
+    await sandbox.post("/crypto/deposits", json={"address": address, "amount": "14.705883"})
+    assert (await bitso.fetch_payment(payment.provider_ref)).amount_received == 50_000
+
+
+# -- in-process: the webhooks the emulator sends, and a clock we can move ------------------------
+
+
+class Captured:
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(200, json={"received": []})
+
+
+@pytest.fixture
+async def emulated():
+    """(adapter, emulator, captured webhooks, clock) on an emulator of our own."""
+    clock, captured = Clock(), Captured()
+    webhooks = httpx.AsyncClient(transport=httpx.MockTransport(captured), base_url="http://cobro")
+    state = SandboxState(clock=clock, public_url="http://cobro", webhook_client=webhooks)
+    emulator = BitsoEmulator(state, EmulatorConfig("sandbox", "sandbox", "sandbox"))
+    transport = httpx.ASGITransport(app=Starlette(routes=emulator.routes()))
+    config = ProviderConfig(base_url="http://bitso.test", api_key="sandbox", api_secret="sandbox")
+    adapter = BitsoProvider(bitso_config(config), transport=transport)
+    yield adapter, emulator, captured, clock
+    await adapter.aclose()
+    await webhooks.aclose()
+
+
+async def test_the_webhooks_sent_for_a_deposit_parse_to_pending_then_succeeded(emulated):
+    adapter, emulator, captured, _ = emulated
+    payment = await adapter.create_payment(crypto(), "bitso-webhooks-1")
+    shown = instructions_of(payment)
+    await emulator.state.addresses[shown.address](shown.crypto_amount)
+    events = [adapter.parse_webhook(r.headers, r.content, NOW)[0] for r in captured.requests]
+    assert [e.status for e in events] == [ProviderStatus.PROCESSING, ProviderStatus.SUCCEEDED]
+    assert [e.amount for e in events] == [None, 50_000]
+    assert len({e.event_id for e in events}) == 2
+    assert {(e.provider_ref, e.lookup_key) for e in events} == {
+        (payment.provider_ref, shown.address)
+    }
+
+
+async def test_an_unpaid_quote_expires_and_a_late_deposit_is_still_credited(emulated):
+    adapter, emulator, captured, clock = emulated
+    payment = await adapter.create_payment(crypto(), "bitso-late-1")
+    shown = instructions_of(payment)
+    clock.advance(QUOTE_LIFETIME.total_seconds() + 1)
+    assert (await adapter.fetch_payment(payment.provider_ref)).status is ProviderStatus.EXPIRED
+    await emulator.state.addresses[shown.address](shown.crypto_amount)
+    late = adapter.parse_webhook(captured.requests[-1].headers, captured.requests[-1].content, NOW)
+    assert (late[0].status, late[0].amount) == (ProviderStatus.SUCCEEDED, 50_000)
+    assert late[0].raw["payload"]["details"]["conversion"]["quote_expired"] is True
+
+
+# -- webhook signatures: Bitso's RSA scheme ------------------------------------------------------
+
+
+def funding(status: str = "complete", to_amount: str = "500.00", **extra) -> dict:
+    return {
+        "fid": "a17c4c00e17c592fc7b6d9bad2261be8",
+        "status": status,
+        "created_at": "2024-05-17T23:12:00+00:00",
+        "currency": "usdc",
+        "amount": "29.411765",
+        "details": {
+            "receiving_address": "0xabc",
+            "conversion": {"quote_id": "q1", "to_currency": "mxn", "to_amount": to_amount},
+            **extra,
+        },
+    }
+
+
+def event_body(payload: dict) -> bytes:
+    return json.dumps({"event": "funding", "payload": payload}, indent=2).encode()
+
+
+def rsa_headers(payload: dict, key: rsa.RSAPrivateKey, *, ascii_only: bool = True) -> dict:
+    signed = signed_bytes(payload, ascii_only=ascii_only)
+    signature = key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+    return {SIGNATURE_HEADER: base64.b64encode(signature).decode(), KEY_ID_HEADER: SANDBOX_KEY_ID}
+
+
+@pytest.fixture
+def verifier() -> BitsoProvider:
+    """An adapter with the sandbox's webhook key, and a base URL nothing answers at."""
+    config = ProviderConfig(base_url="http://bitso.invalid", api_key="k", api_secret="s")
+    return BitsoProvider(bitso_config(config))
+
+
+def test_a_complete_funding_is_succeeded_with_exact_centavos(verifier):
+    body = event_body(funding(to_amount="1234.56"))
+    [event] = verifier.parse_webhook(sign_webhook(body, NOW), body, NOW)
+    assert event.status is ProviderStatus.SUCCEEDED
+    assert event.amount == 123_456
+    assert event.event_id == "a17c4c00e17c592fc7b6d9bad2261be8:complete"
+    assert (event.provider_ref, event.lookup_key) == ("q1", "0xabc")
+
+
+def test_a_pending_funding_is_processing_and_a_distinct_event(verifier):
+    body = event_body(funding(status="pending"))
+    [event] = verifier.parse_webhook(sign_webhook(body, NOW), body, NOW)
+    assert (event.status, event.amount) == (ProviderStatus.PROCESSING, None)
+    assert event.event_id == "a17c4c00e17c592fc7b6d9bad2261be8:pending"
+
+
+def test_non_ascii_payloads_verify_in_either_spelling(verifier):
+    payload = funding(sender_name="MUÑOZ")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    for ascii_only in (True, False):
+        headers = rsa_headers(payload, key, ascii_only=ascii_only)
+        adapter = BitsoProvider(
+            replace(verifier.config, options={"webhook_public_keys": public_option(key)})
+        )
+        assert adapter.parse_webhook(headers, event_body(payload), NOW)[0].amount == 50_000
+
+
+def public_option(key: rsa.RSAPrivateKey) -> str:
+    return public_key_option(SANDBOX_KEY_ID, key.public_key())
+
+
+def test_a_tampered_body_is_rejected(verifier):
+    body = event_body(funding())
+    headers = sign_webhook(body, NOW)
+    tampered = event_body(funding(to_amount="9999.00"))
+    with pytest.raises(WebhookRejected, match="does not verify"):
+        verifier.parse_webhook(headers, tampered, NOW)
+
+
+def test_a_signature_by_another_key_is_rejected(verifier):
+    payload = funding()
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(WebhookRejected, match="does not verify"):
+        verifier.parse_webhook(rsa_headers(payload, stranger), event_body(payload), NOW)
+
+
+@pytest.mark.parametrize(
+    "drop", [SIGNATURE_HEADER, KEY_ID_HEADER], ids=["no-signature", "no-key-id"]
+)
+def test_a_missing_header_is_rejected(verifier, drop):
+    body = event_body(funding())
+    headers = {k: v for k, v in sign_webhook(body, NOW).items() if k != drop}
+    with pytest.raises(WebhookRejected, match="missing"):
+        verifier.parse_webhook(headers, body, NOW)
+
+
+def test_an_unknown_key_id_is_rejected(verifier):
+    body = event_body(funding())
+    headers = {**sign_webhook(body, NOW), KEY_ID_HEADER: "rotated-away"}
+    with pytest.raises(WebhookRejected, match="rotated-away"):
+        verifier.parse_webhook(headers, body, NOW)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"event": "funding"}'])
+def test_a_malformed_body_is_rejected(verifier, body):
+    headers = {SIGNATURE_HEADER: base64.b64encode(b"x").decode(), KEY_ID_HEADER: SANDBOX_KEY_ID}
+    with pytest.raises(WebhookRejected):
+        verifier.parse_webhook(headers, body, NOW)
+
+
+def test_no_configured_key_verifies_nothing():
+    config = ProviderConfig(base_url="http://bitso.test", api_key="k", api_secret="s")
+    body = event_body(funding())
+    with pytest.raises(WebhookRejected, match="no Bitso webhook public key"):
+        BitsoProvider(config).parse_webhook(sign_webhook(body, NOW), body, NOW)

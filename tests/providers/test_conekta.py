@@ -1,0 +1,497 @@
+"""The Conekta adapter against the Conekta emulator, over real HTTP (and in-process
+where a test must read the webhooks the emulator sends)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.applications import Starlette
+
+from app.clock import Clock
+from app.domain.clabe import is_valid_clabe
+from app.domain.expiry import oxxo_expires_at
+from app.domain.methods import PaymentMethodType
+from app.domain.money import Currency, Money
+from app.domain.next_action import OxxoVoucher, RedirectToUrl, SpeiInstructions
+from providers.base import (
+    INVALID_REQUEST,
+    PaymentRequest,
+    ProviderConfig,
+    ProviderError,
+    ProviderStatus,
+    RefundRequest,
+    WebhookRejected,
+)
+from providers.conekta import ConektaProvider, sign_payload
+from providers.sandbox.common import EmulatorConfig
+from providers.sandbox.conekta import (
+    SANDBOX_WEBHOOK_PRIVATE_KEY,
+    ConektaEmulator,
+    sign_webhook,
+)
+from providers.sandbox.state import SandboxState
+
+NOW = int(time.time())
+
+
+def key() -> str:
+    """A fresh Idempotency-Key: the session server outlives any one test."""
+    return f"key-{uuid.uuid4()}"
+
+
+def card(token: str, intent_id: str = "pi_test", amount: int = 50_000) -> PaymentRequest:
+    return PaymentRequest(
+        intent_id=intent_id,
+        amount=Money(amount, Currency.MXN),
+        method=PaymentMethodType.CARD,
+        card_token=token,
+    )
+
+
+def oxxo(amount: int = 20_000) -> PaymentRequest:
+    return PaymentRequest(
+        intent_id=f"pi_{uuid.uuid4().hex}",
+        amount=Money(amount, Currency.MXN),
+        method=PaymentMethodType.OXXO,
+        customer_name="Ana",
+        customer_email="ana@example.test",
+        expires_in_days=3,
+        expires_at=oxxo_expires_at(datetime.now(UTC), 3),
+    )
+
+
+def spei(amount: int = 50_000, reference_number: int = 42) -> PaymentRequest:
+    return PaymentRequest(
+        intent_id=f"pi_{uuid.uuid4().hex}",
+        amount=Money(amount, Currency.MXN),
+        method=PaymentMethodType.SPEI,
+        expires_at=datetime.now(UTC) + timedelta(hours=72),
+        reference_number=reference_number,
+    )
+
+
+def with_sandbox_key(config: ProviderConfig) -> ProviderConfig:
+    return replace(config, options=ConektaEmulator.ADAPTER_OPTIONS)
+
+
+@pytest.fixture
+async def conekta(provider_config):
+    adapter = ConektaProvider(with_sandbox_key(provider_config("conekta")))
+    yield adapter
+    await adapter.aclose()
+
+
+# -- cards -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["tok_visa", "tok_mastercard"])
+async def test_sandbox_success_tokens_are_paid(conekta, token):
+    payment = await conekta.create_payment(card(token), key())
+    assert payment.status is ProviderStatus.SUCCEEDED
+    assert payment.provider_ref.startswith("ord_")
+    assert payment.amount_received == 50_000
+    assert payment.lookup_keys == ()
+
+
+async def test_declined_card_is_an_answer_not_an_error(conekta):
+    payment = await conekta.create_payment(card("tok_chargeDeclined"), key())
+    assert payment.status is ProviderStatus.FAILED
+    assert payment.error_code == "CARD_DECLINED"
+    assert payment.provider_ref.startswith("ord_")
+    fetched = await conekta.fetch_payment(payment.provider_ref)
+    assert fetched.status is ProviderStatus.FAILED
+    assert fetched.amount_received == 0
+
+
+async def test_unknown_token_is_refused_on_its_merits(conekta):
+    with pytest.raises(ProviderError) as caught:
+        await conekta.create_payment(card("tok_nonsense"), key())
+    assert caught.value.code == INVALID_REQUEST
+    assert not caught.value.retryable
+    assert "token" in caught.value.message
+
+
+async def test_three_d_secure_redirects_and_completing_it_pays(conekta, server, sandbox):
+    intent_id = f"pi_{uuid.uuid4().hex}"
+    payment = await conekta.create_payment(card("tok_threeDSecureRequired", intent_id), key())
+    assert payment.status is ProviderStatus.REQUIRES_ACTION
+    assert isinstance(payment.next_action, RedirectToUrl)
+    assert payment.next_action.url == f"{server.url}/sandbox/3ds/{intent_id}"
+    assert payment.next_action.return_url == f"{server.url}/payments/{intent_id}/return"
+    done = await sandbox.post(f"/3ds/{intent_id}/complete")
+    assert done.status_code == 200
+    assert (await conekta.fetch_payment(payment.provider_ref)).status is ProviderStatus.SUCCEEDED
+
+
+async def test_a_wrong_api_key_is_our_misconfiguration(provider_config):
+    adapter = ConektaProvider(replace(provider_config("conekta"), api_key="key_wrong"))
+    with pytest.raises(ProviderError) as caught:
+        await adapter.create_payment(card("tok_visa"), key())
+    await adapter.aclose()
+    assert caught.value.code == "PROVIDER_AUTH"
+    assert not caught.value.retryable
+
+
+# -- OXXO and SPEI ---------------------------------------------------------------------
+
+
+async def test_oxxo_gives_a_voucher_with_its_reference_as_lookup_key(conekta):
+    request = oxxo()
+    payment = await conekta.create_payment(request, key())
+    assert payment.status is ProviderStatus.REQUIRES_ACTION
+    voucher = payment.next_action
+    assert isinstance(voucher, OxxoVoucher)
+    assert voucher.reference.isdigit() and len(voucher.reference) == 14
+    assert voucher.expires_at == request.expires_at.replace(microsecond=0)
+    assert voucher.hosted_voucher_url is None  # Conekta hosts no voucher page
+    assert payment.lookup_keys == (voucher.reference,)
+
+
+async def test_oxxo_outside_10_to_10000_pesos_is_refused(conekta):
+    for amount in (9_99, 10_000_01):
+        with pytest.raises(ProviderError) as caught:
+            await conekta.create_payment(oxxo(amount), key())
+        assert caught.value.code == INVALID_REQUEST
+        assert not caught.value.retryable
+
+
+async def test_spei_gives_a_valid_stp_clabe_as_lookup_key(conekta):
+    payment = await conekta.create_payment(spei(reference_number=42), key())
+    assert payment.status is ProviderStatus.REQUIRES_ACTION
+    instructions = payment.next_action
+    assert isinstance(instructions, SpeiInstructions)
+    assert is_valid_clabe(instructions.clabe)
+    assert instructions.clabe.startswith("646")
+    assert instructions.bank == "STP"
+    assert instructions.beneficiary == "Cobro"
+    assert instructions.reference == "43"  # referencia numérica from the attempt's number
+    assert instructions.expires_at is not None
+    assert payment.lookup_keys == (instructions.clabe,)
+
+
+async def test_every_spei_order_gets_its_own_clabe(conekta):
+    clabes = {(await conekta.create_payment(spei(), key())).lookup_keys[0] for _ in range(3)}
+    assert len(clabes) == 3
+
+
+# -- idempotency, fetch, cancel, refund ------------------------------------------------
+
+
+async def test_same_idempotency_key_replays_the_first_answer(conekta):
+    same = key()
+    first = await conekta.create_payment(card("tok_visa"), same)
+    again = await conekta.create_payment(card("tok_visa"), same)
+    assert again.provider_ref == first.provider_ref
+
+
+async def test_same_key_with_other_parameters_is_refused(conekta):
+    same = key()
+    await conekta.create_payment(card("tok_visa", amount=1_000), same)
+    with pytest.raises(ProviderError) as caught:
+        await conekta.create_payment(card("tok_visa", amount=2_000), same)
+    assert caught.value.code == INVALID_REQUEST
+    assert not caught.value.retryable
+    assert "idempotency_key" in caught.value.message
+
+
+async def test_fetch_returns_the_order_and_an_unknown_one_is_refused(conekta):
+    created = await conekta.create_payment(oxxo(), key())
+    fetched = await conekta.fetch_payment(created.provider_ref)
+    assert fetched.provider_ref == created.provider_ref
+    assert fetched.lookup_keys == created.lookup_keys
+    with pytest.raises(ProviderError) as caught:
+        await conekta.fetch_payment("ord_doesnotexist00000")
+    assert caught.value.code == INVALID_REQUEST
+    assert "404" in caught.value.message
+
+
+async def test_cancel_a_pending_order_but_not_a_paid_one(conekta):
+    pending = await conekta.create_payment(oxxo(), key())
+    canceled = await conekta.cancel_payment(pending.provider_ref, key())
+    assert canceled.status is ProviderStatus.CANCELED
+    paid = await conekta.create_payment(card("tok_visa"), key())
+    with pytest.raises(ProviderError) as caught:
+        await conekta.cancel_payment(paid.provider_ref, key())
+    assert caught.value.code == INVALID_REQUEST
+    assert "428" in caught.value.message
+
+
+async def test_card_refund_succeeds_up_to_what_was_paid(conekta):
+    paid = await conekta.create_payment(card("tok_visa"), key())
+    refund = await conekta.refund(
+        RefundRequest("re_1", "pi_x", Money(10_000, Currency.MXN), provider_ref=paid.provider_ref),
+        key(),
+    )
+    assert refund.status is ProviderStatus.SUCCEEDED
+    assert refund.provider_ref
+    assert (await conekta.fetch_payment(paid.provider_ref)).status is ProviderStatus.SUCCEEDED
+    with pytest.raises(ProviderError) as caught:
+        await conekta.refund(
+            RefundRequest("re_2", "pi_x", Money(45_000, Currency.MXN), paid.provider_ref), key()
+        )
+    assert caught.value.code == INVALID_REQUEST
+
+
+# -- faults ----------------------------------------------------------------------------
+
+
+async def test_down_is_retryable(conekta, sandbox, faults):
+    faults.append("conekta")
+    await sandbox.post("/providers/conekta/faults", json={"mode": "down"})
+    with pytest.raises(ProviderError) as caught:
+        await conekta.create_payment(card("tok_visa"), key())
+    assert caught.value.retryable
+    assert "503" in caught.value.message
+
+
+async def test_flaky_fails_every_other_call(conekta, sandbox, faults):
+    faults.append("conekta")
+    await sandbox.post("/providers/conekta/faults", json={"mode": "flaky"})
+    outcomes = []
+    for _ in range(4):
+        try:
+            await conekta.create_payment(card("tok_visa"), key())
+            outcomes.append("ok")
+        except ProviderError as error:
+            outcomes.append("retryable" if error.retryable else "final")
+    assert outcomes == ["retryable", "ok", "retryable", "ok"]
+
+
+# -- settling through the sandbox controls ---------------------------------------------
+
+
+async def test_paying_the_oxxo_voucher_at_the_store_pays_the_order(conekta, sandbox):
+    payment = await conekta.create_payment(oxxo(), key())
+    paid = await sandbox.post(f"/oxxo/{payment.next_action.reference}/pay")
+    assert paid.status_code == 200
+    fetched = await conekta.fetch_payment(payment.provider_ref)
+    assert fetched.status is ProviderStatus.SUCCEEDED
+    assert fetched.amount_received == 20_000
+
+
+async def test_an_exact_spei_transfer_pays_the_order(conekta, sandbox):
+    payment = await conekta.create_payment(spei(50_000), key())
+    sent = await sandbox.post(
+        "/spei/deposits", json={"clabe": payment.lookup_keys[0], "amount": "500.00"}
+    )
+    assert sent.status_code == 200
+    fetched = await conekta.fetch_payment(payment.provider_ref)
+    assert fetched.status is ProviderStatus.SUCCEEDED
+    assert fetched.amount_received == 50_000
+
+
+async def test_a_spei_transfer_of_another_amount_is_returned(conekta, sandbox):
+    payment = await conekta.create_payment(spei(50_000), key())
+    for amount in ("499.99", "500.01"):
+        sent = await sandbox.post(
+            "/spei/deposits", json={"clabe": payment.lookup_keys[0], "amount": amount}
+        )
+        assert sent.status_code == 200
+        assert sent.json()["webhook_status"] is None  # no webhook for a returned transfer
+    fetched = await conekta.fetch_payment(payment.provider_ref)
+    assert fetched.status is ProviderStatus.REQUIRES_ACTION
+    assert fetched.amount_received == 0
+
+
+# -- webhooks: Conekta's Digest scheme -------------------------------------------------
+
+
+def order_event(kind: str = "order.paid", **order: object) -> bytes:
+    obj = {
+        "id": "ord_2tUigJ8DgBhbp6w5D",
+        "object": "order",
+        "payment_status": "paid",
+        "charges": {
+            "object": "list",
+            "data": [
+                {
+                    "id": "63efa757cf65380001aec040",
+                    "object": "charge",
+                    "order_id": "ord_2tUigJ8DgBhbp6w5D",
+                    "amount": 13500,
+                    "status": "paid",
+                    "payment_method": {"object": "cash_payment", "reference": "93000262276908"},
+                }
+            ],
+        },
+        **order,
+    }
+    event = {"id": "6307a60c41de27127515a575", "object": "event", "type": kind}
+    return json.dumps({**event, "created_at": NOW, "data": {"object": obj}}).encode()
+
+
+def other_private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@pytest.fixture
+def adapter() -> ConektaProvider:
+    return ConektaProvider(with_sandbox_key(ProviderConfig("http://conekta.invalid", "k")))
+
+
+def test_a_webhook_signed_by_the_emulator_verifies(adapter):
+    body = order_event()
+    [event] = adapter.parse_webhook(sign_webhook(body, NOW), body, NOW)
+    assert event.event_id == "6307a60c41de27127515a575"
+
+
+def test_the_digest_header_is_found_whatever_its_case(adapter):
+    body = order_event()
+    digest = sign_payload(body, SANDBOX_WEBHOOK_PRIVATE_KEY)
+    for name in ("Digest", "digest", "DIGEST"):
+        assert adapter.parse_webhook({name: digest}, body, NOW)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (
+            {"Digest": sign_payload(order_event(), SANDBOX_WEBHOOK_PRIVATE_KEY)},
+            order_event() + b" ",
+        ),
+        ({"Digest": sign_payload(order_event(), other_private_key())}, order_event()),
+        ({}, order_event()),
+        ({"Digest": "not base64!"}, order_event()),
+        ({"Digest": base64.b64encode(b"short").decode()}, order_event()),
+    ],
+    ids=["tampered body", "wrong key", "missing header", "not base64", "not a signature"],
+)
+def test_webhooks_that_do_not_verify_are_rejected(adapter, headers, body):
+    with pytest.raises(WebhookRejected):
+        adapter.parse_webhook(headers, body, NOW)
+
+
+def test_without_a_configured_key_every_webhook_is_rejected():
+    bare = ConektaProvider(ProviderConfig("http://conekta.invalid", "k"))
+    body = order_event()
+    with pytest.raises(WebhookRejected, match="no Conekta webhook public key"):
+        bare.parse_webhook(sign_webhook(body, NOW), body, NOW)
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"id": "e1", "type": "order.paid"}'])
+def test_a_signed_body_that_is_not_an_event_is_rejected(adapter, body):
+    with pytest.raises(WebhookRejected):
+        adapter.parse_webhook(sign_webhook(body, NOW), body, NOW)
+
+
+def test_order_paid_maps_to_succeeded_with_order_reference_and_amount(adapter):
+    body = order_event("order.paid")
+    [event] = adapter.parse_webhook(sign_webhook(body, NOW), body, NOW)
+    assert event.status is ProviderStatus.SUCCEEDED
+    assert event.provider_ref == "ord_2tUigJ8DgBhbp6w5D"
+    assert event.lookup_key == "93000262276908"
+    assert event.amount == 13500
+    assert event.occurred_at == datetime.fromtimestamp(NOW, UTC)
+
+
+def test_charge_paid_for_spei_maps_to_succeeded_with_the_clabe(adapter):
+    charge = {
+        "id": "6408c87bde4b8e00010744e3",
+        "object": "charge",
+        "order_id": "ord_2tVLUFrQBB4HKz1zj",
+        "amount": 40000,
+        "status": "paid",
+        "payment_method": {"object": "bank_transfer_payment", "clabe": "646180111805035472"},
+    }
+    body = json.dumps({"id": "e2", "type": "charge.paid", "data": {"object": charge}}).encode()
+    [event] = adapter.parse_webhook(sign_webhook(body, NOW), body, NOW)
+    assert event.status is ProviderStatus.SUCCEEDED
+    assert event.provider_ref == "ord_2tVLUFrQBB4HKz1zj"
+    assert event.lookup_key == "646180111805035472"
+    assert event.amount == 40000
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("order.pending_payment", ProviderStatus.REQUIRES_ACTION),
+        ("order.expired", ProviderStatus.EXPIRED),
+        ("charge.expired", ProviderStatus.EXPIRED),
+        ("order.canceled", ProviderStatus.CANCELED),
+        ("charge.declined", ProviderStatus.FAILED),
+        ("order.updated", None),  # not acted on, still acknowledged
+    ],
+)
+def test_event_types_map_through_the_table(adapter, kind, status):
+    body = order_event(kind, payment_status="pending_payment")
+    [event] = adapter.parse_webhook(sign_webhook(body, NOW), body, NOW)
+    assert event.status is status
+    assert event.type == kind
+    assert event.amount is None
+
+
+def test_order_refunded_names_the_refund(adapter):
+    refund = {"id": "6407b5bee1329a000175ba11", "object": "refund", "amount": -13500}
+    body = order_event("order.refunded", payment_status="refunded")
+    event_json = json.loads(body)
+    charge = event_json["data"]["object"]["charges"]["data"][0]
+    charge.update(status="refunded", refunds={"object": "list", "data": [refund]})
+    body = json.dumps(event_json).encode()
+    [event] = adapter.parse_webhook(sign_webhook(body, NOW), body, NOW)
+    assert event.status is ProviderStatus.SUCCEEDED
+    assert event.refund_ref == "6407b5bee1329a000175ba11"
+    # Refund news names the refund alone, so the core applies it to the refund.
+    assert (event.provider_ref, event.lookup_key, event.amount) == (None, None, None)
+
+
+# -- the emulator's own webhooks, read in-process --------------------------------------
+
+
+@pytest.fixture
+async def in_process():
+    """An emulator without a server, so its sent webhooks can be read back."""
+    state = SandboxState(clock=Clock(), public_url="http://cobro.test")
+    emulator = ConektaEmulator(state, EmulatorConfig("sandbox", "sandbox", "unused"))
+    transport = httpx.ASGITransport(app=Starlette(routes=emulator.routes()))
+    config = with_sandbox_key(ProviderConfig("http://conekta.test", "sandbox"))
+    adapter = ConektaProvider(config, transport=transport)
+    yield state, adapter
+    await adapter.aclose()
+
+
+async def test_the_webhook_after_an_oxxo_payment_parses_to_that_payment(in_process):
+    state, adapter = in_process
+    payment = await adapter.create_payment(oxxo(), key())
+    await state.settlers[f"oxxo:{payment.next_action.reference}"]()
+    sent = state.sent[-1]
+    [event] = adapter.parse_webhook(sent.sign(sent.body, NOW), sent.body, NOW)
+    assert (event.type, event.status) == ("order.paid", ProviderStatus.SUCCEEDED)
+    assert event.provider_ref == payment.provider_ref
+    assert event.lookup_key == payment.next_action.reference
+    assert event.amount == 20_000
+
+
+async def test_the_webhook_after_a_spei_transfer_carries_the_clabe(in_process):
+    state, adapter = in_process
+    payment = await adapter.create_payment(spei(50_000), key())
+    clabe = payment.lookup_keys[0]
+    await state.clabes[clabe](49_999)
+    assert not state.sent  # a short transfer is returned, and Conekta says nothing
+    await state.clabes[clabe](50_000)
+    sent = state.sent[-1]
+    [event] = adapter.parse_webhook(sent.sign(sent.body, NOW), sent.body, NOW)
+    assert (event.type, event.status) == ("order.paid", ProviderStatus.SUCCEEDED)
+    assert (event.provider_ref, event.lookup_key) == (payment.provider_ref, clabe)
+    assert event.amount == 50_000
+
+
+async def test_an_expired_voucher_can_no_longer_be_paid(in_process):
+    state, adapter = in_process
+    payment = await adapter.create_payment(oxxo(), key())
+    state.clock.advance(8 * 86_400)
+    assert await state.settlers[f"oxxo:{payment.next_action.reference}"]() is None
+    assert (await adapter.fetch_payment(payment.provider_ref)).status is ProviderStatus.EXPIRED
