@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     public_url: str | None = None
     log_level: str = "info"
 
+    # Where the sandbox posts PSP webhooks; unset means this process, in-process.
+    # Point several API processes' sandboxes at one of them to test a cluster.
+    sandbox_webhook_url: str | None = None
+
     dev_secret_key: str = "sk_test_dev"
     dev_publishable_key: str = "pk_test_dev"
 
@@ -115,6 +119,8 @@ class Settings(BaseSettings):
     confirm_lease_seconds: float = 60.0
     # How long an SPEI reference waits for the transfer.
     spei_expiry_hours: float = 72.0
+    # Who sends SPEI transfers out (refunds of OXXO, SPEI and crypto payments), in order.
+    spei_payout_providers: list[str] = Field(default_factory=lambda: ["stp"])
 
     # Hostile-query limits: depth of selections, tokens in the document, aliases,
     # and bytes in the HTTP body.

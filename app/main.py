@@ -4,6 +4,7 @@ outside production, /sandbox."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
+import pybreaker
+import redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -19,15 +22,22 @@ from app.clock import Clock
 from app.config import Settings
 from app.db.engine import Database
 from app.db.migrate import upgrade
+from app.events.broker import Broker, InProcessBroker
+from app.events.redis_broker import RedisBroker
+from app.events.relay import OutboxRelay
 from app.http.health import healthz, readyz
 from app.http.limits import BodySizeLimit
 from app.http.metrics import metrics
+from app.http.webhooks import receive_webhook
 from app.resilience.breaker import Breakers
 from app.services.auth import Authenticator
 from app.services.confirm import ConfirmService
 from app.services.container import Services
 from app.services.intents import IntentService
+from app.services.live import LiveService
 from app.services.merchants import MerchantService
+from app.services.provider_events import ProviderEventService
+from app.services.refunds import RefundService
 from app.services.routing import Router
 from providers.base import Provider, ProviderConfig
 from providers.registry import ADAPTERS, build_provider
@@ -51,6 +61,8 @@ class Runtime:
     services: Services
     providers: dict[str, Provider]
     sandbox: Sandbox | None
+    broker: Broker
+    relay: OutboxRelay
     readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
@@ -68,7 +80,10 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         list(providers),
         fail_max=settings.breaker_fail_max,
         reset_seconds=settings.breaker_reset_seconds,
+        storage=_shared_circuits(settings.redis_url) if settings.redis_url else None,
     )
+    broker: Broker = RedisBroker(settings.redis_url) if settings.redis_url else InProcessBroker()
+    relay = OutboxRelay(db, broker, clock)
     router = Router(settings.methods, providers, breakers)
     services = Services(
         db=db,
@@ -84,11 +99,28 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             lease_seconds=settings.confirm_lease_seconds,
             spei_expiry=timedelta(hours=settings.spei_expiry_hours),
         ),
+        refunds=RefundService(db, clock, router, settings.spei_payout_providers),
+        provider_events=ProviderEventService(db, clock),
+        live=LiveService(db, broker, clock),
     )
-    runtime = Runtime(settings, services, providers, sandbox)
+    runtime = Runtime(settings, services, providers, sandbox, broker, relay)
+    runtime.readiness_checks["broker"] = broker.ping
     runtime.closers += [p.aclose for p in providers.values()]
-    runtime.closers.append(db.dispose)
+    runtime.closers += [broker.close, db.dispose]
     return runtime
+
+
+def _shared_circuits(url: str) -> Callable[[str], pybreaker.CircuitBreakerStorage]:
+    """Circuit state in Redis, so every process sees a PSP's circuit open at once.
+
+    pybreaker's storage is synchronous: each state check is one short blocking round
+    trip (about 0.1 ms on loopback), bounded by these timeouts when Redis is away,
+    when pybreaker falls back to CLOSED.
+    """
+    client = redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
+    return lambda name: pybreaker.CircuitRedisStorage(
+        pybreaker.STATE_CLOSED, client, namespace=f"cobro:circuit:{name}"
+    )
 
 
 def _build_sandbox(settings: Settings, clock: Clock) -> Sandbox:
@@ -147,6 +179,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        Route("/webhooks/{provider}", receive_webhook, methods=["POST"]),
     ]
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
@@ -159,14 +192,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 settings.dev_secret_key, settings.dev_publishable_key
             )
         if runtime.sandbox is not None and runtime.sandbox.state.webhook_client is None:
-            client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=settings.base_url
-            )
+            if settings.sandbox_webhook_url:
+                client = httpx.AsyncClient(base_url=settings.sandbox_webhook_url, timeout=10)
+            else:
+                client = httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url=settings.base_url
+                )
             runtime.sandbox.state.webhook_client = client
             runtime.closers.insert(0, client.aclose)
+        await runtime.broker.start()
+        tasks = [asyncio.create_task(runtime.relay.run(), name="outbox-relay")]
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for close in runtime.closers:
                 await close()
 

@@ -21,7 +21,11 @@ class Loaders:
             found = await services.intents.events(intent_ids)
             return [found.get(i, []) for i in intent_ids]
 
-        self.events: DataLoader[str, list[AuditRecord]] = DataLoader(load_fn=load_events)
+        # No cache: a WebSocket context lives for many messages, and each must see
+        # the trail as it is then. Batching still turns a page into one query.
+        self.events: DataLoader[str, list[AuditRecord]] = DataLoader(
+            load_fn=load_events, cache=False
+        )
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -77,6 +78,14 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [to_graphql_error(e) for e in result.errors]
+        _convert(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each message of a subscription, before it goes out."""
+        _convert(result)
+        yield
+
+
+def _convert(result: Any) -> None:
+    if result is not None and getattr(result, "errors", None):
+        result.errors = [to_graphql_error(e) for e in result.errors]

@@ -56,3 +56,16 @@ class ConfirmPaymentIntentInput:
 @strawberry.input
 class CancelPaymentIntentInput:
     id: strawberry.ID
+
+
+@strawberry.input
+class RefundPaymentIntentInput:
+    id: strawberry.ID
+    amount: DecimalString | None = strawberry.field(
+        default=None, description="Defaults to everything not yet refunded."
+    )
+    reason: str | None = None
+    clabe: str | None = strawberry.field(
+        default=None, description="Where cash and bank refunds go, by SPEI (18 digits)."
+    )
+    idempotency_key: str | None = None

@@ -23,6 +23,7 @@ from resolvers.errors import ErrorCodes
 from resolvers.mutations import Mutation
 from resolvers.queries import Query
 from resolvers.scalars import SCALARS
+from resolvers.subscriptions import Subscription
 
 # Distinct query documents kept parsed and validated; checkouts send a handful.
 CACHE_SIZE = 256
@@ -40,6 +41,7 @@ def build_schema(
     return CobroSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[
             ErrorCodes,

@@ -16,7 +16,9 @@ from app.db.engine import Database
 from app.db.migrate import upgrade
 from app.main import Runtime, build_runtime, create_app
 from app.services.merchants import MerchantService, NewMerchant
+from providers.registry import ADAPTERS
 from tests.support.graphql import GraphQLClient
+from tests.support.redis_server import RedisServer
 from tests.support.server import ServerThread, free_port
 
 DEV_SECRET = "sk_test_dev"
@@ -33,6 +35,16 @@ def make_settings(db_path: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def over_http(url: str) -> dict[str, object]:
+    """Settings that make a test server reach its sandbox, and the sandbox reach its
+    webhooks, over real loopback HTTP rather than in-process."""
+    return {
+        "public_url": url,
+        "sandbox_webhook_url": url,
+        "providers": {name: {"base_url": f"{url}/sandbox/{name}"} for name in ADAPTERS},
+    }
 
 
 @pytest.fixture
@@ -58,7 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """One real API server for the API tests (each test makes its own intents)."""
     port = free_port()
     db = tmp_path_factory.mktemp("server") / "cobro.db"
-    settings = make_settings(db, public_url=f"http://127.0.0.1:{port}")
+    settings = make_settings(db, **over_http(f"http://127.0.0.1:{port}"))
     thread = ServerThread(create_app(settings), port).start()
     thread.settings = settings
     yield thread
@@ -89,3 +101,11 @@ async def http(server: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
 def api(http: httpx.AsyncClient) -> GraphQLClient:
     """GraphQL over HTTP as the dev merchant's secret key."""
     return GraphQLClient(http, DEV_SECRET)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server for the whole run (tests that restart it restore it)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 # Another process may hold SQLite's write lock (two API processes on one file):
 # wait this long for it before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+_AFTER_COMMIT = "cobro.after_commit"
 
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._after_commit: list[Callable[[], None]] = []
+        self._after_commit: list[Callable[[list[Any]], None]] = []
         if self.is_sqlite:
             _ensure_parent_dir(self.url.database)
             self.writer = _sqlite_engine(url, pool_size=1, begin="BEGIN IMMEDIATE")
@@ -45,21 +46,31 @@ class Database:
     def dialect(self) -> str:
         return self.url.get_backend_name()
 
-    def add_after_commit(self, callback: Callable[[], None]) -> None:
-        """Call `callback` after every committed write (the outbox relay's doorbell)."""
+    def add_after_commit(self, callback: Callable[[list[Any]], None]) -> None:
+        """Hand `callback` what each committed transaction queued with `after_commit`
+        (the outbox relay's doorbell: it publishes rows the moment they are durable)."""
         self._after_commit.append(callback)
+
+    @staticmethod
+    def after_commit(conn: AsyncConnection, item: Any) -> None:
+        """Queue `item` for the after-commit callbacks; dropped if the transaction fails."""
+        conn.info[_AFTER_COMMIT].append(item)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: commits when the block ends, rolls back on error."""
-        if self._write_lock is None:
-            async with self.writer.begin() as conn:
+        async with self._writer_turn(), self.writer.begin() as conn:
+            conn.info[_AFTER_COMMIT] = []
+            try:
                 yield conn
-        else:
-            async with self._write_lock, self.writer.begin() as conn:
-                yield conn
-        for callback in self._after_commit:
-            callback()
+            finally:
+                committed = conn.info.pop(_AFTER_COMMIT)
+        if committed:
+            for callback in self._after_commit:
+                callback(committed)
+
+    def _writer_turn(self) -> asyncio.Lock | nullcontext[None]:
+        return self._write_lock if self._write_lock is not None else nullcontext()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -146,3 +146,103 @@ class IdempotencyKey(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
     __table_args__ = (UniqueConstraint("merchant_id", "operation", "key"),)
+
+
+class ReferenceNumber(Base):
+    """A counter: each PSP attempt gets a number no other attempt has (SPEI
+    references and per-intent CLABEs are built from it)."""
+
+    __tablename__ = "reference_numbers"
+
+    number: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[str] = mapped_column(String(40), unique=True)
+
+
+class Refund(Base):
+    """Money going back: to the card, or by SPEI to the customer's CLABE."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # pending -> (provider accepted it) processing -> succeeded | failed
+    status: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_ref: Mapped[str | None] = mapped_column(String(100))
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    clabe: Mapped[str | None] = mapped_column(String(18))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index(None, "provider", "provider_ref"),)
+
+
+class ProviderHandle(Base):
+    """A name a PSP uses for one of our payments (its id, an OXXO reference, a CLABE,
+    a deposit address): how a webhook finds its intent."""
+
+    __tablename__ = "provider_handles"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    handle: Mapped[str] = mapped_column(String(100), primary_key=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
+    attempt_id: Mapped[str] = mapped_column(String(40))
+
+
+class WebhookInbox(Base):
+    """Every PSP event as received, unique per (provider, event id): a replay is a no-op.
+
+    Stored and applied in one transaction, and only then acknowledged. An event that
+    matches no payment yet (it beat our own commit) waits here as `unmatched`.
+    """
+
+    __tablename__ = "webhook_inbox"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(100))
+    handle: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)  # the raw body, exactly as the PSP sent it
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)  # as the adapter parsed it
+    # applied | ignored | unmatched
+    outcome: Mapped[str] = mapped_column(String(20))
+    intent_id: Mapped[str | None] = mapped_column(String(40))
+    received_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        Index(None, "outcome", "provider", "handle"),
+    )
+
+
+class Outbox(Base):
+    """The durable log of intent changes, written in the change's own transaction.
+
+    The writing process publishes its rows at once (they are leased to it); any
+    relay publishes rows whose lease ran out (their writer died). Rows are kept
+    after publishing so a subscriber that missed a version can read it back.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    intent_id: Mapped[str] = mapped_column(String(40))
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int]
+    event_type: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    published_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("intent_id", "version"),
+        Index(None, "published_at", "lease_until"),
+        Index(None, "merchant_id", "created_at"),
+    )

@@ -4,15 +4,22 @@ can be written without its trail."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.repositories import audit
+from app.db.engine import Database
+from app.db.repositories import audit, outbox
 from app.db.repositories import intents as intent_rows
 from app.db.repositories.audit import NewAuditEvent
+from app.domain.codec import intent_to_dict
+from app.domain.events import change_event_type
 from app.domain.intents import PaymentIntent
 from app.metrics import INTENT_CHANGES
+
+# The writer of an outbox row publishes it; if the writer dies, any relay may take
+# the row over once this lease has run out.
+OUTBOX_LEASE = timedelta(seconds=15)
 
 
 async def record_new(
@@ -23,6 +30,7 @@ async def record_new(
     await audit.append(
         conn, intent_id=intent.id, merchant_id=intent.merchant_id, events=events, at=now
     )
+    await _log(conn, None, intent, now)
 
 
 async def record_change(
@@ -39,6 +47,24 @@ async def record_change(
     await audit.append(
         conn, intent_id=after.id, merchant_id=after.merchant_id, events=events, at=now
     )
+    await _log(conn, before, after, now)
+
+
+async def _log(
+    conn: AsyncConnection, before: PaymentIntent | None, after: PaymentIntent, now: datetime
+) -> None:
+    """The outbox row of this version, published by our relay once we commit."""
+    entry = await outbox.append(
+        conn,
+        intent_id=after.id,
+        merchant_id=after.merchant_id,
+        version=after.version,
+        event_type=change_event_type(before, after),
+        payload=intent_to_dict(after),
+        now=now,
+        lease_until=now + OUTBOX_LEASE,
+    )
+    Database.after_commit(conn, entry)
 
 
 async def record_events(

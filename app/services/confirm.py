@@ -10,7 +10,7 @@ from running at once.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import attempts as attempt_rows
+from app.db.repositories import handles
 from app.db.repositories import intents as intent_rows
 from app.db.repositories.attempts import Attempt
 from app.db.repositories.audit import NewAuditEvent
@@ -41,6 +42,8 @@ from app.domain.money import Money
 from app.services import idempotency
 from app.services.auth import KeyKind, Principal, can_read, require_principal
 from app.services.changes import record_change, record_events, status_event
+from app.services.outcomes import CONFIRM_OUTCOMES
+from app.services.provider_events import apply_waiting
 from app.services.results import MutationResult
 from app.services.routing import Router
 from providers.base import (
@@ -48,20 +51,7 @@ from providers.base import (
     PaymentRequest,
     ProviderError,
     ProviderPayment,
-    ProviderStatus,
 )
-
-# What each PSP answer does to the intent. PENDING (an answer we cannot read yet)
-# means money may be moving: PROCESSING, and reconciliation asks again later.
-OUTCOMES = {
-    ProviderStatus.SUCCEEDED: PaymentIntentStatus.SUCCEEDED,
-    ProviderStatus.PROCESSING: PaymentIntentStatus.PROCESSING,
-    ProviderStatus.PENDING: PaymentIntentStatus.PROCESSING,
-    ProviderStatus.REQUIRES_ACTION: PaymentIntentStatus.REQUIRES_ACTION,
-    ProviderStatus.FAILED: PaymentIntentStatus.FAILED,
-    ProviderStatus.CANCELED: PaymentIntentStatus.FAILED,
-    ProviderStatus.EXPIRED: PaymentIntentStatus.FAILED,
-}
 
 # Error codes a PSP answer can carry that the contract names.
 _CONTRACT_ERRORS: dict[str, type[CobroError]] = {
@@ -273,17 +263,21 @@ class ConfirmService:
         """Replay attempts a crash interrupted, same key and request: the PSP repeats
         its first answer. The first that got through decides the outcome."""
         for attempt in pending:
-            request = PaymentRequest.from_dict(attempt.request)
             try:
-                payment = await self.router.call(
-                    attempt.provider,
-                    lambda p, r=request, k=attempt.idempotency_key: p.create_payment(r, k),
-                )
+                payment = await self._call(attempt)
             except ProviderError as exc:
                 await self._attempt_failed(run.intent, attempt, exc)
                 continue
             return await self._apply(run, attempt, payment)
         return None
+
+    async def _call(self, attempt: Attempt) -> ProviderPayment:
+        """Send the attempt's stored request with its stored key: the same bytes the
+        first time and on a replay after a crash."""
+        request = PaymentRequest.from_dict(attempt.request)
+        return await self.router.call(
+            attempt.provider, lambda p: p.create_payment(request, attempt.idempotency_key)
+        )
 
     async def _attempt_each(
         self, run: _Run, request: PaymentRequest, candidates: list[str]
@@ -292,9 +286,7 @@ class ConfirmService:
         for name in candidates:
             attempt = await self._record_attempt(run.intent, name, request)
             try:
-                payment = await self.router.call(
-                    name, lambda p, key=attempt.idempotency_key: p.create_payment(request, key)
-                )
+                payment = await self._call(attempt)
             except ProviderError as exc:
                 await self._attempt_failed(run.intent, attempt, exc)
                 failures.append(exc)
@@ -317,19 +309,21 @@ class ConfirmService:
     async def _record_attempt(
         self, intent: PaymentIntent, provider: str, request: PaymentRequest
     ) -> Attempt:
+        """Commit the attempt, its key and its exact request before the PSP hears of it."""
         attempt_id = new_id("pp")
-        attempt = Attempt(
-            id=attempt_id,
-            intent_id=intent.id,
-            provider=provider,
-            method=request.method.value,
-            idempotency_key=f"cobro-{attempt_id}",
-            status="pending",
-            provider_ref=None,
-            request=request.to_dict(),
-        )
         now = self.clock.now()
         async with self.db.transaction() as conn:
+            number = await attempt_rows.allocate_reference_number(conn, attempt_id)
+            attempt = Attempt(
+                id=attempt_id,
+                intent_id=intent.id,
+                provider=provider,
+                method=request.method.value,
+                idempotency_key=f"cobro-{attempt_id}",
+                status="pending",
+                provider_ref=None,
+                request=replace(request, reference_number=number).to_dict(),
+            )
             await attempt_rows.insert_attempt(conn, attempt, now)
             await record_events(
                 conn,
@@ -382,7 +376,7 @@ class ConfirmService:
 
     async def _apply(self, run: _Run, attempt: Attempt, payment: ProviderPayment) -> MutationResult:
         """Store what the PSP answered and move the intent accordingly, in one transaction."""
-        target = OUTCOMES[payment.status]
+        target = CONFIRM_OUTCOMES[payment.status]
         now = self.clock.now()
         error = None
         if target is PaymentIntentStatus.FAILED:
@@ -412,8 +406,10 @@ class ConfirmService:
                     "provider_status": payment.status.value,
                 },
             )
+            names = [payment.provider_ref, *payment.lookup_keys]
+            await handles.remember(conn, attempt.provider, names, current.id, attempt.id)
             if current.status is not PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
-                # A webhook got here first; the intent already shows the outcome.
+                # Only a crash recovery finds the intent moved on: keep what it shows.
                 await record_events(conn, current, [response], now)
                 await intent_rows.release_confirm_lease(conn, current.id)
                 return await self._remember(conn, run, MutationResult(current), now)
@@ -437,6 +433,9 @@ class ConfirmService:
                 [response, confirmed, status_event(after, code=error.code if error else None)],
                 now,
             )
+            # A webhook that beat this commit waited in the inbox: apply it now.
+            if await apply_waiting(conn, attempt.provider, names, now):
+                after = await intent_rows.get(conn, current.id) or after
             errors: tuple[CobroError, ...] = ()
             if error is not None:
                 errors = (_CONTRACT_ERRORS.get(error.code, CobroError)(error.message, ("input",)),)

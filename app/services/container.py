@@ -9,7 +9,10 @@ from app.db.engine import Database
 from app.services.auth import Authenticator
 from app.services.confirm import ConfirmService
 from app.services.intents import IntentService
+from app.services.live import LiveService
 from app.services.merchants import MerchantService
+from app.services.provider_events import ProviderEventService
+from app.services.refunds import RefundService
 from app.services.routing import Router
 
 
@@ -22,3 +25,6 @@ class Services:
     merchants: MerchantService
     intents: IntentService
     confirm: ConfirmService
+    refunds: RefundService
+    provider_events: ProviderEventService
+    live: LiveService

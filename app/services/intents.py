@@ -250,6 +250,11 @@ class IntentService:
         async with self.db.transaction() as conn:
             current = await intent_rows.get(conn, intent.id, for_update=True)
             assert current is not None
+            if await intent_rows.is_being_confirmed(conn, intent.id, now):
+                raise InvalidState(
+                    f"payment intent {intent.id} is being confirmed; cancel it after that ends",
+                    ("input", "id"),
+                )
             if current.version != intent.version:
                 raise InvalidState(
                     f"payment intent {intent.id} changed while canceling; fetch it and retry",

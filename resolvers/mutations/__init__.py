@@ -7,6 +7,7 @@ import strawberry
 from resolvers.mutations.cancel_payment_intent import cancel_payment_intent
 from resolvers.mutations.confirm_payment_intent import confirm_payment_intent
 from resolvers.mutations.create_payment_intent import create_payment_intent
+from resolvers.mutations.refund_payment_intent import refund_payment_intent
 
 
 @strawberry.type
@@ -14,3 +15,4 @@ class Mutation:
     create_payment_intent = create_payment_intent
     confirm_payment_intent = confirm_payment_intent
     cancel_payment_intent = cancel_payment_intent
+    refund_payment_intent = refund_payment_intent

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.tables import ProviderPayment
+from app.db.tables import ProviderPayment, ReferenceNumber
 
 T = ProviderPayment.__table__
 
@@ -111,3 +111,11 @@ async def latest_with_ref(conn: AsyncConnection, intent_id: str, provider: str) 
         )
     ).first()
     return Attempt(*row) if row else None
+
+
+async def allocate_reference_number(conn: AsyncConnection, attempt_id: str) -> int:
+    """A number no other attempt has, from the database's own sequence."""
+    result = await conn.execute(insert(ReferenceNumber.__table__).values(attempt_id=attempt_id))
+    number = result.inserted_primary_key
+    assert number is not None
+    return int(number[0])

@@ -124,6 +124,11 @@ async def take_confirm_lease(
     return result.rowcount == 1
 
 
+async def is_being_confirmed(conn: AsyncConnection, intent_id: str, now: datetime) -> bool:
+    lease = await conn.scalar(select(T.c.confirm_lease_until).where(T.c.id == intent_id))
+    return lease is not None and lease > now
+
+
 async def release_confirm_lease(conn: AsyncConnection, intent_id: str) -> None:
     await conn.execute(update(T).where(T.c.id == intent_id).values(confirm_lease_until=None))
 

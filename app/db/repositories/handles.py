@@ -1,0 +1,45 @@
+"""The names PSPs use for our payments, and which intent each one means."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.dialect import insert_ignore
+from app.db.tables import ProviderHandle
+
+T = ProviderHandle.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    intent_id: str
+    attempt_id: str
+
+
+async def remember(
+    conn: AsyncConnection, provider: str, handles: list[str], intent_id: str, attempt_id: str
+) -> None:
+    rows = [
+        {"provider": provider, "handle": h, "intent_id": intent_id, "attempt_id": attempt_id}
+        for h in dict.fromkeys(handles)
+        if h
+    ]
+    if rows:
+        await conn.execute(insert_ignore(conn, T, ["provider", "handle"]), rows)
+
+
+async def find(conn: AsyncConnection, provider: str, handles: list[str]) -> Handle | None:
+    wanted = [h for h in handles if h]
+    if not wanted:
+        return None
+    row = (
+        await conn.execute(
+            select(T.c.intent_id, T.c.attempt_id)
+            .where(T.c.provider == provider, T.c.handle.in_(wanted))
+            .limit(1)
+        )
+    ).first()
+    return Handle(row.intent_id, row.attempt_id) if row else None

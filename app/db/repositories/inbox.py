@@ -1,0 +1,68 @@
+"""The webhook inbox: each PSP event once, by (provider, event id)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.dialect import insert_ignore
+from app.db.tables import WebhookInbox
+
+T = WebhookInbox.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    id: int
+    event: dict[str, Any]
+
+
+async def store(
+    conn: AsyncConnection,
+    *,
+    provider: str,
+    event_id: str,
+    event_type: str,
+    handle: str | None,
+    body: str,
+    event: dict[str, Any],
+    now: datetime,
+) -> int | None:
+    """The new row's id, or None when this event was stored before (a replay)."""
+    result = await conn.execute(
+        insert_ignore(conn, T, ["provider", "event_id"])
+        .values(
+            provider=provider,
+            event_id=event_id,
+            event_type=event_type,
+            handle=handle,
+            body=body,
+            event=event,
+            outcome="received",
+            received_at=now,
+        )
+        .returning(T.c.id)
+    )
+    row = result.first()
+    return int(row.id) if row else None
+
+
+async def set_outcome(
+    conn: AsyncConnection, row_id: int, outcome: str, intent_id: str | None
+) -> None:
+    await conn.execute(
+        update(T).where(T.c.id == row_id).values(outcome=outcome, intent_id=intent_id)
+    )
+
+
+async def unmatched(conn: AsyncConnection, provider: str, handles: list[str]) -> list[InboxRow]:
+    rows = await conn.execute(
+        select(T.c.id, T.c.event)
+        .where(T.c.outcome == "unmatched", T.c.provider == provider, T.c.handle.in_(handles))
+        .order_by(T.c.id)
+    )
+    return [InboxRow(*row) for row in rows]

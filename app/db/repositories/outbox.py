@@ -1,0 +1,101 @@
+"""The outbox: one row per intent version, leased to the process that wrote it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.tables import Outbox
+
+T = Outbox.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: int
+    intent_id: str
+    merchant_id: str
+    version: int
+    event_type: str
+    payload: dict[str, Any]
+
+
+async def append(
+    conn: AsyncConnection,
+    *,
+    intent_id: str,
+    merchant_id: str,
+    version: int,
+    event_type: str,
+    payload: dict[str, Any],
+    now: datetime,
+    lease_until: datetime,
+) -> OutboxEntry:
+    result = await conn.execute(
+        insert(T).values(
+            intent_id=intent_id,
+            merchant_id=merchant_id,
+            version=version,
+            event_type=event_type,
+            payload=payload,
+            created_at=now,
+            lease_until=lease_until,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return OutboxEntry(int(key[0]), intent_id, merchant_id, version, event_type, payload)
+
+
+async def mark_published(conn: AsyncConnection, ids: list[int], now: datetime) -> None:
+    await conn.execute(update(T).where(T.c.id.in_(ids)).values(published_at=now, lease_until=None))
+
+
+_ENTRY = (T.c.id, T.c.intent_id, T.c.merchant_id, T.c.version, T.c.event_type, T.c.payload)
+
+
+async def claim_orphans(
+    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int
+) -> list[OutboxEntry]:
+    """Unpublished rows whose writer's lease ran out (it died): lease them to us."""
+    candidates = (
+        select(T.c.id)
+        .where(T.c.published_at.is_(None), T.c.lease_until < now)
+        .order_by(T.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    ids = [row.id for row in await conn.execute(candidates)]
+    if not ids:
+        return []
+    await conn.execute(update(T).where(T.c.id.in_(ids)).values(lease_until=lease_until))
+    rows = await conn.execute(select(*_ENTRY).where(T.c.id.in_(ids)).order_by(T.c.id))
+    return [OutboxEntry(*row) for row in rows]
+
+
+async def versions_between(
+    conn: AsyncConnection, intent_id: str, after: int, up_to: int | None = None
+) -> list[OutboxEntry]:
+    """The intent's logged versions after `after` (and up to `up_to`), oldest first."""
+    statement = select(*_ENTRY).where(T.c.intent_id == intent_id, T.c.version > after)
+    if up_to is not None:
+        statement = statement.where(T.c.version <= up_to)
+    rows = await conn.execute(statement.order_by(T.c.version))
+    return [OutboxEntry(*row) for row in rows]
+
+
+async def merchant_since(
+    conn: AsyncConnection, merchant_id: str, since: datetime, limit: int = 1_000
+) -> list[OutboxEntry]:
+    rows = await conn.execute(
+        select(*_ENTRY)
+        .where(T.c.merchant_id == merchant_id, T.c.created_at >= since)
+        .order_by(T.c.id)
+        .limit(limit)
+    )
+    return [OutboxEntry(*row) for row in rows]

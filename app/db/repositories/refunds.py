@@ -1,0 +1,105 @@
+"""Refund rows: written before the PSP call, finished with its answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.tables import Refund
+
+T = Refund.__table__
+_COLUMNS = (
+    T.c.id,
+    T.c.intent_id,
+    T.c.merchant_id,
+    T.c.amount,
+    T.c.currency,
+    T.c.status,
+    T.c.provider,
+    T.c.provider_ref,
+    T.c.idempotency_key,
+    T.c.clabe,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRow:
+    id: str
+    intent_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    status: str
+    provider: str | None
+    provider_ref: str | None
+    idempotency_key: str
+    clabe: str | None
+
+
+async def insert_refund(
+    conn: AsyncConnection, refund: RefundRow, *, reason: str | None, now: datetime
+) -> None:
+    await conn.execute(
+        insert(T).values(
+            id=refund.id,
+            intent_id=refund.intent_id,
+            merchant_id=refund.merchant_id,
+            amount=refund.amount,
+            currency=refund.currency,
+            status=refund.status,
+            provider=refund.provider,
+            provider_ref=refund.provider_ref,
+            idempotency_key=refund.idempotency_key,
+            reason=reason,
+            clabe=refund.clabe,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+async def set_status(
+    conn: AsyncConnection,
+    refund_id: str,
+    status: str,
+    now: datetime,
+    *,
+    provider: str | None = None,
+    provider_ref: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    values: dict[str, object] = {"status": status, "updated_at": now}
+    if provider is not None:
+        values["provider"] = provider
+    if provider_ref is not None:
+        values["provider_ref"] = provider_ref
+    if error_message is not None:
+        values["error_message"] = error_message
+    await conn.execute(update(T).where(T.c.id == refund_id).values(**values))
+
+
+async def pending_total(conn: AsyncConnection, intent_id: str) -> int:
+    """Minor units in refunds not yet accepted by a PSP (not in amount_refunded yet)."""
+    total = await conn.scalar(
+        select(func.coalesce(func.sum(T.c.amount), 0)).where(
+            T.c.intent_id == intent_id, T.c.status == "pending"
+        )
+    )
+    return int(total or 0)
+
+
+async def by_provider_ref(conn: AsyncConnection, provider: str, ref: str) -> RefundRow | None:
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(T.c.provider == provider, T.c.provider_ref == ref)
+        )
+    ).first()
+    return RefundRow(*row) if row else None
+
+
+async def get(conn: AsyncConnection, refund_id: str) -> RefundRow | None:
+    row = (await conn.execute(select(*_COLUMNS).where(T.c.id == refund_id))).first()
+    return RefundRow(*row) if row else None

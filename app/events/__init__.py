@@ -1,0 +1,1 @@
+"""Pushing committed changes to live subscribers: the outbox relay and the brokers."""

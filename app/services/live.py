@@ -1,0 +1,121 @@
+"""Live updates for subscribers: the snapshot, then every change, in version order.
+
+Subscribe first, read the snapshot second: a change that commits in between is
+already queued for us. Versions make the rest exact: anything at or below the last
+version sent is a duplicate and dropped; a jump means something was missed (a
+relay published out of order, the broker dropped, our queue overflowed) and the
+missing versions are read back from the outbox, which keeps every version.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+from app.clock import Clock
+from app.db.engine import Database
+from app.db.repositories import intents as intent_rows
+from app.db.repositories import outbox
+from app.domain.codec import intent_from_dict
+from app.domain.errors import Forbidden, InvalidInput, NotFound
+from app.domain.intents import PaymentIntent, is_final
+from app.events.broker import Broker
+from app.events.messages import intent_channel, merchant_channel
+from app.services.auth import KeyKind, Principal, can_read, require_principal, require_secret_key
+
+# How far back a merchant stream looks when it must catch up after a broker outage.
+CATCH_UP_MARGIN = timedelta(seconds=30)
+# Intents whose last version a merchant stream remembers, to drop duplicates.
+REMEMBERED_INTENTS = 10_000
+
+
+class LiveService:
+    def __init__(self, db: Database, broker: Broker, clock: Clock) -> None:
+        self.db = db
+        self.broker = broker
+        self.clock = clock
+
+    async def intent_updates(
+        self, principal: Principal | None, intent_id: str, after_version: int | None
+    ) -> AsyncIterator[PaymentIntent]:
+        """One intent: snapshot (or what came after `after_version`), then each change,
+        until a final status."""
+        principal = require_principal(principal)
+        if principal.kind is KeyKind.PUBLISHABLE:
+            raise Forbidden("subscribing needs the intent's client secret or your secret key")
+        subscription = await self.broker.subscribe([intent_channel(intent_id)])
+        try:
+            async with self.db.read() as conn:
+                current = await intent_rows.get(conn, intent_id)
+            if current is None or not can_read(principal, current):
+                raise NotFound(f"no payment intent {intent_id}", ("id",))
+            if after_version is not None and after_version > current.version:
+                raise InvalidInput(
+                    f"afterVersion {after_version} is ahead of the intent (version "
+                    f"{current.version})",
+                    ("afterVersion",),
+                )
+            last = 0 if after_version is None else after_version
+            if after_version is None:
+                backlog = [current]
+            else:
+                backlog = await self._versions(intent_id, last, current.version) or [current]
+            for intent in backlog:
+                if intent.version > last:
+                    yield intent
+                    last = intent.version
+            while not is_final(current.status) or current.version > last:
+                change = await subscription.next()
+                if change is None:
+                    news = await self._versions(intent_id, last, None)
+                else:
+                    if change.version <= last:
+                        continue
+                    news = await self._versions(intent_id, last, change.version - 1)
+                    news.append(change.intent)
+                for intent in news:
+                    if intent.version > last:
+                        yield intent
+                        last, current = intent.version, intent
+        finally:
+            subscription.close()
+
+    async def merchant_updates(self, principal: Principal | None) -> AsyncIterator[PaymentIntent]:
+        """Every change of every intent of the caller's merchant, none twice."""
+        merchant_id = require_secret_key(principal).merchant_id
+        seen: OrderedDict[str, int] = OrderedDict()
+        subscription = await self.broker.subscribe([merchant_channel(merchant_id)])
+        since = self.clock.now()
+        try:
+            while True:
+                change = await subscription.next()
+                if change is not None:
+                    candidates = [change.intent]
+                    since = change.intent.updated_at
+                else:
+                    async with self.db.read() as conn:
+                        rows = await outbox.merchant_since(
+                            conn, merchant_id, since - CATCH_UP_MARGIN
+                        )
+                    candidates = [intent_from_dict(r.payload) for r in rows]
+                for intent in candidates:
+                    if seen.get(intent.id, 0) >= intent.version:
+                        continue
+                    seen[intent.id] = intent.version
+                    seen.move_to_end(intent.id)
+                    if len(seen) > REMEMBERED_INTENTS:
+                        seen.popitem(last=False)
+                    yield intent
+        finally:
+            subscription.close()
+
+    async def _merchant_since(self, merchant_id: str, since: datetime) -> list[PaymentIntent]:
+        async with self.db.read() as conn:
+            rows = await outbox.merchant_since(conn, merchant_id, since)
+        return [intent_from_dict(row.payload) for row in rows]
+
+    async def _versions(self, intent_id: str, after: int, up_to: int | None) -> list[PaymentIntent]:
+        async with self.db.read() as conn:
+            rows = await outbox.versions_between(conn, intent_id, after, up_to)
+        return [intent_from_dict(row.payload) for row in rows]

@@ -1,0 +1,180 @@
+"""PSP webhooks: store each event once, then apply it, in one transaction.
+
+The inbox is unique on (provider, event id), so a replayed event finds its row and
+changes nothing. An event is applied through the same change path as everything
+else (audit + outbox with the intent). An event that names a payment we have not
+recorded yet (the PSP was faster than our own commit) waits in the inbox as
+`unmatched`; confirmation applies it the moment it records the payment's handles.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.clock import Clock
+from app.db.engine import Database
+from app.db.repositories import handles, inbox
+from app.db.repositories import intents as intent_rows
+from app.db.repositories import refunds as refund_rows
+from app.db.repositories.audit import NewAuditEvent
+from app.domain.intents import PaymentIntent
+from app.domain.money import Money
+from app.domain.settlement import PaymentNews, decide
+from app.services.changes import record_change, record_events
+from app.services.outcomes import WEBHOOK_OUTCOMES
+from providers.base import ProviderEvent, ProviderStatus
+
+log = logging.getLogger("cobro.webhooks")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    event_id: str
+    outcome: str  # applied | ignored | unmatched | duplicate
+
+
+class ProviderEventService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def receive(self, events: list[ProviderEvent], body: bytes) -> list[Received]:
+        """Store and apply each event; return only once all of them are committed."""
+        return [await self._receive(event, body) for event in events]
+
+    async def _receive(self, event: ProviderEvent, body: bytes) -> Received:
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            row_id = await inbox.store(
+                conn,
+                provider=event.provider,
+                event_id=event.event_id,
+                event_type=event.type,
+                handle=event.handle,
+                body=body.decode("utf-8", "replace"),
+                event=event.to_dict(),
+                now=now,
+            )
+            if row_id is None:
+                return Received(event.event_id, "duplicate")
+            outcome, intent_id = await apply_event(conn, event, now)
+            await inbox.set_outcome(conn, row_id, outcome, intent_id)
+        log.info("%s event %s (%s): %s", event.provider, event.event_id, event.type, outcome)
+        return Received(event.event_id, outcome)
+
+
+async def apply_event(
+    conn: AsyncConnection, event: ProviderEvent, now: datetime
+) -> tuple[str, str | None]:
+    """Apply one stored event; return its outcome and the intent it touched."""
+    if event.refund_ref and not (event.provider_ref or event.lookup_key):
+        return await _apply_refund_news(conn, event, now)
+    found = await handles.find(
+        conn, event.provider, [event.provider_ref or "", event.lookup_key or ""]
+    )
+    if found is None:
+        return "unmatched", None
+    intent = await intent_rows.get(conn, found.intent_id, for_update=True)
+    assert intent is not None
+    news = PaymentNews(
+        status=WEBHOOK_OUTCOMES[event.status] if event.status else None,
+        amount=event.amount,
+        provider=event.provider,
+        detail=event.type,
+    )
+    decision = decide(intent, news, now)
+    received = NewAuditEvent(
+        "webhook.received",
+        provider=event.provider,
+        data={
+            "event_id": event.event_id,
+            "type": event.type,
+            "provider_status": event.status.value if event.status else None,
+            "amount": _amount(event.amount, intent),
+        },
+    )
+    if decision.intent is None:
+        ignored = NewAuditEvent(
+            decision.note, provider=event.provider, data={"reason": decision.reason}
+        )
+        await record_events(conn, intent, [received, ignored], now)
+        return "ignored", intent.id
+    after = decision.intent
+    note = NewAuditEvent(
+        decision.note,
+        status=after.status.value if decision.note.startswith("intent.") else None,
+        provider=event.provider,
+        data={"reason": decision.reason} if decision.reason else None,
+    )
+    await record_change(conn, intent, after, [received, note], now)
+    return "applied", intent.id
+
+
+async def apply_waiting(
+    conn: AsyncConnection, provider: str, names: list[str], now: datetime
+) -> bool:
+    """Apply events that arrived before we knew these handles, oldest first; say
+    whether any was waiting."""
+    waiting = await inbox.unmatched(conn, provider, [n for n in names if n])
+    for row in waiting:
+        outcome, intent_id = await apply_event(conn, ProviderEvent.from_dict(row.event), now)
+        await inbox.set_outcome(conn, row.id, outcome, intent_id)
+    return bool(waiting)
+
+
+async def _apply_refund_news(
+    conn: AsyncConnection, event: ProviderEvent, now: datetime
+) -> tuple[str, str | None]:
+    refund = await refund_rows.by_provider_ref(conn, event.provider, event.refund_ref or "")
+    if refund is None:
+        return "unmatched", None
+    intent = await intent_rows.get(conn, refund.intent_id, for_update=True)
+    assert intent is not None
+    data = {"refund": refund.id, "event_id": event.event_id, "type": event.type}
+    if refund.status != "processing" or event.status not in (
+        ProviderStatus.SUCCEEDED,
+        ProviderStatus.FAILED,
+    ):
+        await record_events(
+            conn,
+            intent,
+            [
+                NewAuditEvent(
+                    "webhook.ignored",
+                    provider=event.provider,
+                    data={**data, "reason": f"refund is {refund.status}"},
+                )
+            ],
+            now,
+        )
+        return "ignored", intent.id
+    if event.status is ProviderStatus.SUCCEEDED:
+        await refund_rows.set_status(conn, refund.id, "succeeded", now)
+        await record_events(
+            conn,
+            intent,
+            [NewAuditEvent("refund.succeeded", provider=event.provider, data=data)],
+            now,
+        )
+        return "applied", intent.id
+    # The transfer bounced: the money is back with the merchant, so it can be refunded again.
+    await refund_rows.set_status(conn, refund.id, "failed", now, error_message=event.type)
+    after = intent.changed(
+        now, amount_refunded=intent.amount_refunded - Money(refund.amount, intent.amount.currency)
+    )
+    await record_change(
+        conn,
+        intent,
+        after,
+        [NewAuditEvent("refund.failed", provider=event.provider, data=data)],
+        now,
+    )
+    return "applied", intent.id
+
+
+def _amount(minor: int | None, intent: PaymentIntent) -> str | None:
+    return None if minor is None else Money(minor, intent.amount.currency).to_decimal_string()

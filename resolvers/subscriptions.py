@@ -1,0 +1,36 @@
+"""Subscriptions over WebSocket: one intent, or every intent of the merchant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from resolvers.context import Context
+from resolvers.types.intent import PaymentIntent
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The intent as it is now (skipped when afterVersion is already current), "
+        "then one message per change in version order, none lost; completes after a final "
+        "status. Client secret or secret key."
+    )
+    async def payment_intent_updated(
+        self, info: Info, id: strawberry.ID, after_version: int | None = None
+    ) -> AsyncGenerator[PaymentIntent, None]:
+        context = info.context
+        updates = context.services.live.intent_updates(context.caller(), str(id), after_version)
+        async for intent in updates:
+            yield PaymentIntent.from_domain(intent, context.principal)
+
+    @strawberry.subscription(
+        description="Every change of every intent of the caller's merchant (secret key)."
+    )
+    async def payment_intents_updated(self, info: Info) -> AsyncGenerator[PaymentIntent, None]:
+        context = info.context
+        async for intent in context.services.live.merchant_updates(context.caller()):
+            yield PaymentIntent.from_domain(intent, context.principal)

@@ -1,0 +1,92 @@
+"""Two API processes, one database, one Redis: subscribe on one, settle through the
+other, and keep going when Redis restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from providers.registry import ADAPTERS
+from tests.conftest import DEV_SECRET
+from tests.support.graphql import GraphQLClient, confirm, create_intent
+from tests.support.process import ApiProcess
+from tests.support.server import free_port
+from tests.support.ws import INTENT_UPDATED, GraphQLWebSocket
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, redis_server) -> Iterator[tuple[ApiProcess, ApiProcess]]:
+    """A serves checkouts and hosts the PSP sandbox; the sandbox's webhooks go to B."""
+    workdir = tmp_path_factory.mktemp("cluster")
+    a_port, b_port = free_port(), free_port()
+    common = {
+        "COBRO_ENV": "test",
+        "COBRO_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'cobro.db'}",
+        "COBRO_REDIS_URL": redis_server.url,
+        **{
+            f"COBRO_PROVIDERS__{name.upper()}__BASE_URL": f"http://127.0.0.1:{a_port}/sandbox/{name}"
+            for name in ADAPTERS
+        },
+    }
+    a = ApiProcess(
+        {**common, "COBRO_SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{b_port}"},
+        workdir / "a.log",
+        a_port,
+    ).start()
+    b = ApiProcess(common, workdir / "b.log", b_port).start()
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+async def oxxo_voucher(http: httpx.AsyncClient) -> tuple[str, str]:
+    api = GraphQLClient(http, DEV_SECRET)
+    intent = await create_intent(api, "300.00")
+    payload = await confirm(api, intent["id"], "OXXO", oxxo={"customerName": "Ana"})
+    return intent["id"], payload["paymentIntent"]["nextAction"]["reference"]
+
+
+def settled_by(process: ApiProcess) -> float:
+    """How many intents this process has moved to SUCCEEDED (from its /metrics)."""
+    wanted = 'cobro_intent_changes_total{status="SUCCEEDED"}'
+    for line in httpx.get(f"{process.url}/metrics").text.splitlines():
+        if line.startswith(wanted):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_subscribe_on_one_settle_through_the_other(cluster):
+    a, b = cluster
+    async with httpx.AsyncClient(base_url=a.url, timeout=20) as http:
+        intent_id, reference = await oxxo_voucher(http)
+        before = settled_by(b)
+        async with GraphQLWebSocket(a.url, DEV_SECRET) as ws:
+            await ws.subscribe(INTENT_UPDATED, {"id": intent_id})
+            assert (await ws.next_data())["paymentIntentUpdated"]["status"] == "REQUIRES_ACTION"
+            paid = await http.post(f"/sandbox/oxxo/{reference}/pay")
+            assert paid.json()["webhook_status"] == 200
+            update = (await ws.next_data())["paymentIntentUpdated"]
+            assert (update["status"], update["version"]) == ("SUCCEEDED", 3)
+            assert (await ws.receive())["type"] == "complete"
+        assert settled_by(b) == before + 1  # B applied the webhook, A pushed it
+
+
+async def test_redis_restarting_mid_stream_loses_nothing(cluster, redis_server):
+    a, _ = cluster
+    async with httpx.AsyncClient(base_url=a.url, timeout=20) as http:
+        intent_id, reference = await oxxo_voucher(http)
+        async with GraphQLWebSocket(a.url, DEV_SECRET) as ws:
+            await ws.subscribe(INTENT_UPDATED, {"id": intent_id})
+            assert (await ws.next_data())["paymentIntentUpdated"]["version"] == 2
+            # Redis goes away; the voucher is paid while it is gone; Redis comes back.
+            await asyncio.to_thread(redis_server.stop)
+            paid = await http.post(f"/sandbox/oxxo/{reference}/pay")
+            assert paid.json()["webhook_status"] == 200  # stored and applied without Redis
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(redis_server.start)
+            update = (await ws.next_data(timeout=20))["paymentIntentUpdated"]
+            assert (update["status"], update["version"]) == ("SUCCEEDED", 3)
+            assert (await ws.receive())["type"] == "complete"
