@@ -65,14 +65,20 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
             await close()
 
 
+def start_server(workdir: Path, **overrides: object) -> ServerThread:
+    """A real API server on loopback, reaching its own sandbox over HTTP."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = make_settings(workdir / "cobro.db", **{**over_http(url), **overrides})
+    thread = ServerThread(create_app(settings), port).start()
+    thread.settings = settings
+    return thread
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """One real API server for the API tests (each test makes its own intents)."""
-    port = free_port()
-    db = tmp_path_factory.mktemp("server") / "cobro.db"
-    settings = make_settings(db, **over_http(f"http://127.0.0.1:{port}"))
-    thread = ServerThread(create_app(settings), port).start()
-    thread.settings = settings
+    thread = start_server(tmp_path_factory.mktemp("server"))
     yield thread
     thread.stop()
 

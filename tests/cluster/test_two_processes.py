@@ -90,3 +90,24 @@ async def test_redis_restarting_mid_stream_loses_nothing(cluster, redis_server):
             update = (await ws.next_data(timeout=20))["paymentIntentUpdated"]
             assert (update["status"], update["version"]) == ("SUCCEEDED", 3)
             assert (await ws.receive())["type"] == "complete"
+
+
+async def test_a_circuit_opened_by_one_process_is_open_for_the_other(cluster):
+    a, b = cluster
+    providers = "query { providers { name circuit } }"
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=20) as on_a,
+        httpx.AsyncClient(base_url=b.url, timeout=20) as on_b,
+    ):
+        await on_a.post("/sandbox/providers/bitso/faults", json={"mode": "down"})
+        try:
+            api = GraphQLClient(on_a, DEV_SECRET)
+            for _ in range(5):
+                intent = await create_intent(api, "500.00")
+                refused = await confirm(api, intent["id"], "CRYPTO", crypto={})
+                assert refused["errors"][0]["code"] == "PROVIDER_UNAVAILABLE"
+            seen_by_b = await GraphQLClient(on_b, DEV_SECRET).data(providers)
+            circuits = {p["name"]: p["circuit"] for p in seen_by_b["providers"]}
+            assert circuits["bitso"] == "OPEN"
+        finally:
+            await on_a.post("/sandbox/providers/bitso/faults", json={"mode": "ok"})
