@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="migrate (outside production) and serve the API")
     commands.add_parser("migrate", help="bring the database schema up to date")
+    commands.add_parser(
+        "worker", help="run the background jobs: relay, expiry, merchant webhooks, reconciliation"
+    )
     merchants = commands.add_parser("merchants", help="manage merchants")
     merchant_commands = merchants.add_subparsers(dest="merchant_command", required=True)
     create = merchant_commands.add_parser("create", help="add a merchant and print its keys")
@@ -34,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     if args.command == "serve":
         return serve(settings)
+    if args.command == "worker":
+        asyncio.run(run_worker(settings))
+        return 0
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         print("database is up to date", file=sys.stderr)
@@ -84,6 +91,20 @@ async def _create_merchant(settings: Settings, name: str) -> dict[str, str]:
     finally:
         await database.dispose()
     return merchant.as_dict()
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run the background jobs until SIGTERM or SIGINT; several may run at once."""
+    from app.runtime import build_runtime
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runtime = build_runtime(settings)
+    async with runtime.running(worker=True):
+        logging.getLogger("cobro.worker").info("worker running")
+        await stop.wait()
 
 
 def serve(settings: Settings) -> int:

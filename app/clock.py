@@ -30,3 +30,8 @@ class Clock:
             raise ValueError("time only moves forward")
         self._offset += timedelta(seconds=seconds)
         return self.now()
+
+    def set_offset(self, seconds: float) -> None:
+        """Adopt an offset another process chose (the sandbox clock is shared)."""
+        if seconds > self.offset_seconds:
+            self._offset = timedelta(seconds=seconds)

@@ -119,6 +119,18 @@ class Settings(BaseSettings):
     confirm_lease_seconds: float = 60.0
     # How long an SPEI reference waits for the transfer.
     spei_expiry_hours: float = 72.0
+    # Run the background jobs (expiry, merchant webhooks, reconciliation) in the API
+    # process too. The embedded default; production runs `cobro worker` and sets false.
+    embedded_worker: bool = True
+    expiry_sweep_seconds: float = 5.0
+    delivery_poll_seconds: float = 0.5
+    # First retry of a failed merchant webhook after about this long, doubling after.
+    webhook_retry_base_seconds: float = 5.0
+    # Ask the PSP about intents that heard nothing for this long, at most this often.
+    reconcile_after_seconds: float = 600.0
+    reconcile_every_seconds: float = 600.0
+    outbox_retention_days: float = 7.0
+
     # Who sends SPEI transfers out (refunds of OXXO, SPEI and crypto payments), in order.
     spei_payout_providers: list[str] = Field(default_factory=lambda: ["stp"])
 

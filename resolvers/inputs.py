@@ -69,3 +69,11 @@ class RefundPaymentIntentInput:
         default=None, description="Where cash and bank refunds go, by SPEI (18 digits)."
     )
     idempotency_key: str | None = None
+
+
+@strawberry.input
+class CreateWebhookEndpointInput:
+    url: str
+    events: list[str] | None = strawberry.field(
+        default=None, description="Event types to send; all of them when left out."
+    )

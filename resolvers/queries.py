@@ -14,6 +14,7 @@ from resolvers.types.catalog import PaymentMethod, ProviderStatus
 from resolvers.types.enums import Currency, PaymentIntentStatus
 from resolvers.types.intent import PaymentIntent
 from resolvers.types.pagination import PageInfo, PaymentIntentConnection, PaymentIntentEdge
+from resolvers.types.webhooks import WebhookDelivery, WebhookEndpoint
 
 Info = strawberry.Info[Context, None]
 
@@ -69,3 +70,19 @@ class Query:
         require_secret_key(info.context.caller())
         states = info.context.services.router.provider_states()
         return [ProviderStatus.from_state(state) for state in states]
+
+    @strawberry.field(description="The merchant's webhook endpoints (secret key).")
+    async def webhook_endpoints(self, info: Info) -> list[WebhookEndpoint]:
+        context = info.context
+        endpoints = await context.services.webhook_endpoints.list(context.caller())
+        return [WebhookEndpoint.from_endpoint(e) for e in endpoints]
+
+    @strawberry.field(description="Recent deliveries to one endpoint, newest first.")
+    async def webhook_deliveries(
+        self, info: Info, endpoint_id: strawberry.ID, first: int | None = 20
+    ) -> list[WebhookDelivery]:
+        context = info.context
+        deliveries = await context.services.webhook_endpoints.deliveries(
+            context.caller(), str(endpoint_id), 20 if first is None else first
+        )
+        return [WebhookDelivery.from_delivery(d) for d in deliveries]

@@ -83,8 +83,11 @@ class PaymentIntentRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
-    # A confirmation in flight holds the intent until then (see services/confirm.py).
-    confirm_lease_until: Mapped[datetime | None]
+    # Work in flight on the intent (a confirmation, an expiry) holds it until then,
+    # so that two processes never act on it at once.
+    lease_until: Mapped[datetime | None]
+    # When reconciliation last asked the PSP about it (a webhook can be lost).
+    checked_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index(None, "merchant_id", "created_at", "id"),
@@ -246,3 +249,70 @@ class Outbox(Base):
         Index(None, "published_at", "lease_until"),
         Index(None, "merchant_id", "created_at"),
     )
+
+
+class WebhookEndpoint(Base):
+    """Where a merchant wants its events, and the secret that signs them."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[Any]] = mapped_column(JSON)  # event types; ["*"] for all
+    secret: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool]
+    created_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """One event owed to one endpoint, retried with backoff until acknowledged."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(80))
+    event_type: Mapped[str] = mapped_column(String(60))
+    intent_id: Mapped[str] = mapped_column(String(40))
+    intent_version: Mapped[int]
+    body: Mapped[str] = mapped_column(Text)  # the exact bytes signed and sent, every attempt
+    # pending -> delivered | failed (gave up after the retry window)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "endpoint_id", "intent_id", "intent_version"),
+    )
+
+
+class DeliveryAttempt(Base):
+    """Each try of a delivery, as it went."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int]
+    at: Mapped[datetime]
+
+
+class SandboxClock(Base):
+    """The sandbox's time offset, shared by every process on the database."""
+
+    __tablename__ = "sandbox_clock"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offset_seconds: Mapped[float]

@@ -22,6 +22,7 @@ from app.db.engine import Database
 from app.db.repositories import outbox
 from app.db.repositories.outbox import OutboxEntry
 from app.events.broker import Broker
+from app.events.deliveries import MerchantWebhooks
 from app.events.messages import Change, intent_channel, merchant_channel
 
 log = logging.getLogger("cobro.relay")
@@ -36,10 +37,13 @@ RETRY_SECONDS = 0.5
 
 
 class OutboxRelay:
-    def __init__(self, db: Database, broker: Broker, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, broker: Broker, clock: Clock, webhooks: MerchantWebhooks
+    ) -> None:
         self.db = db
         self.broker = broker
         self.clock = clock
+        self.webhooks = webhooks
         self._backlog: deque[OutboxEntry] = deque()
         self._wake = asyncio.Event()
         db.add_after_commit(self.on_commit)
@@ -94,6 +98,10 @@ class OutboxRelay:
         return len(orphans)
 
     async def _publish(self, entries: list[OutboxEntry]) -> None:
+        # Merchant webhooks first, so they never wait on the broker: queuing twice
+        # (after a retry) is a no-op, one delivery per endpoint and event.
+        async with self.db.transaction() as conn:
+            await self.webhooks.enqueue(conn, entries, self.clock.now())
         for entry in entries:
             channels = [intent_channel(entry.intent_id), merchant_channel(entry.merchant_id)]
             await self.broker.publish(channels, Change.from_entry(entry))

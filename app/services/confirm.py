@@ -242,7 +242,7 @@ class ConfirmService:
         """Hold the intent for this confirmation; return attempts a crash left pending."""
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            taken = await intent_rows.take_confirm_lease(
+            taken = await intent_rows.take_lease(
                 conn, intent.id, intent.version, now, now + self.lease
             )
             if not taken:
@@ -255,7 +255,7 @@ class ConfirmService:
 
     async def _release_lease(self, intent_id: str) -> None:
         async with self.db.transaction() as conn:
-            await intent_rows.release_confirm_lease(conn, intent_id)
+            await intent_rows.release_lease(conn, intent_id)
 
     # -- calling PSPs ----------------------------------------------------------------
 
@@ -411,7 +411,7 @@ class ConfirmService:
             if current.status is not PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
                 # Only a crash recovery finds the intent moved on: keep what it shows.
                 await record_events(conn, current, [response], now)
-                await intent_rows.release_confirm_lease(conn, current.id)
+                await intent_rows.release_lease(conn, current.id)
                 return await self._remember(conn, run, MutationResult(current), now)
             after = current.moved_to(
                 target,

@@ -8,12 +8,15 @@ from app.clock import Clock
 from app.db.engine import Database
 from app.services.auth import Authenticator
 from app.services.confirm import ConfirmService
+from app.services.expiry import ExpiryService
 from app.services.intents import IntentService
 from app.services.live import LiveService
 from app.services.merchants import MerchantService
 from app.services.provider_events import ProviderEventService
+from app.services.reconcile import ReconciliationService
 from app.services.refunds import RefundService
 from app.services.routing import Router
+from app.services.webhook_endpoints import WebhookEndpointService
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +31,6 @@ class Services:
     refunds: RefundService
     provider_events: ProviderEventService
     live: LiveService
+    webhook_endpoints: WebhookEndpointService
+    expiry: ExpiryService
+    reconciliation: ReconciliationService

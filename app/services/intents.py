@@ -250,7 +250,7 @@ class IntentService:
         async with self.db.transaction() as conn:
             current = await intent_rows.get(conn, intent.id, for_update=True)
             assert current is not None
-            if await intent_rows.is_being_confirmed(conn, intent.id, now):
+            if await intent_rows.is_leased(conn, intent.id, now):
                 raise InvalidState(
                     f"payment intent {intent.id} is being confirmed; cancel it after that ends",
                     ("input", "id"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -43,6 +44,8 @@ def adapter_options(name: str) -> dict[str, str]:
 class Sandbox:
     def __init__(self, state: SandboxState, configs: dict[str, EmulatorConfig]) -> None:
         self.state = state
+        # Set by the composition root: moves the shared clock and runs the expiry sweep.
+        self.on_clock_advance: Callable[[object], Awaitable[dict[str, Any]]] | None = None
         self.emulators: dict[str, Emulator] = {
             name: cls(state, configs[name]) for name, cls in EMULATORS.items() if name in configs
         }
@@ -58,6 +61,7 @@ class Sandbox:
             Route("/spei/deposits", self.spei_deposit, methods=["POST"]),
             Route("/crypto/deposits", self.crypto_deposit, methods=["POST"]),
             Route("/webhooks/redeliver", self.redeliver, methods=["POST"]),
+            Route("/clock/advance", self.advance_clock, methods=["POST"]),
         ]
         self.app = Starlette(routes=routes)
 
@@ -138,6 +142,19 @@ class Sandbox:
             return _problem(400, "amount must be a positive decimal")
         status = await receive(str(amount))
         return JSONResponse({"address": address, "amount": str(amount), "webhook_status": status})
+
+    async def advance_clock(self, request: Request) -> Response:
+        """Move time forward for the whole sandbox and expire what is due at once."""
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            return body
+        if self.on_clock_advance is None:
+            return _problem(503, "this sandbox has no clock to move")
+        try:
+            result = await self.on_clock_advance(body.get("seconds"))
+        except ValueError as error:
+            return _problem(400, str(error))
+        return JSONResponse(result)
 
     async def redeliver(self, request: Request) -> Response:
         body = await _json_object(request)

@@ -8,6 +8,7 @@ from resolvers.mutations.cancel_payment_intent import cancel_payment_intent
 from resolvers.mutations.confirm_payment_intent import confirm_payment_intent
 from resolvers.mutations.create_payment_intent import create_payment_intent
 from resolvers.mutations.refund_payment_intent import refund_payment_intent
+from resolvers.mutations.webhook_endpoints import create_webhook_endpoint, delete_webhook_endpoint
 
 
 @strawberry.type
@@ -16,3 +17,5 @@ class Mutation:
     confirm_payment_intent = confirm_payment_intent
     cancel_payment_intent = cancel_payment_intent
     refund_payment_intent = refund_payment_intent
+    create_webhook_endpoint = create_webhook_endpoint
+    delete_webhook_endpoint = delete_webhook_endpoint

@@ -53,7 +53,7 @@ async def test_a_crash_after_the_psp_call_neither_loses_nor_doubles_the_payment(
         await conn.execute(
             update(PaymentIntentRow.__table__)
             .where(PaymentIntentRow.__table__.c.id == intent.id)
-            .values(confirm_lease_until=now - timedelta(seconds=1))
+            .values(lease_until=now - timedelta(seconds=1))
         )
     charged = await services.router.call(
         "stripe", lambda p: p.create_payment(request, attempt.idempotency_key)

@@ -1,4 +1,5 @@
-"""A Cobro API process of its own (`uvicorn app.main:create_app --factory`)."""
+"""Cobro processes of their own: an API (`uvicorn app.main:create_app --factory`) or
+a worker (`cobro worker`), each with its output in a log file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -15,19 +17,47 @@ from tests.support.server import free_port
 STARTUP_TIMEOUT = 30.0
 
 
-class ApiProcess:
+class ManagedProcess:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args = args
+        self.env = {**os.environ, **env}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        self._log_file = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, *self.args],
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def stop(self) -> int | None:
+        """Stop it (SIGTERM, then SIGKILL after 10 s); return its exit code."""
+        code = None
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                code = self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                code = self.process.wait()
+            self.process = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+
+class ApiProcess(ManagedProcess):
     def __init__(self, env: dict[str, str], log: Path, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "COBRO_PUBLIC_URL": self.url, **env}
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ApiProcess:
-        self._log_file = self.log.open("ab")
-        self.process = subprocess.Popen(
+        super().__init__(
             [
-                sys.executable,
                 "-m",
                 "uvicorn",
                 "app.main:create_app",
@@ -43,10 +73,13 @@ class ApiProcess:
                 "--timeout-graceful-shutdown",
                 "1",
             ],
-            env=self.env,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
+            {"COBRO_PUBLIC_URL": self.url, **env},
+            log,
         )
+
+    def start(self) -> ApiProcess:
+        super().start()
+        assert self.process is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             try:
@@ -58,12 +91,6 @@ class ApiProcess:
                 raise RuntimeError(f"API process did not start; see {self.log}")
             time.sleep(0.05)
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
-            self._log_file.close()
+
+def worker_process(env: dict[str, str], log: Path) -> ManagedProcess:
+    return ManagedProcess(["-m", "app.cli", "worker"], env, log)

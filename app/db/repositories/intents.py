@@ -21,7 +21,7 @@ from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 
 T = PaymentIntentRow.__table__
-_COLUMNS = [c for c in T.c if c.name != "confirm_lease_until"]
+_COLUMNS = [c for c in T.c if c.name not in ("lease_until", "checked_at")]
 
 
 class ConcurrentUpdate(Exception):
@@ -102,13 +102,13 @@ async def save(conn: AsyncConnection, intent: PaymentIntent, *, previous_version
     result = await conn.execute(
         update(T)
         .where(T.c.id == intent.id, T.c.version == previous_version)
-        .values(**values, confirm_lease_until=None)
+        .values(**values, lease_until=None)
     )
     if result.rowcount != 1:
         raise ConcurrentUpdate(intent.id)
 
 
-async def take_confirm_lease(
+async def take_lease(
     conn: AsyncConnection, intent_id: str, version: int, now: datetime, until: datetime
 ) -> bool:
     """Mark the intent as being confirmed until `until`; False if someone else holds it."""
@@ -117,20 +117,20 @@ async def take_confirm_lease(
         .where(
             T.c.id == intent_id,
             T.c.version == version,
-            or_(T.c.confirm_lease_until.is_(None), T.c.confirm_lease_until < now),
+            or_(T.c.lease_until.is_(None), T.c.lease_until < now),
         )
-        .values(confirm_lease_until=until)
+        .values(lease_until=until)
     )
     return result.rowcount == 1
 
 
-async def is_being_confirmed(conn: AsyncConnection, intent_id: str, now: datetime) -> bool:
-    lease = await conn.scalar(select(T.c.confirm_lease_until).where(T.c.id == intent_id))
+async def is_leased(conn: AsyncConnection, intent_id: str, now: datetime) -> bool:
+    lease = await conn.scalar(select(T.c.lease_until).where(T.c.id == intent_id))
     return lease is not None and lease > now
 
 
-async def release_confirm_lease(conn: AsyncConnection, intent_id: str) -> None:
-    await conn.execute(update(T).where(T.c.id == intent_id).values(confirm_lease_until=None))
+async def release_lease(conn: AsyncConnection, intent_id: str) -> None:
+    await conn.execute(update(T).where(T.c.id == intent_id).values(lease_until=None))
 
 
 async def page(
@@ -155,3 +155,70 @@ async def page(
         )
     statement = statement.order_by(T.c.created_at.desc(), T.c.id.desc()).limit(limit)
     return [from_row(row) for row in (await conn.execute(statement)).mappings()]
+
+
+async def claim_due(
+    conn: AsyncConnection,
+    *,
+    statuses: list[PaymentIntentStatus],
+    due_before: datetime,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    column: str = "expires_at",
+) -> list[PaymentIntent]:
+    """Intents in `statuses` whose `column` is at or before `due_before`, leased to us
+    (skipping any another process holds), oldest first."""
+    due = getattr(T.c, column)
+    candidates = (
+        select(T.c.id)
+        .where(
+            T.c.status.in_([s.value for s in statuses]),
+            due.is_not(None),
+            due <= due_before,
+            or_(T.c.lease_until.is_(None), T.c.lease_until < now),
+        )
+        .order_by(due)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    ids = [row.id for row in await conn.execute(candidates)]
+    if not ids:
+        return []
+    await conn.execute(update(T).where(T.c.id.in_(ids)).values(lease_until=lease_until))
+    rows = await conn.execute(select(*_COLUMNS).where(T.c.id.in_(ids)).order_by(due))
+    return [from_row(row) for row in rows.mappings()]
+
+
+async def claim_unsettled(
+    conn: AsyncConnection,
+    *,
+    quiet_since: datetime,
+    checked_before: datetime,
+    now: datetime,
+    limit: int,
+) -> list[PaymentIntent]:
+    """Intents waiting on a PSP (REQUIRES_ACTION, PROCESSING) that have heard nothing
+    since `quiet_since` and were not checked since `checked_before`; marked checked."""
+    waiting = [PaymentIntentStatus.REQUIRES_ACTION.value, PaymentIntentStatus.PROCESSING.value]
+    candidates = (
+        select(T.c.id)
+        .where(
+            T.c.status.in_(waiting),
+            T.c.provider.is_not(None),
+            T.c.updated_at <= quiet_since,
+            or_(T.c.checked_at.is_(None), T.c.checked_at <= checked_before),
+            or_(T.c.lease_until.is_(None), T.c.lease_until < now),
+        )
+        .order_by(T.c.updated_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    ids = [row.id for row in await conn.execute(candidates)]
+    if not ids:
+        return []
+    await conn.execute(update(T).where(T.c.id.in_(ids)).values(checked_at=now))
+    rows = await conn.execute(select(*_COLUMNS).where(T.c.id.in_(ids)))
+    return [from_row(row) for row in rows.mappings()]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import Outbox
@@ -99,3 +99,11 @@ async def merchant_since(
         .limit(limit)
     )
     return [OutboxEntry(*row) for row in rows]
+
+
+async def purge_published(conn: AsyncConnection, before: datetime) -> int:
+    """Drop published rows older than `before` (subscribers resync from newer ones)."""
+    result = await conn.execute(
+        delete(T).where(T.c.published_at.is_not(None), T.c.created_at < before)
+    )
+    return result.rowcount or 0

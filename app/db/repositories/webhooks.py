@@ -1,0 +1,201 @@
+"""Merchant webhook endpoints, the deliveries owed to them, and each attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.dialect import insert_ignore
+from app.db.tables import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+
+E = WebhookEndpoint.__table__
+D = WebhookDelivery.__table__
+A = DeliveryAttempt.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: str
+    merchant_id: str
+    url: str
+    events: list[str]
+    secret: str
+    enabled: bool
+    created_at: datetime
+
+    def wants(self, event_type: str) -> bool:
+        return "*" in self.events or event_type in self.events
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    intent_id: str
+    intent_version: int
+    body: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
+_ENDPOINT = (E.c.id, E.c.merchant_id, E.c.url, E.c.events, E.c.secret, E.c.enabled, E.c.created_at)
+_DELIVERY = (
+    D.c.id,
+    D.c.endpoint_id,
+    D.c.event_id,
+    D.c.event_type,
+    D.c.intent_id,
+    D.c.intent_version,
+    D.c.body,
+    D.c.status,
+    D.c.attempts,
+    D.c.last_status_code,
+    D.c.created_at,
+    D.c.next_attempt_at,
+    D.c.delivered_at,
+)
+
+
+async def insert_endpoint(conn: AsyncConnection, endpoint: Endpoint) -> None:
+    await conn.execute(
+        insert(E).values(
+            id=endpoint.id,
+            merchant_id=endpoint.merchant_id,
+            url=endpoint.url,
+            events=endpoint.events,
+            secret=endpoint.secret,
+            enabled=endpoint.enabled,
+            created_at=endpoint.created_at,
+        )
+    )
+
+
+async def endpoints_of(conn: AsyncConnection, merchant_ids: list[str]) -> list[Endpoint]:
+    rows = await conn.execute(
+        select(*_ENDPOINT)
+        .where(E.c.merchant_id.in_(merchant_ids), E.c.deleted_at.is_(None))
+        .order_by(E.c.created_at)
+    )
+    return [Endpoint(*row) for row in rows]
+
+
+async def endpoints_by_id(conn: AsyncConnection, endpoint_ids: list[str]) -> dict[str, Endpoint]:
+    rows = await conn.execute(
+        select(*_ENDPOINT).where(E.c.id.in_(endpoint_ids), E.c.deleted_at.is_(None))
+    )
+    return {row.id: Endpoint(*row) for row in rows}
+
+
+async def endpoint(conn: AsyncConnection, endpoint_id: str) -> Endpoint | None:
+    row = (
+        await conn.execute(
+            select(*_ENDPOINT).where(E.c.id == endpoint_id, E.c.deleted_at.is_(None))
+        )
+    ).first()
+    return Endpoint(*row) if row else None
+
+
+async def delete_endpoint(conn: AsyncConnection, endpoint_id: str, now: datetime) -> None:
+    await conn.execute(update(E).where(E.c.id == endpoint_id).values(deleted_at=now, enabled=False))
+    # Nothing more goes to a deleted endpoint.
+    await conn.execute(
+        update(D)
+        .where(D.c.endpoint_id == endpoint_id, D.c.status == "pending")
+        .values(status="canceled", next_attempt_at=None)
+    )
+
+
+async def enqueue(conn: AsyncConnection, rows: list[dict[str, object]]) -> None:
+    if rows:
+        await conn.execute(insert_ignore(conn, D, ["endpoint_id", "event_id"]), rows)
+
+
+async def claim_due(
+    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int
+) -> list[Delivery]:
+    """Due deliveries, leased to us; never one whose earlier version for the same
+    endpoint and intent is still owed (events of an intent go in version order)."""
+    earlier = D.alias("earlier")
+    blocked = exists().where(
+        and_(
+            earlier.c.endpoint_id == D.c.endpoint_id,
+            earlier.c.intent_id == D.c.intent_id,
+            earlier.c.intent_version < D.c.intent_version,
+            earlier.c.status == "pending",
+        )
+    )
+    candidates = (
+        select(D.c.id)
+        .where(
+            D.c.status == "pending",
+            D.c.next_attempt_at <= now,
+            (D.c.lease_until.is_(None)) | (D.c.lease_until < now),
+            ~blocked,
+        )
+        .order_by(D.c.next_attempt_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    ids = [row.id for row in await conn.execute(candidates)]
+    if not ids:
+        return []
+    await conn.execute(update(D).where(D.c.id.in_(ids)).values(lease_until=lease_until))
+    rows = await conn.execute(
+        select(*_DELIVERY).where(D.c.id.in_(ids)).order_by(D.c.next_attempt_at)
+    )
+    return [Delivery(*row) for row in rows]
+
+
+async def record_attempt(
+    conn: AsyncConnection,
+    delivery: Delivery,
+    *,
+    status_code: int | None,
+    error: str | None,
+    duration_ms: int,
+    now: datetime,
+    outcome: str,
+    next_attempt_at: datetime | None,
+) -> None:
+    await conn.execute(
+        insert(A).values(
+            delivery_id=delivery.id,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            at=now,
+        )
+    )
+    await conn.execute(
+        update(D)
+        .where(D.c.id == delivery.id)
+        .values(
+            attempts=D.c.attempts + 1,
+            status=outcome,
+            last_status_code=status_code,
+            last_error=error,
+            next_attempt_at=next_attempt_at,
+            delivered_at=now if outcome == "delivered" else None,
+            lease_until=None,
+        )
+    )
+
+
+async def deliveries_of(conn: AsyncConnection, endpoint_id: str, limit: int) -> list[Delivery]:
+    rows = await conn.execute(
+        select(*_DELIVERY)
+        .where(D.c.endpoint_id == endpoint_id)
+        .order_by(D.c.created_at.desc(), D.c.intent_version.desc())
+        .limit(limit)
+    )
+    return [Delivery(*row) for row in rows]

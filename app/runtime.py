@@ -1,0 +1,236 @@
+"""Building the running system from settings: engine, clock, providers, breakers,
+broker, relay, services and background jobs. Both the API (app/main.py) and
+`cobro worker` start from here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pybreaker
+import redis
+
+from app.clock import Clock
+from app.config import Settings
+from app.db.engine import Database
+from app.db.migrate import upgrade
+from app.domain.errors import CobroError
+from app.events.broker import Broker, InProcessBroker
+from app.events.deliveries import MerchantWebhooks
+from app.events.redis_broker import RedisBroker
+from app.events.relay import OutboxRelay
+from app.resilience.breaker import Breakers
+from app.services.auth import Authenticator
+from app.services.confirm import ConfirmService
+from app.services.container import Services
+from app.services.expiry import ExpiryService
+from app.services.housekeeping import Housekeeping
+from app.services.intents import IntentService
+from app.services.live import LiveService
+from app.services.merchants import MerchantService
+from app.services.provider_events import ProviderEventService
+from app.services.reconcile import ReconciliationService
+from app.services.refunds import RefundService
+from app.services.routing import Router
+from app.services.sandbox_clock import SandboxClock
+from app.services.webhook_endpoints import WebhookEndpointService
+from app.worker import Job, Worker
+from providers.base import Provider, ProviderConfig
+from providers.registry import ADAPTERS, build_provider
+from providers.sandbox.app import Sandbox, adapter_options
+from providers.sandbox.common import EmulatorConfig
+from providers.sandbox.state import SandboxState
+
+# Host name the embedded sandbox answers on through the in-process transport.
+SANDBOX_HOST = "http://sandbox.internal"
+# How often every process adopts a sandbox clock another process moved.
+CLOCK_SYNC_SECONDS = 1.0
+
+
+@dataclass
+class Runtime:
+    """Everything the running system holds, built at start-up, closed at shutdown."""
+
+    settings: Settings
+    services: Services
+    providers: dict[str, Provider]
+    sandbox: Sandbox | None
+    broker: Broker
+    relay: OutboxRelay
+    webhooks: MerchantWebhooks
+    worker: Worker
+    readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def running(self, *, worker: bool) -> AsyncIterator[None]:
+        """Broker connected, relay publishing, and (if asked) the background jobs."""
+        if self.settings.sandbox_enabled:
+            await upgrade(self.services.db)
+            await self.services.merchants.ensure_dev_merchant(
+                self.settings.dev_secret_key, self.settings.dev_publishable_key
+            )
+        await self.broker.start()
+        tasks = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
+        if worker:
+            tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for close in self.closers:
+                await close()
+
+
+def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+    clock = clock or Clock()
+    db = Database(settings.database_url)
+    sandbox = _build_sandbox(settings, clock) if settings.sandbox_enabled else None
+    providers = {
+        name: _build_provider(name, settings, sandbox)
+        for name in ADAPTERS
+        if settings.sandbox_enabled or settings.provider(name).base_url
+    }
+    breakers = Breakers(
+        list(providers),
+        fail_max=settings.breaker_fail_max,
+        reset_seconds=settings.breaker_reset_seconds,
+        storage=_shared_circuits(settings.redis_url) if settings.redis_url else None,
+    )
+    broker: Broker = RedisBroker(settings.redis_url) if settings.redis_url else InProcessBroker()
+    webhooks = MerchantWebhooks(
+        db,
+        clock,
+        allow_private=settings.sandbox_enabled,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
+    )
+    relay = OutboxRelay(db, broker, clock, webhooks)
+    router = Router(settings.methods, providers, breakers)
+    provider_events = ProviderEventService(db, clock)
+    services = Services(
+        db=db,
+        clock=clock,
+        auth=Authenticator(db),
+        router=router,
+        merchants=MerchantService(db, clock),
+        intents=IntentService(db, clock, router),
+        confirm=ConfirmService(
+            db,
+            clock,
+            router,
+            lease_seconds=settings.confirm_lease_seconds,
+            spei_expiry=timedelta(hours=settings.spei_expiry_hours),
+        ),
+        refunds=RefundService(db, clock, router, settings.spei_payout_providers),
+        provider_events=provider_events,
+        live=LiveService(db, broker, clock),
+        webhook_endpoints=WebhookEndpointService(db, clock, allow_private=settings.sandbox_enabled),
+        expiry=ExpiryService(db, clock, router),
+        reconciliation=ReconciliationService(
+            db,
+            clock,
+            router,
+            provider_events,
+            quiet_for=timedelta(seconds=settings.reconcile_after_seconds),
+            every=timedelta(seconds=settings.reconcile_every_seconds),
+        ),
+    )
+    worker = Worker(_jobs(settings, services, webhooks))
+    runtime = Runtime(settings, services, providers, sandbox, broker, relay, webhooks, worker)
+    if sandbox is not None:
+        sandbox.on_clock_advance = _clock_advance(services)
+    runtime.readiness_checks["broker"] = broker.ping
+    runtime.closers += [p.aclose for p in providers.values()]
+    runtime.closers += [webhooks.aclose, broker.close, db.dispose]
+    return runtime
+
+
+def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) -> list[Job]:
+    housekeeping = Housekeeping(
+        services.db, services.clock, timedelta(days=settings.outbox_retention_days)
+    )
+    jobs = [
+        Job("expiry", settings.expiry_sweep_seconds, services.expiry.sweep),
+        Job("webhook-delivery", settings.delivery_poll_seconds, webhooks.dispatch_due),
+        Job(
+            "reconciliation",
+            settings.reconcile_every_seconds / 10,
+            services.reconciliation.run_once,
+        ),
+        Job("housekeeping", 3_600, housekeeping.run_once),
+    ]
+    if settings.sandbox_enabled:
+        clock = SandboxClock(services.db, services.clock)
+        jobs.append(Job("sandbox-clock", CLOCK_SYNC_SECONDS, clock.refresh))
+    return jobs
+
+
+def _clock_advance(services: Services) -> Callable[[object], Awaitable[dict[str, Any]]]:
+    clock = SandboxClock(services.db, services.clock)
+
+    async def advance(seconds: object) -> dict[str, Any]:
+        """Move the shared sandbox clock and run the expiry sweep at once."""
+        try:
+            now = await clock.advance(seconds)
+        except CobroError as error:
+            raise ValueError(error.message) from None
+        expired = await services.expiry.sweep()
+        return {"now": now.isoformat(), "expired": expired}
+
+    return advance
+
+
+def _shared_circuits(url: str) -> Callable[[str], pybreaker.CircuitBreakerStorage]:
+    """Circuit state in Redis, so every process sees a PSP's circuit open at once.
+
+    pybreaker's storage is synchronous: each state check is one short blocking round
+    trip (about 0.1 ms on loopback), bounded by these timeouts when Redis is away,
+    when pybreaker falls back to CLOSED.
+    """
+    client = redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
+    return lambda name: pybreaker.CircuitRedisStorage(
+        pybreaker.STATE_CLOSED, client, namespace=f"cobro:circuit:{name}"
+    )
+
+
+def _build_sandbox(settings: Settings, clock: Clock) -> Sandbox:
+    configs = {
+        name: EmulatorConfig(
+            api_key=settings.provider(name).api_key.get_secret_value(),
+            api_secret=settings.provider(name).api_secret.get_secret_value(),
+            webhook_secret=settings.provider(name).webhook_secrets[0].get_secret_value(),
+        )
+        for name in ADAPTERS
+    }
+    return Sandbox(SandboxState(clock=clock, public_url=settings.base_url), configs)
+
+
+def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> Provider:
+    own = settings.provider(name)
+    transport = None
+    base_url = own.base_url
+    options = dict(own.options)
+    if base_url is None:
+        assert sandbox is not None, "outside the sandbox every provider needs a base_url"
+        base_url = f"{SANDBOX_HOST}/{name}"
+        transport = httpx.ASGITransport(app=sandbox.app, raise_app_exceptions=False)
+    if settings.sandbox_enabled and not options:
+        options = adapter_options(name)
+    config = ProviderConfig(
+        base_url=base_url,
+        api_key=own.api_key.get_secret_value(),
+        api_secret=own.api_secret.get_secret_value(),
+        webhook_secrets=tuple(s.get_secret_value() for s in own.webhook_secrets),
+        timeout_seconds=settings.provider_timeout_seconds,
+        connect_timeout_seconds=settings.provider_connect_timeout_seconds,
+        public_url=settings.base_url,
+        options=options,
+    )
+    return build_provider(name, config, transport)

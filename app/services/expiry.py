@@ -1,0 +1,101 @@
+"""Expiry: unpaid OXXO vouchers, SPEI references and crypto quotes run out.
+
+The sweep leases due intents (so several workers never expire the same one), asks
+the PSP to void what it issued where its API allows, and moves the intent to
+EXPIRED with its audit event and outbox row. A PSP that cannot be reached does not
+keep an intent alive: it expires anyway and the failure is on the trail; money
+that still arrives later is recorded as a late payment, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from app.clock import Clock
+from app.db.engine import Database
+from app.db.repositories import attempts as attempt_rows
+from app.db.repositories import intents as intent_rows
+from app.db.repositories.audit import NewAuditEvent
+from app.domain.intents import PaymentIntent, PaymentIntentStatus
+from app.services.changes import record_change, status_event
+from app.services.routing import Router
+from providers.base import ProviderError
+
+log = logging.getLogger("cobro.expiry")
+
+# Long enough to void at a PSP whose every call times out.
+LEASE = timedelta(seconds=60)
+BATCH = 100
+
+
+class ExpiryService:
+    def __init__(self, db: Database, clock: Clock, router: Router) -> None:
+        self.db = db
+        self.clock = clock
+        self.router = router
+
+    async def sweep(self) -> int:
+        """Expire every intent that is due now; return how many."""
+        expired = 0
+        while True:
+            now = self.clock.now()
+            async with self.db.transaction() as conn:
+                due = await intent_rows.claim_due(
+                    conn,
+                    statuses=[PaymentIntentStatus.REQUIRES_ACTION],
+                    due_before=now,
+                    now=now,
+                    lease_until=now + LEASE,
+                    limit=BATCH,
+                )
+            for intent in due:
+                expired += await self._expire(intent)
+            if len(due) < BATCH:
+                return expired
+
+    async def _expire(self, intent: PaymentIntent) -> int:
+        events = await self._void_at_provider(intent)
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            current = await intent_rows.get(conn, intent.id, for_update=True)
+            assert current is not None
+            if current.version != intent.version:
+                # Paid (or otherwise moved) while we were voiding: leave it be.
+                await intent_rows.release_lease(conn, intent.id)
+                return 0
+            after = current.moved_to(PaymentIntentStatus.EXPIRED, now, next_action=None)
+            reason = f"unpaid at {current.expires_at.isoformat() if current.expires_at else now}"
+            await record_change(
+                conn, current, after, [*events, status_event(after, reason=reason)], now
+            )
+        log.info("expired %s", intent.id)
+        return 1
+
+    async def _void_at_provider(self, intent: PaymentIntent) -> list[NewAuditEvent]:
+        if not intent.provider or intent.provider not in self.router.providers:
+            return []
+        async with self.db.read() as conn:
+            attempt = await attempt_rows.latest_with_ref(conn, intent.id, intent.provider)
+        if attempt is None or attempt.provider_ref is None:
+            return []
+        ref = attempt.provider_ref
+        try:
+            await self.router.call(
+                intent.provider, lambda p: p.cancel_payment(ref, f"expire-{intent.id}")
+            )
+        except ProviderError as exc:
+            return [
+                NewAuditEvent(
+                    "provider.cancel_failed",
+                    provider=intent.provider,
+                    data={"provider_ref": ref, "message": exc.message},
+                )
+            ]
+        return [
+            NewAuditEvent(
+                "provider.canceled",
+                provider=intent.provider,
+                data={"provider_ref": ref, "reason": "expired"},
+            )
+        ]

@@ -1,0 +1,43 @@
+"""The background work: outbox relay, expiry sweep, merchant webhook delivery,
+reconciliation, housekeeping. `cobro worker` runs it on its own; outside
+production the API process runs it too (`COBRO_EMBEDDED_WORKER`).
+
+Every job is safe to run in several processes at once: the rows it works on are
+leased (or claimed with SKIP LOCKED on PostgreSQL) before anything is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("cobro.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    every_seconds: float
+    run: Callable[[], Awaitable[object]]
+
+
+class Worker:
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._loop(job) for job in self.jobs))
+
+    async def _loop(self, job: Job) -> None:
+        while True:
+            try:
+                await job.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "worker job %s failed; it runs again in %.1f s", job.name, job.every_seconds
+                )
+            await asyncio.sleep(job.every_seconds)
