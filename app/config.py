@@ -70,14 +70,21 @@ DEFAULT_ROUTES: dict[PaymentMethodType, dict[str, Any]] = {
 }
 
 
+# The sandbox's credentials: public, so never acceptable in production.
+SANDBOX_CREDENTIAL = "sandbox"
+SANDBOX_SECRETS = frozenset({"", SANDBOX_CREDENTIAL})
+
+
 class ProviderSettings(BaseModel):
-    """How to reach one PSP. No base_url outside production means the embedded sandbox."""
+    """How to reach one PSP. No base_url outside production means the embedded sandbox;
+    empty credentials outside production mean the sandbox's (public) ones."""
 
     base_url: str | None = None
-    api_key: SecretStr = SecretStr("sandbox")
-    api_secret: SecretStr = SecretStr("sandbox")
-    # Several secrets are accepted at once while a rolled secret is still valid.
-    webhook_secrets: list[SecretStr] = Field(default_factory=lambda: [SecretStr("sandbox")])
+    api_key: SecretStr = SecretStr("")
+    api_secret: SecretStr = SecretStr("")
+    # Several secrets are accepted at once while a rolled secret is still valid. None
+    # means no signature verifies: fail closed.
+    webhook_secrets: list[SecretStr] = Field(default_factory=list)
     # PSP-specific settings, passed to the adapter as they are (see its module docstring).
     options: dict[str, str] = Field(default_factory=dict)
 
@@ -152,18 +159,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_providers(self) -> Settings:
-        if self.env is Environment.PRODUCTION:
-            missing = sorted(
-                name
-                for route in self.methods.values()
-                for name in route.providers
-                if not (self.providers.get(name) and self.providers[name].base_url)
-            )
-            if missing:
-                raise ValueError(
-                    "production has no sandbox: set COBRO_PROVIDERS__<NAME>__BASE_URL for "
-                    + ", ".join(sorted(set(missing)))
-                )
+        """Production has no sandbox: every routed PSP needs its own address and its
+        own credentials (the sandbox's are public, so anyone could forge with them)."""
+        if self.env is not Environment.PRODUCTION:
+            return self
+        problems = []
+        for name in sorted({n for route in self.methods.values() for n in route.providers}):
+            own = self.providers.get(name)
+            if own is None or not own.base_url:
+                problems.append(f"COBRO_PROVIDERS__{name.upper()}__BASE_URL")
+                continue
+            if own.api_key.get_secret_value() in SANDBOX_SECRETS:
+                problems.append(f"COBRO_PROVIDERS__{name.upper()}__API_KEY")
+            if any(s.get_secret_value() in SANDBOX_SECRETS for s in own.webhook_secrets):
+                problems.append(f"COBRO_PROVIDERS__{name.upper()}__WEBHOOK_SECRETS")
+        if problems:
+            raise ValueError("production needs real settings for: " + ", ".join(problems))
         return self
 
     @property
@@ -175,7 +186,18 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def provider(self, name: str) -> ProviderSettings:
-        return self.providers.get(name) or ProviderSettings()
+        """A PSP's settings; outside production, blanks filled with the sandbox's."""
+        own = self.providers.get(name) or ProviderSettings()
+        if not self.sandbox_enabled:
+            return own
+        sandbox = SecretStr(SANDBOX_CREDENTIAL)
+        return own.model_copy(
+            update={
+                "api_key": own.api_key if own.api_key.get_secret_value() else sandbox,
+                "api_secret": own.api_secret if own.api_secret.get_secret_value() else sandbox,
+                "webhook_secrets": own.webhook_secrets or [sandbox],
+            }
+        )
 
     @classmethod
     def settings_customise_sources(

@@ -12,8 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pybreaker
-import redis
 
 from app.clock import Clock
 from app.config import Settings
@@ -25,6 +23,7 @@ from app.events.deliveries import MerchantWebhooks
 from app.events.redis_broker import RedisBroker
 from app.events.relay import OutboxRelay
 from app.resilience.breaker import Breakers
+from app.resilience.shared import SharedCircuits
 from app.services.auth import Authenticator
 from app.services.confirm import ConfirmService
 from app.services.container import Services
@@ -48,6 +47,8 @@ from providers.sandbox.state import SandboxState
 
 # Host name the embedded sandbox answers on through the in-process transport.
 SANDBOX_HOST = "http://sandbox.internal"
+# A PSP call left without an answer this long is asked about again.
+UNANSWERED = timedelta(seconds=60)
 # How often every process adopts a sandbox clock another process moved.
 CLOCK_SYNC_SECONDS = 1.0
 
@@ -65,6 +66,8 @@ class Runtime:
     webhooks: MerchantWebhooks
     worker: Worker
     readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+    # Loops every process runs (the relay's fast path, shared circuit states).
+    loops: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
     @asynccontextmanager
@@ -76,7 +79,7 @@ class Runtime:
                 self.settings.dev_secret_key, self.settings.dev_publishable_key
             )
         await self.broker.start()
-        tasks = [asyncio.create_task(self.relay.run(), name="outbox-relay")]
+        tasks = [asyncio.create_task(_coroutine(loop)) for loop in self.loops]
         if worker:
             tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
         try:
@@ -102,8 +105,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         list(providers),
         fail_max=settings.breaker_fail_max,
         reset_seconds=settings.breaker_reset_seconds,
-        storage=_shared_circuits(settings.redis_url) if settings.redis_url else None,
     )
+    shared = SharedCircuits(settings.redis_url, breakers) if settings.redis_url else None
     broker: Broker = RedisBroker(settings.redis_url) if settings.redis_url else InProcessBroker()
     webhooks = MerchantWebhooks(
         db,
@@ -146,10 +149,18 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     runtime = Runtime(settings, services, providers, sandbox, broker, relay, webhooks, worker)
     if sandbox is not None:
         sandbox.on_clock_advance = _clock_advance(services)
+    runtime.loops.append(relay.run)
     runtime.readiness_checks["broker"] = broker.ping
+    if shared is not None:
+        runtime.loops.append(shared.run)
+        runtime.closers.append(shared.aclose)
     runtime.closers += [p.aclose for p in providers.values()]
     runtime.closers += [webhooks.aclose, broker.close, db.dispose]
     return runtime
+
+
+async def _coroutine(loop: Callable[[], Awaitable[object]]) -> None:
+    await loop()
 
 
 def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) -> list[Job]:
@@ -165,6 +176,11 @@ def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) ->
             services.reconciliation.run_once,
         ),
         Job("housekeeping", 3_600, housekeeping.run_once),
+        # Attempts and refunds whose PSP never answered: ask again, same key.
+        Job("stale-attempts", 15, lambda: services.confirm.recover_stale(UNANSWERED)),
+        Job("pending-refunds", 15, lambda: services.refunds.resolve_pending(UNANSWERED)),
+        # Webhooks that arrived before the payment they name was recorded.
+        Job("unmatched-events", 10, services.provider_events.retry_unmatched),
     ]
     if settings.sandbox_enabled:
         clock = SandboxClock(services.db, services.clock)
@@ -185,19 +201,6 @@ def _clock_advance(services: Services) -> Callable[[object], Awaitable[dict[str,
         return {"now": now.isoformat(), "expired": expired}
 
     return advance
-
-
-def _shared_circuits(url: str) -> Callable[[str], pybreaker.CircuitBreakerStorage]:
-    """Circuit state in Redis, so every process sees a PSP's circuit open at once.
-
-    pybreaker's storage is synchronous: each state check is one short blocking round
-    trip (about 0.1 ms on loopback), bounded by these timeouts when Redis is away,
-    when pybreaker falls back to CLOSED.
-    """
-    client = redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
-    return lambda name: pybreaker.CircuitRedisStorage(
-        pybreaker.STATE_CLOSED, client, namespace=f"cobro:circuit:{name}"
-    )
 
 
 def _build_sandbox(settings: Settings, clock: Clock) -> Sandbox:

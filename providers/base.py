@@ -105,6 +105,15 @@ class PaymentRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Deposit:
+    """One transfer or deposit into a payment (SPEI, crypto), named as its webhook
+    names it, so that learning of it twice (webhook and reconciliation) counts once."""
+
+    event_id: str
+    amount: int  # minor units credited by this deposit
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderPayment:
     """What a PSP says about one payment, in neutral terms."""
 
@@ -116,6 +125,8 @@ class ProviderPayment:
     error_message: str | None = None
     # Other handles a webhook may use for this payment (OXXO reference, CLABE, address).
     lookup_keys: tuple[str, ...] = ()
+    # Deposits so far, for methods paid in by transfers (fetch_payment fills it).
+    deposits: tuple[Deposit, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -151,6 +162,9 @@ class ProviderEvent:
     amount: int | None = None  # minor units paid in by this event (SPEI, crypto deposits)
     refund_ref: str | None = None  # set when the event is about a refund/payout
     occurred_at: datetime | None = None
+    # Our intent id, when the PSP echoes it back (metadata): finds the payment even
+    # when no handle was recorded (the call that created it timed out).
+    intent_hint: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -170,6 +184,7 @@ class ProviderEvent:
             "amount": self.amount,
             "refund_ref": self.refund_ref,
             "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
+            "intent_hint": self.intent_hint,
         }
 
     @classmethod
@@ -185,6 +200,7 @@ class ProviderEvent:
             amount=data.get("amount"),
             refund_ref=data.get("refund_ref"),
             occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+            intent_hint=data.get("intent_hint"),
         )
 
 
@@ -196,19 +212,30 @@ INVALID_REQUEST = "INVALID_REQUEST"
 class ProviderError(Exception):
     """A call that got no usable answer.
 
-    `retryable` says whether another try (here later, or at the next provider)
-    may work: timeouts, 5xx and 429 are; a request the PSP refuses on its merits
-    is not. Only retryable errors count against the PSP's circuit breaker.
+    `retryable` says whether another try may work: timeouts, 5xx and 429 are; a
+    request the PSP refuses on its merits is not. Only retryable errors count
+    against the PSP's circuit breaker. `outcome_unknown` says whether the PSP may
+    have acted on it anyway.
     """
 
     def __init__(
-        self, provider: str, message: str, *, retryable: bool, code: str = "PROVIDER_ERROR"
+        self,
+        provider: str,
+        message: str,
+        *,
+        retryable: bool,
+        code: str = "PROVIDER_ERROR",
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
         self.message = message
         self.retryable = retryable
         self.code = code
+        # The request may have been carried out (read timeout, 500, 502, 504): money
+        # may have moved. Not safe to send the same payment to another PSP; safe to
+        # send the same request, with the same idempotency key, to the same PSP.
+        self.outcome_unknown = outcome_unknown
 
 
 class WebhookRejected(Exception):

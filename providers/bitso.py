@@ -6,7 +6,8 @@ funding destination (`GET /api/v3/funding_destination`) says where. `GET /api/v3
 `GET /api/v4/currency_conversions/{id}` tell what arrived; the `funding` webhook, verified with
 Bitso's RSA signature, tells it first. Calls are signed as Bitso's "Create Signed Requests" and
 bitso-py's `_build_auth_header` sign them: `Authorization: Bitso <key>:<nonce>:<hex
-HMAC-SHA256(secret, nonce + method + path with query + JSON body)>`.
+HMAC-SHA256(secret, nonce + method + path with query + JSON body)>`. Both signatures live in
+providers/bitso_wire.py.
 
 Two things a pay-in needs are not in Bitso's API; the sandbox does both, production must not
 count on it:
@@ -21,28 +22,22 @@ count on it:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
-import time
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote as quote_path
 
 import httpx
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency
 from app.domain.next_action import CryptoInstructions
 from providers.base import (
     INVALID_REQUEST,
+    Deposit,
     PaymentRequest,
     ProviderConfig,
     ProviderError,
@@ -53,6 +48,7 @@ from providers.base import (
     RefundRequest,
     WebhookRejected,
 )
+from providers.bitso_wire import PUBLIC_KEYS_OPTION, BitsoAuth, load_public_keys, verify_signature
 from providers.http import PspHttp, json_body
 
 # Bitso's codes for a quote it no longer knows (its RFQ API: `quote_not_found`): the
@@ -60,18 +56,13 @@ from providers.http import PspHttp, json_body
 QUOTE_EXPIRED = "QUOTE_EXPIRED"
 QUOTE_GONE_CODES = frozenset({"quote_not_found", "quote_expired"})
 
-# Bitso's "Webhook Signatures": Base64 RSA-SHA256 (PKCS#1 v1.5) of the payload, and its key id.
-SIGNATURE_HEADER = "x-bitso-webhook-event-signature"
-KEY_ID_HEADER = "x-bitso-key-id"
-# Bitso's webhook public keys ("List webhook public keys"), "key_id:base64 DER,..." in options.
-PUBLIC_KEYS_OPTION = "webhook_public_keys"
-
 FUNDINGS_PAGE = 100  # the most recent fundings fetch_payment reads: Bitso's largest page
 CENT = Decimal("0.01")
 
+COMPLETE = "complete"  # the funding status under which the deposit is credited
 FUNDING_STATUS_MAP = {
     "pending": ProviderStatus.PROCESSING,
-    "complete": ProviderStatus.SUCCEEDED,
+    COMPLETE: ProviderStatus.SUCCEEDED,
     "failed": ProviderStatus.FAILED,
 }
 
@@ -84,36 +75,6 @@ CONVERSION_STATUS_MAP = {
     "FAILED": ProviderStatus.FAILED,
     "EXPIRED": ProviderStatus.EXPIRED,
 }
-
-
-class BitsoAuth(httpx.Auth):
-    """Bitso's HMAC signature, computed on the request exactly as it goes out (path, body)."""
-
-    requires_request_body = True
-
-    def __init__(self, key: str, secret: str) -> None:
-        self.key = key
-        self.secret = secret
-        self._last_nonce = 0
-
-    def next_nonce(self) -> int:
-        """Larger than the last one, as Bitso requires: Unix ms followed by six digits that
-        count calls within the ms (Bitso's "Nonce v2" shape, 19 digits)."""
-        self._last_nonce = max(time.time_ns() // 1_000_000 * 1_000_000, self._last_nonce + 1)
-        return self._last_nonce
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        nonce = str(self.next_nonce())
-        path = request.url.raw_path.decode("ascii")
-        signature = sign_request(self.secret, nonce, request.method, path, request.content)
-        request.headers["Authorization"] = f"Bitso {self.key}:{nonce}:{signature}"
-        yield request
-
-
-def sign_request(secret: str, nonce: str, method: str, path: str, body: bytes) -> str:
-    """Hex HMAC-SHA256 of nonce + HTTP method + request path (with query) + JSON body."""
-    message = f"{nonce}{method.upper()}{path}".encode() + body
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 class BitsoProvider:
@@ -207,9 +168,17 @@ class BitsoProvider:
     def _payment_from_fundings(
         self, quote_id: str, fundings: list[dict[str, Any]]
     ) -> ProviderPayment:
-        complete = [f for f in fundings if f.get("status") == "complete"]
+        """Each complete funding is a Deposit named as its `complete` webhook is named, so
+        the core counts it once however it learns of it."""
+        complete = [f for f in fundings if f.get("status") == COMPLETE]
         try:
-            received = sum(centavos(conversion_of(f).get("to_amount")) for f in complete)
+            deposits = tuple(
+                Deposit(
+                    funding_event_id(f.get("fid"), COMPLETE),
+                    centavos(conversion_of(f).get("to_amount")),
+                )
+                for f in complete
+            )
         except ValueError as exc:
             raise ProviderError(
                 self.name, f"answered a funding Cobro cannot read ({exc})", retryable=True
@@ -218,8 +187,9 @@ class BitsoProvider:
         return ProviderPayment(
             provider_ref=quote_id,
             status=ProviderStatus.SUCCEEDED if complete else ProviderStatus.PROCESSING,
-            amount_received=received if complete else None,
+            amount_received=sum(d.amount for d in deposits) if complete else None,
             lookup_keys=tuple(sorted(a for a in addresses if a)),
+            deposits=deposits,
             raw={"fundings": fundings},
         )
 
@@ -247,8 +217,13 @@ class BitsoProvider:
 
     def _funding_event(self, payload: dict[str, Any], envelope: dict[str, Any]) -> ProviderEvent:
         fid, status = payload.get("fid"), payload.get("status")
-        if not isinstance(fid, str) or not fid or not isinstance(status, str):
-            raise WebhookRejected("funding payload lacks fid or status")
+        if not isinstance(status, str):
+            raise WebhookRejected("funding payload lacks a status")
+        try:
+            # pending and complete are two events of one funding: both must reach the core.
+            event_id = funding_event_id(fid, status)
+        except ValueError:
+            raise WebhookRejected("funding payload lacks a fid") from None
         conversion = conversion_of(payload)
         neutral = FUNDING_STATUS_MAP.get(status, ProviderStatus.PENDING)
         try:
@@ -258,14 +233,15 @@ class BitsoProvider:
             raise WebhookRejected(f"funding conversion amount: {exc}") from None
         return ProviderEvent(
             provider=self.name,
-            # pending and complete are two events of one funding: both must reach the core.
-            event_id=f"{fid}:{status}",
+            event_id=event_id,
             type="funding",
             status=neutral,
             provider_ref=_str_or_none(conversion.get("quote_id")),
             lookup_key=_str_or_none(details_of(payload).get("receiving_address")),
             amount=amount,
             occurred_at=_iso_or_none(payload.get("created_at")),
+            # No intent_hint: neither a quote nor a funding carries a reference of ours
+            # (Bitso's conversions take none), in Bitso's API or in the sandbox.
             raw=envelope,
         )
 
@@ -308,6 +284,13 @@ def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderE
         contract_code = INVALID_REQUEST
     message = f"{error.get('message', 'no message')} (HTTP {status}, code {code or 'none'})"
     return ProviderError(provider, message, retryable=False, code=contract_code)
+
+
+def funding_event_id(fid: object, status: str) -> str:
+    """The event id of a funding's webhook in `status`; ValueError without a fid."""
+    if not isinstance(fid, str) or not fid:
+        raise ValueError(f"not a funding id: {fid!r}")
+    return f"{fid}:{status}"
 
 
 def details_of(funding: Mapping[str, Any]) -> dict[str, Any]:
@@ -362,68 +345,3 @@ def _iso_or_none(value: Any) -> datetime | None:
         return datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
-
-
-# -- webhook signatures: Bitso's scheme ------------------------------------------------------
-
-
-def load_public_keys(option: str) -> dict[str, rsa.RSAPublicKey]:
-    """The `webhook_public_keys` option: "key_id:base64 DER SubjectPublicKeyInfo", comma-separated.
-
-    A malformed entry fails here, when the adapter is built, not at the first webhook."""
-    keys: dict[str, rsa.RSAPublicKey] = {}
-    for entry in filter(None, (part.strip() for part in option.split(","))):
-        key_id, _, encoded = entry.partition(":")
-        key = serialization.load_der_public_key(base64.b64decode(encoded, validate=True))
-        if not key_id or not isinstance(key, rsa.RSAPublicKey):
-            raise ValueError(f"{PUBLIC_KEYS_OPTION}: {key_id!r} is not an RSA public key")
-        keys[key_id] = key
-    return keys
-
-
-def public_key_option(key_id: str, key: rsa.RSAPublicKey) -> str:
-    """One `webhook_public_keys` entry, as Bitso's key list gives it (Base64 DER)."""
-    der = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return f"{key_id}:{base64.b64encode(der).decode()}"
-
-
-def signed_bytes(payload: Any, *, ascii_only: bool = True) -> bytes:
-    """The compact JSON of `payload`, the bytes Bitso signs (its docs: Python's
-    separators=(',', ':'), which escape non-ASCII by default)."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=ascii_only).encode()
-
-
-def verify_signature(
-    body: bytes, headers: Mapping[str, str], public_keys: Mapping[str, rsa.RSAPublicKey]
-) -> dict[str, Any]:
-    """The event envelope, if the key named in `x-bitso-key-id` signed its payload; else
-    WebhookRejected. Bitso's docs do not say whether non-ASCII is escaped before signing, so
-    both spellings are tried: both are the one payload, so nothing unsigned gets through."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    encoded, key_id = lowered.get(SIGNATURE_HEADER, ""), lowered.get(KEY_ID_HEADER, "")
-    if not encoded or not key_id:
-        raise WebhookRejected(f"{SIGNATURE_HEADER} or {KEY_ID_HEADER} header missing")
-    key = public_keys.get(key_id)
-    if key is None:
-        raise WebhookRejected(f"no Bitso webhook public key {key_id!r} is configured")
-    try:
-        signature = base64.b64decode(encoded, validate=True)
-        envelope = json.loads(body)
-    except (binascii.Error, ValueError):
-        raise WebhookRejected("signature is not Base64 or body is not JSON") from None
-    if not (
-        isinstance(envelope, dict)
-        and isinstance(envelope.get("event"), str)
-        and isinstance(envelope.get("payload"), dict)
-    ):
-        raise WebhookRejected("body is not a Bitso event {event, payload}")
-    candidates = {signed_bytes(envelope["payload"], ascii_only=flag) for flag in (True, False)}
-    for candidate in candidates:
-        try:
-            key.verify(signature, candidate, padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
-            continue
-        return envelope
-    raise WebhookRejected("Bitso webhook signature does not verify")

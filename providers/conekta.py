@@ -9,30 +9,23 @@ application/vnd.conekta-v2.2.0+json`, an `Idempotency-Key` on calls that move mo
 type oxxo, 14-digit reference, expires_at}; SPEI {object bank_transfer_payment, clabe,
 bank "STP"}. `GET /orders/{id}`, `POST /orders/{id}/cancel` and `POST
 /orders/{id}/refunds` {amount, reason} answer the order. Errors are {object "error",
-type, details [{code, message}]}; a declined card is a 402 `...processing.bank.*`.
+type, details [{code, message}]}; a card that fails is a 402 processing_error.
+Webhook signatures and the status tables: providers/conekta_wire.py.
 
-Webhooks: Conekta signs the raw body with a webhook key's private half (RSA PKCS#1
-v1.5, SHA-256) and sends the base64 signature in a `Digest` header; the merchant
-verifies with the public PEM (developers.conekta.com "Verificar firmas": header
-'DIGEST', sha256 of the UTF-8 body signed by the private key; conekta-node issue #105:
-a base64 signature checked with node-rsa's default pkcs1-sha256). There is no
-timestamp: a replayed event is stopped by the inbox's event id, not here.
+SPEI here is paid in full or not at all: Conekta returns a transfer of any other amount
+than the order's ("will be rejected automatically", its help centre), and says so in one
+`order.paid` per order. So a payment has no Deposits to list (ProviderPayment.deposits
+stays empty): amount_received is the order's paid total, and the event id is Conekta's own.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from app.domain.methods import PaymentMethodType
 from app.domain.next_action import NextAction, OxxoVoucher, RedirectToUrl, SpeiInstructions
@@ -48,12 +41,21 @@ from providers.base import (
     RefundRequest,
     WebhookRejected,
 )
+from providers.conekta_wire import (
+    DIGEST_HEADER,
+    EVENT_STATUS,
+    INTENT_METADATA_KEY,
+    PAID_CHARGE_STATUSES,
+    REFUND_EVENTS,
+    REFUND_STATUS_MAP,
+    STATUS_MAP,
+    load_public_keys,
+    verify_signature,
+)
 from providers.http import PspHttp, json_body
 
 # The Orders API version this adapter speaks (conekta-python's OrdersApi sends it).
 ACCEPT = "application/vnd.conekta-v2.2.0+json"
-# Conekta's webhook signature header (its docs spell it 'DIGEST'; headers ignore case).
-DIGEST_HEADER = "digest"
 # Conekta requires name, email and phone; the contract makes them optional.
 PLACEHOLDER_NAME = "Cliente"
 PLACEHOLDER_EMAIL = "cliente@example.com"
@@ -65,56 +67,6 @@ DEFAULT_BENEFICIARY = "Cobro"
 REFUND_REASON = "requested_by_client"
 # SPEI's referencia numérica is 1 to 7 digits (Banxico; stpmex-python accepts 1-9,999,999).
 MAX_NUMERIC_REFERENCE = 9_999_999
-
-# Order `payment_status` -> neutral status; anything else is PENDING, never success.
-STATUS_MAP = {
-    "paid": ProviderStatus.SUCCEEDED,
-    # Paid, then (partly) given back: the payment did succeed; refunds are tracked apart.
-    "refunded": ProviderStatus.SUCCEEDED,
-    "partially_refunded": ProviderStatus.SUCCEEDED,
-    "pending_payment": ProviderStatus.REQUIRES_ACTION,  # voucher, transfer or 3-D Secure
-    "pre_authorized": ProviderStatus.PROCESSING,
-    "under_fraud_review": ProviderStatus.PROCESSING,
-    "declined": ProviderStatus.FAILED,
-    "expired": ProviderStatus.EXPIRED,
-    "canceled": ProviderStatus.CANCELED,
-    "voided": ProviderStatus.CANCELED,
-}
-
-# Webhook event type -> neutral status (Conekta's order and charge event catalogues).
-EVENT_STATUS = {
-    "order.paid": ProviderStatus.SUCCEEDED,
-    "charge.paid": ProviderStatus.SUCCEEDED,
-    "order.pending_payment": ProviderStatus.REQUIRES_ACTION,
-    "order.expired": ProviderStatus.EXPIRED,
-    "charge.expired": ProviderStatus.EXPIRED,
-    "order.canceled": ProviderStatus.CANCELED,
-    "charge.canceled": ProviderStatus.CANCELED,
-    "order.voided": ProviderStatus.CANCELED,
-    "order.declined": ProviderStatus.FAILED,
-    "charge.declined": ProviderStatus.FAILED,
-}
-REFUND_EVENTS = frozenset({"order.refunded", "order.partially_refunded", "charge.refunded"})
-
-# A refund's own `status` (Conekta shows "pending" for refunds that are not instant).
-REFUND_STATUS_MAP = {
-    "pending": ProviderStatus.PENDING,
-    "succeeded": ProviderStatus.SUCCEEDED,
-    "failed": ProviderStatus.FAILED,
-    "canceled": ProviderStatus.FAILED,
-}
-
-# Charge statuses under which the charge's amount has been paid in.
-PAID_CHARGE_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
-
-# 402 detail codes that mean "this card, not this PSP": no failover.
-DECLINE_CODE_PREFIXES = (
-    "conekta.errors.processing.bank.",
-    "conekta.errors.processing.bank_bindings.",
-    "conekta.errors.processing.charge.card_payment.",
-)
-
-_PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
 
 
 class ConektaProvider:
@@ -158,7 +110,7 @@ class ConektaProvider:
                     "quantity": 1,
                 }
             ],
-            "metadata": {"cobro_intent_id": request.intent_id},
+            "metadata": {INTENT_METADATA_KEY: request.intent_id},
             "charges": [self._charge_params(request)],
         }
         if request.method is PaymentMethodType.CARD:
@@ -184,7 +136,7 @@ class ConektaProvider:
 
     def _payment_from_response(self, response: httpx.Response) -> ProviderPayment:
         body = json_body(self.name, response)
-        if response.status_code == 402 and _is_decline(body):
+        if response.status_code == 402:  # Conekta's processing_error: the card failed
             return _declined(body)
         if response.status_code >= 400:
             raise _api_error(self.name, response.status_code, body)
@@ -244,6 +196,7 @@ class ConektaProvider:
                 provider_ref=str(order_id) if order_id else None,
                 lookup_key=_lookup_key(next(iter(_charges(obj)), {}).get("payment_method")),
                 amount=_amount_paid(obj) if status is ProviderStatus.SUCCEEDED else None,
+                intent_hint=_intent_hint(obj),
             )
         ]
 
@@ -297,6 +250,13 @@ def _next_action(
     return None
 
 
+def _intent_hint(obj: Mapping[str, Any]) -> str | None:
+    """Our intent id, as an order's metadata echoes it (a charge carries none)."""
+    metadata = obj.get("metadata") if obj.get("object") == "order" else None
+    hint = metadata.get(INTENT_METADATA_KEY) if isinstance(metadata, Mapping) else None
+    return hint if isinstance(hint, str) and hint else None
+
+
 def _lookup_key(method: Any) -> str | None:
     """The handle a webhook finds the payment by: OXXO reference or SPEI CLABE."""
     if not isinstance(method, Mapping):
@@ -337,12 +297,9 @@ def _refund_status(obj: Mapping[str, Any], refund: Mapping[str, Any]) -> Provide
     return ProviderStatus.SUCCEEDED if done and refund else ProviderStatus.PENDING
 
 
-def _is_decline(body: Mapping[str, Any]) -> bool:
-    return any(str(d.get("code", "")).startswith(DECLINE_CODE_PREFIXES) for d in _details(body))
-
-
 def _declined(body: Mapping[str, Any]) -> ProviderPayment:
-    """A 402 decline as an answer; Conekta may carry the declined order under `data`."""
+    """A 402 as an answer, FAILED whatever its detail code (a decline, fraud screening, a
+    3-D Secure failure...); Conekta may carry the declined order under `data`."""
     order = body.get("data") if isinstance(body.get("data"), Mapping) else {}
     detail = next(iter(_details(body)), {})
     return ProviderPayment(
@@ -400,41 +357,3 @@ def _list(value: Any) -> list[Any]:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def load_public_keys(pem_text: str) -> tuple[rsa.RSAPublicKey, ...]:
-    """The RSA public keys in `pem_text` (none if empty); ValueError if one is not RSA."""
-    keys = []
-    for block in _PEM_BLOCK.findall(pem_text):
-        key = serialization.load_pem_public_key(block.encode())
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise ValueError("a Conekta webhook key must be an RSA public key")
-        keys.append(key)
-    return tuple(keys)
-
-
-def sign_payload(body: bytes, private_key_pem: str) -> str:
-    """The `Digest` header value for `body`, as Conekta computes it."""
-    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("a Conekta webhook key must be an RSA private key")
-    return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
-def verify_signature(body: bytes, header: str, keys: tuple[rsa.RSAPublicKey, ...]) -> None:
-    """Raise WebhookRejected unless `header` is a signature of `body` by one of `keys`."""
-    if not keys:
-        raise WebhookRejected("no Conekta webhook public key is configured")
-    if not header.strip():
-        raise WebhookRejected("Digest header missing")
-    try:
-        signature = base64.b64decode(header.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise WebhookRejected("Digest header is not base64") from None
-    for key in keys:
-        try:
-            key.verify(signature, body, padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
-            continue
-        return
-    raise WebhookRejected("no Conekta webhook key verifies the Digest signature")

@@ -19,6 +19,10 @@ from providers.base import ProviderConfig, ProviderError
 # 408, 409 (Stripe's "concurrent request with this key"), 425 and 429 are worth
 # retrying; so is every 5xx.
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+# Answers that say the request was turned away before anything was done: 503 (the
+# PSP sheds load or is down) and 429 (rate limited). Any other 5xx may come after
+# the PSP acted, so its outcome is unknown.
+NOT_CARRIED_OUT = frozenset({429, 503})
 
 
 class PspHttp:
@@ -55,17 +59,32 @@ class PspHttp:
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.request(method, path, headers=all_headers, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Never reached the PSP: nothing can have happened there.
+            raise ProviderError(
+                self.provider, f"could not connect: {type(exc).__name__}", retryable=True
+            ) from exc
         except (TimeoutError, httpx.TimeoutException):
             raise ProviderError(
-                self.provider, f"no answer within {self.timeout:g} s", retryable=True
+                self.provider,
+                f"no answer within {self.timeout:g} s",
+                retryable=True,
+                outcome_unknown=True,
             ) from None
         except httpx.HTTPError as exc:
             raise ProviderError(
-                self.provider, f"connection failed: {type(exc).__name__}", retryable=True
+                self.provider,
+                f"connection failed: {type(exc).__name__}",
+                retryable=True,
+                outcome_unknown=True,
             ) from exc
-        if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
+        status = response.status_code
+        if status >= 500 or status in RETRYABLE_STATUS:
             raise ProviderError(
-                self.provider, f"answered HTTP {response.status_code}", retryable=True
+                self.provider,
+                f"answered HTTP {status}",
+                retryable=True,
+                outcome_unknown=status not in NOT_CARRIED_OUT,
             )
         return response
 

@@ -54,10 +54,11 @@ REFUND_STATUS_MAP = {
     "canceled": ProviderStatus.FAILED,
 }
 
-# Stripe's card_error codes that mean "this card, not this PSP": no failover.
-DECLINE_CODES = frozenset(
-    {"card_declined", "expired_card", "incorrect_cvc", "insufficient_funds", "incorrect_number"}
-)
+# Every card_error (declined, expired_card, processing_error, authentication_required...)
+# is one contract code: the card failed, and the PSP's message says why.
+CARD_DECLINED = "CARD_DECLINED"
+# Where our intent id travels, and comes back in events (`metadata` on the PaymentIntent).
+INTENT_METADATA_KEY = "cobro_intent_id"
 
 
 def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -126,7 +127,7 @@ class StripeProvider:
             "currency": request.amount.currency.value.lower(),
             "confirm": True,
             "description": request.description,
-            "metadata": {"cobro_intent_id": request.intent_id},
+            "metadata": {INTENT_METADATA_KEY: request.intent_id},
         }
         if request.method is PaymentMethodType.CARD:
             params["payment_method_types"] = ["card"]
@@ -162,12 +163,12 @@ class StripeProvider:
         return payment_from_stripe(body)
 
     def _declined(self, error: Mapping[str, Any]) -> ProviderPayment:
+        """A card_error as an answer: FAILED whatever its code (raw keeps the code)."""
         intent = error.get("payment_intent") or {}
-        code = error.get("code") or "card_declined"
         return ProviderPayment(
             provider_ref=str(intent.get("id") or ""),
             status=ProviderStatus.FAILED,
-            error_code="CARD_DECLINED" if code in DECLINE_CODES else code.upper(),
+            error_code=CARD_DECLINED,
             error_message=str(error.get("message") or "The card was declined."),
             raw=dict(error),
         )
@@ -207,12 +208,8 @@ class StripeProvider:
     def parse_webhook(
         self, headers: Mapping[str, str], body: bytes, now: int
     ) -> list[ProviderEvent]:
-        verify_signature(
-            body,
-            headers.get("stripe-signature", ""),
-            self.config.webhook_secrets,
-            now=now,
-        )
+        header = next((v for k, v in headers.items() if k.lower() == "stripe-signature"), "")
+        verify_signature(body, header, self.config.webhook_secrets, now=now)
         try:
             event = json.loads(body)
             kind = str(event["type"])
@@ -234,6 +231,7 @@ class StripeProvider:
                     provider_ref=payment.provider_ref,
                     amount=payment.amount_received,
                     occurred_at=occurred,
+                    intent_hint=_intent_hint(obj),
                     raw=event,
                 )
             ]
@@ -265,13 +263,15 @@ def payment_from_stripe(obj: Mapping[str, Any]) -> ProviderPayment:
         status = ProviderStatus.PENDING
     next_action = _next_action(obj.get("next_action"))
     lookup = (next_action.reference,) if isinstance(next_action, OxxoVoucher) else ()
+    failed = status is ProviderStatus.FAILED
     return ProviderPayment(
         provider_ref=str(obj.get("id") or ""),
         status=status,
         next_action=next_action,
         amount_received=_int_or_none(obj.get("amount_received")),
-        error_code="CARD_DECLINED" if error.get("code") in DECLINE_CODES else error.get("code"),
-        error_message=error.get("message"),
+        # A failed attempt failed on the card, whatever Stripe's code (raw keeps it).
+        error_code=CARD_DECLINED if failed else None,
+        error_message=error.get("message") if failed else None,
         lookup_keys=lookup,
         raw=dict(obj),
     )
@@ -292,6 +292,13 @@ def _next_action(data: Any) -> NextAction | None:
         redirect = data["redirect_to_url"]
         return RedirectToUrl(url=str(redirect["url"]), return_url=redirect.get("return_url"))
     return None
+
+
+def _intent_hint(obj: Mapping[str, Any]) -> str | None:
+    """Our intent id, as the PaymentIntent's metadata echoes it."""
+    metadata = obj.get("metadata")
+    hint = metadata.get(INTENT_METADATA_KEY) if isinstance(metadata, Mapping) else None
+    return hint if isinstance(hint, str) and hint else None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -324,6 +331,10 @@ def verify_signature(
     tolerance: int = SIGNATURE_TOLERANCE_SECONDS,
 ) -> None:
     """Raise WebhookRejected unless some `v1` in `header` signs `body` with a secret."""
+    if not header.isascii():
+        # Stripe's header is ASCII. Anything else would reach hmac.compare_digest as a
+        # non-ASCII str, a TypeError (a 500), or int() as a digit such as "²".
+        raise WebhookRejected("Stripe-Signature: not ASCII")
     try:
         signatures.verify(body, header, secrets, now=now, tolerance=tolerance)
     except signatures.BadSignature as exc:

@@ -7,8 +7,8 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from app.db.repositories.audit import AuditRecord
 from app.domain.errors import CobroError
+from app.domain.records import AuditRecord
 from app.services.auth import Principal
 from app.services.container import Services
 

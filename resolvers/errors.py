@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -23,21 +23,29 @@ from resolvers.types.intent import PaymentIntent
 from resolvers.types.payloads import PaymentIntentPayload, UserError
 
 log = logging.getLogger("cobro.graphql")
+T = TypeVar("T")
 
 VALIDATION_CODE = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_CODE = "INTERNAL"
 
 
-async def payload(
-    context: Context, run: Callable[[], Awaitable[MutationResult]]
-) -> PaymentIntentPayload:
-    """Run a mutation's service call; expected failures become payload errors."""
+async def attempt(run: Callable[[], Awaitable[T]]) -> tuple[T | None, list[UserError]]:
+    """Run a mutation's service call: its result, or the user errors it failed with.
+    Auth failures are not the caller's data to show: they stay GraphQL errors."""
     try:
-        result = await run()
+        return await run(), []
     except (Unauthenticated, Forbidden):
         raise
     except CobroError as error:
-        return PaymentIntentPayload(payment_intent=None, errors=[UserError.from_error(error)])
+        return None, [UserError.from_error(error)]
+
+
+async def payload(
+    context: Context, run: Callable[[], Awaitable[MutationResult]]
+) -> PaymentIntentPayload:
+    result, errors = await attempt(run)
+    if result is None:
+        return PaymentIntentPayload(payment_intent=None, errors=errors)
     return PaymentIntentPayload(
         payment_intent=intent_or_none(result.intent, context),
         errors=[UserError.from_error(e) for e in result.errors],

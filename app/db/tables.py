@@ -147,6 +147,9 @@ class IdempotencyKey(Base):
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    # Null while the first request with this key is still running: a second one
+    # waits its turn instead of running alongside it.
+    finished_at: Mapped[datetime | None]
 
     __table_args__ = (UniqueConstraint("merchant_id", "operation", "key"),)
 
@@ -179,6 +182,10 @@ class Refund(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     clabe: Mapped[str | None] = mapped_column(String(18))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # The merchant's own idempotency key, to finish its stored result when a refund
+    # whose outcome was unknown is settled later by the worker.
+    client_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

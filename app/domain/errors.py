@@ -87,3 +87,9 @@ class Forbidden(CobroError):
     """A valid key that may not do this. Shown as a GraphQL error, not a UserError."""
 
     code = "FORBIDDEN"
+
+
+class PaymentFailed(CobroError):
+    """The PSP said no for a reason that is not a card decline."""
+
+    code = "PAYMENT_FAILED"

@@ -5,6 +5,7 @@ Random, URL-safe, and long enough (about 143 bits) that guessing one is hopeless
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 
@@ -34,8 +35,19 @@ def intent_id_of_client_secret(value: str) -> str | None:
     if not value.startswith("pi_") or SECRET_MARK not in value:
         return None
     intent_id, _, token = value.partition(SECRET_MARK)
-    return intent_id if token else None
+    if not token or not token.isalnum() or not looks_like_id(intent_id, "pi"):
+        return None
+    return intent_id
 
 
 def is_client_secret(value: str) -> bool:
     return intent_id_of_client_secret(value) is not None
+
+
+# What our ids look like; anything else is not one of ours (and is never sent to
+# the database: PostgreSQL rejects NUL bytes, for one).
+_OUR_ID = re.compile(r"[a-z]{2,5}_[A-Za-z0-9]{1,64}")
+
+
+def looks_like_id(value: str, prefix: str) -> bool:
+    return value.startswith(f"{prefix}_") and _OUR_ID.fullmatch(value) is not None

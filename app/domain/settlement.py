@@ -74,21 +74,24 @@ def decide(intent: PaymentIntent, news: PaymentNews, now: datetime) -> Decision:
 
 def _money_in(intent: PaymentIntent, news: PaymentNews, now: datetime) -> Decision:
     currency = intent.amount.currency
-    if intent.status in (S.EXPIRED, S.CANCELED):
-        if not news.amount:
+    accumulates = intent.method in ACCUMULATING
+    if accumulates and not news.amount:
+        # A deposit with no figure says nothing we can credit; never assume "all of it".
+        return Decision(None, "webhook.ignored", "a deposit without an amount")
+    if intent.status in FINAL_STATUSES:
+        extra = accumulates or (news.provider is not None and news.provider != intent.provider)
+        if not (extra and news.amount):
             return Decision(None, "webhook.ignored", f"already {intent.status.value}")
+        # Money on top of a final intent (a second transfer, a voucher paid at the PSP
+        # that lost the race): recorded, never dropped; the merchant returns it.
         received = intent.amount_received + Money(news.amount, currency)
         return Decision(
             intent.changed(now, amount_received=received),
             "payment.late",
             f"{Money(news.amount, currency)} arrived after the intent was {intent.status.value}",
         )
-    if intent.status in FINAL_STATUSES:
-        return Decision(None, "webhook.ignored", f"already {intent.status.value}")
-    if intent.method in ACCUMULATING and news.amount:
-        received = intent.amount_received + Money(news.amount, currency)
-    elif intent.method in ACCUMULATING:
-        received = intent.amount  # "paid" with no figure: the PSP says it is all there
+    if accumulates:
+        received = intent.amount_received + Money(news.amount or 0, currency)
     else:
         received = Money(news.amount if news.amount else intent.amount.minor, currency)
     if received.minor < intent.amount.minor:

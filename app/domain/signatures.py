@@ -35,15 +35,22 @@ def verify(
     items = [part.split("=", 1) for part in header.split(",") if "=" in part]
     timestamps = [value.strip() for key, value in items if key.strip() == "t"]
     signatures = [value.strip() for key, value in items if key.strip() == "v1"]
-    if not timestamps or not signatures or not timestamps[0].isdigit():
+    if (
+        not timestamps
+        or not signatures
+        or not (timestamps[0].isascii() and timestamps[0].isdigit())
+    ):
         raise BadSignature("signature header missing or malformed")
     timestamp = int(timestamps[0])
     if now - timestamp > tolerance:
         raise BadSignature("signature timestamp is outside the tolerance")
     signed = f"{timestamp}.".encode() + body
     # An empty secret verifies against an empty key, which anyone can forge.
+    # Bytes, not str: compare_digest refuses non-ASCII str, and a client must not
+    # be able to turn a bad header into an exception.
+    candidates = [c.encode("utf-8", "replace") for c in signatures]
     for secret in filter(None, secrets):
-        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
+        if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
             return
     raise BadSignature("no v1 signature matches")

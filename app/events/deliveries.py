@@ -24,12 +24,12 @@ from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import webhooks as rows
 from app.db.repositories.outbox import OutboxEntry
-from app.db.repositories.webhooks import Delivery, Endpoint
 from app.domain import signatures
 from app.domain.codec import intent_from_dict
 from app.domain.errors import InvalidInput
 from app.domain.ids import new_id
-from app.services.url_guard import check_resolves_public
+from app.domain.records import Delivery, Endpoint
+from app.services.url_guard import pinned, resolve_public
 from app.services.webhook_events import event_body, event_id
 
 log = logging.getLogger("cobro.deliveries")
@@ -70,7 +70,6 @@ class MerchantWebhooks:
             headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
         )
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def enqueue(
         self, conn: AsyncConnection, entries: list[OutboxEntry], now: datetime
@@ -112,17 +111,21 @@ class MerchantWebhooks:
         return len(queued)
 
     async def dispatch_due(self) -> int:
-        """Start sending every delivery that is due; return how many were started."""
+        """Start sending deliveries that are due, as many as there are free slots."""
+        free = MAX_IN_FLIGHT - len(self._in_flight)
+        if free <= 0:
+            return 0
         now = self.clock.now()
+        until = now + LEASE
         async with self.db.transaction() as conn:
-            due = await rows.claim_due(conn, now=now, lease_until=now + LEASE, limit=BATCH)
+            due = await rows.claim_due(conn, now=now, lease_until=until, limit=min(free, BATCH))
             wanted = sorted({d.endpoint_id for d in due})
             endpoints = await rows.endpoints_by_id(conn, wanted) if due else {}
         for delivery in due:
             endpoint = endpoints.get(delivery.endpoint_id)
             if endpoint is None:
                 continue
-            task = asyncio.create_task(self._send(endpoint, delivery))
+            task = asyncio.create_task(self._send(endpoint, delivery, until))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         return len(due)
@@ -132,9 +135,8 @@ class MerchantWebhooks:
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
 
-    async def _send(self, endpoint: Endpoint, delivery: Delivery) -> None:
-        async with self._slots:
-            status_code, error, took = await self._post(endpoint, delivery)
+    async def _send(self, endpoint: Endpoint, delivery: Delivery, lease: datetime) -> None:
+        status_code, error, took = await self._post(endpoint, delivery)
         now = self.clock.now()
         if status_code is not None and 200 <= status_code < 300:
             outcome, next_at = "delivered", None
@@ -143,9 +145,10 @@ class MerchantWebhooks:
         else:
             outcome, next_at = "pending", now + backoff(delivery.attempts + 1, self.retry_base)
         async with self.db.transaction() as conn:
-            await rows.record_attempt(
+            recorded = await rows.record_attempt(
                 conn,
                 delivery,
+                lease=lease,
                 status_code=status_code,
                 error=error,
                 duration_ms=took,
@@ -153,7 +156,9 @@ class MerchantWebhooks:
                 outcome=outcome,
                 next_attempt_at=next_at,
             )
-        if outcome != "delivered":
+        if not recorded:
+            log.warning("delivery %s outlived its lease; its result was not recorded", delivery.id)
+        elif outcome != "delivered":
             log.info(
                 "delivery %s to %s: %s (%s)",
                 delivery.id,
@@ -168,16 +173,18 @@ class MerchantWebhooks:
         started = time.monotonic()
         body = delivery.body.encode()
         header = signatures.sign(body, endpoint.secret, self.clock.timestamp())
+        url, headers, extensions = endpoint.url, {"Cobro-Signature": header}, {}
         try:
             if not self.allow_private:
-                await check_resolves_public(endpoint.url)
+                url, host, extensions = pinned(endpoint.url, await resolve_public(endpoint.url))
+                headers |= host
             response = await self.client.post(
-                endpoint.url, content=body, headers={"Cobro-Signature": header}
+                url, content=body, headers=headers, extensions=extensions
             )
             return response.status_code, None, _ms(started)
         except InvalidInput as refused:
             return None, refused.message, _ms(started)
-        except httpx.HTTPError as exc:
+        except Exception as exc:
             return None, f"{type(exc).__name__}: {exc}"[:500], _ms(started)
 
     async def aclose(self) -> None:

@@ -69,13 +69,17 @@ class RedisBroker:
     async def subscribe(self, channels: list[str]) -> Subscription:
         subscription = self.fanout.add(channels)
         waiting = [self._confirmed[c] for c in channels if c in self._confirmed]
-        if waiting:
-            try:
+        try:
+            if waiting:
                 async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
                     await asyncio.gather(*(asyncio.shield(w) for w in waiting))
-            except TimeoutError:
-                log.warning("Redis did not confirm SUBSCRIBE in time; subscriber will catch up")
-                subscription.fall_behind()
+        except TimeoutError:
+            log.warning("Redis did not confirm SUBSCRIBE in time; subscriber will catch up")
+            subscription.fall_behind()
+        except BaseException:
+            # The subscriber went away while waiting (its WebSocket closed): forget it.
+            subscription.close()
+            raise
         return subscription
 
     # -- channel bookkeeping, called by FanOut --------------------------------------
@@ -120,8 +124,9 @@ class RedisBroker:
             except Exception:
                 # Never let the reader die silently: a dead listener loses every push.
                 log.exception("Redis reader failed; reconnecting in %.1f s", delay)
+            # Subscribers catch up once the link is back (see _connect), not on every
+            # failed try: that would send them all to the database again and again.
             self._connected.clear()
-            self.fanout.resync_all()
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, BACKOFF_MAX)
 

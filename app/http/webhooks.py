@@ -25,8 +25,13 @@ async def receive_webhook(request: Request) -> JSONResponse:
         return JSONResponse({"error": f"unknown provider {name!r}"}, status_code=404)
     body = await request.body()
     now = runtime.services.clock.timestamp()
+    headers = dict(request.headers)
+    if "token" in request.query_params:
+        # PSPs that cannot sign or add headers (STP) authenticate by a token in the
+        # callback URL registered with them; adapters read it as this header.
+        headers["x-webhook-token"] = request.query_params["token"]
     try:
-        events = provider.parse_webhook(request.headers, body, now)
+        events = provider.parse_webhook(headers, body, now)
     except WebhookRejected as rejected:
         log.warning("rejected %s webhook: %s", name, rejected)
         return JSONResponse({"error": str(rejected)}, status_code=400)

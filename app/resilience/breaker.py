@@ -42,18 +42,8 @@ def _not_a_fault(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and not exc.retryable
 
 
-StorageFactory = Callable[[str], pybreaker.CircuitBreakerStorage]
-
-
 class Breakers:
-    def __init__(
-        self,
-        names: list[str],
-        *,
-        fail_max: int,
-        reset_seconds: float,
-        storage: StorageFactory | None = None,
-    ) -> None:
+    def __init__(self, names: list[str], *, fail_max: int, reset_seconds: float) -> None:
         self.reset_seconds = reset_seconds
         self._breakers = {
             name: pybreaker.CircuitBreaker(
@@ -61,13 +51,22 @@ class Breakers:
                 reset_timeout=reset_seconds,
                 exclude=[_not_a_fault],
                 name=name,
-                state_storage=storage(name) if storage else None,
             )
             for name in names
         }
 
     def names(self) -> list[str]:
         return list(self._breakers)
+
+    def add_listener(self, listener: pybreaker.CircuitBreakerListener) -> None:
+        for breaker in self._breakers.values():
+            breaker.add_listener(listener)
+
+    def is_closed(self, name: str) -> bool:
+        return self._breakers[name].current_state == pybreaker.STATE_CLOSED
+
+    def open(self, name: str) -> None:
+        self._breakers[name].open()
 
     def state(self, name: str) -> CircuitState:
         breaker = self._breakers[name]

@@ -76,13 +76,13 @@ class Authenticator:
         return principal
 
     async def _lookup(self, token: str) -> Principal:
-        if len(token) > MAX_KEY_LENGTH:
+        if len(token) > MAX_KEY_LENGTH or not token.isascii() or not token.isprintable():
             raise Unauthenticated("invalid API key")
         intent_id = intent_id_of_client_secret(token)
         async with self.db.read() as conn:
             if intent_id is not None:
                 intent = await intent_rows.get(conn, intent_id)
-                if intent and hmac.compare_digest(intent.client_secret, token):
+                if intent and hmac.compare_digest(intent.client_secret.encode(), token.encode()):
                     return Principal(intent.merchant_id, KeyKind.CLIENT_SECRET, intent.id)
                 raise Unauthenticated("invalid client secret")
             owner = await merchant_rows.owner_of_key(conn, hash_key(token))

@@ -1,19 +1,22 @@
-"""Confirm an intent: route it to a PSP, fail over, and never pay twice.
+"""Confirm an intent: route it to a PSP, fail over, and never charge twice.
 
-Crash safety: each attempt is written (with its idempotency key and the exact
-request) before the PSP is called. If the process dies between the call and our
-commit, the attempt stays "pending"; the next confirmation of the intent first
-replays that attempt with the same key, so the PSP answers what it did the first
-time instead of charging again. A lease on the intent keeps two confirmations
-from running at once.
+- Each attempt is written (with its idempotency key and exact request) before the
+  PSP hears of it. If we never learn the answer (a crash, or a PSP that took the
+  request and went silent), the attempt stays pending and is replayed later, same
+  key and same request, to the same PSP: the PSP answers what it did the first time.
+- A failure that may hide a charge (a timeout after sending, a 500) never moves a
+  card payment to another PSP: that could charge the card twice. Vouchers,
+  transfer references and quotes cost nothing until paid, so those do fail over;
+  if the silent PSP did issue one and the customer pays it, that money is found by
+  its webhook (the PSP echoes our intent id) and recorded as a late payment.
+- The intent is leased for the confirmation, and its idempotency key claimed, in
+  one transaction, so no two confirmations run at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
 from app.db.engine import Database
@@ -22,19 +25,17 @@ from app.db.repositories import handles
 from app.db.repositories import intents as intent_rows
 from app.db.repositories.attempts import Attempt
 from app.db.repositories.audit import NewAuditEvent
-from app.domain.clabe import validate_clabe
 from app.domain.errors import (
     CardDeclined,
     CobroError,
     Forbidden,
-    InvalidInput,
     InvalidState,
     MethodNotAllowed,
     NotFound,
+    PaymentFailed,
     ProviderUnavailable,
     QuoteExpired,
 )
-from app.domain.expiry import oxxo_expires_at, oxxo_expiry_days
 from app.domain.ids import new_id
 from app.domain.intents import PaymentError, PaymentIntent, PaymentIntentStatus
 from app.domain.methods import PaymentMethodType
@@ -42,78 +43,30 @@ from app.domain.money import Money
 from app.services import idempotency
 from app.services.auth import KeyKind, Principal, can_read, require_principal
 from app.services.changes import record_change, record_events, status_event
+from app.services.failover import no_provider_error
 from app.services.outcomes import CONFIRM_OUTCOMES
+from app.services.payment_requests import ConfirmIntent, build_request
 from app.services.provider_events import apply_waiting
 from app.services.results import MutationResult
 from app.services.routing import Router
-from providers.base import (
-    INVALID_REQUEST,
-    PaymentRequest,
-    ProviderError,
-    ProviderPayment,
-)
+from providers.base import PaymentRequest, ProviderError, ProviderPayment
 
+OPERATION = "confirmPaymentIntent"
 # Error codes a PSP answer can carry that the contract names.
 _CONTRACT_ERRORS: dict[str, type[CobroError]] = {
     "CARD_DECLINED": CardDeclined,
     "QUOTE_EXPIRED": QuoteExpired,
 }
-
-# Crypto assets and the networks we accept deposits on.
-CRYPTO_NETWORKS = {
-    "USDC": frozenset({"polygon", "ethereum", "solana"}),
-    "USDT": frozenset({"polygon", "ethereum", "tron"}),
-    "BTC": frozenset({"bitcoin"}),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class CardOptions:
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class OxxoOptions:
-    customer_name: str | None = None
-    email: str | None = None
-    expires_in_days: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SpeiOptions:
-    payer_clabe: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CryptoOptions:
-    asset: str = "USDC"
-    network: str = "polygon"
-
-
-@dataclass(frozen=True, slots=True)
-class ConfirmIntent:
-    intent_id: str
-    method: PaymentMethodType
-    card: CardOptions | None = None
-    oxxo: OxxoOptions | None = None
-    spei: SpeiOptions | None = None
-    crypto: CryptoOptions | None = None
-    idempotency_key: str | None = None
-
-    def fingerprint(self) -> dict[str, object]:
-        """What the client asked for, to compare idempotent retries with."""
-        fields = asdict(self)
-        del fields["idempotency_key"]
-        return fields
+BATCH = 50
 
 
 @dataclass(frozen=True, slots=True)
 class _Run:
-    """One confirmation in progress: the intent as first read and its idempotency key."""
+    """One confirmation in progress: the intent as read, its key, and our lease."""
 
     intent: PaymentIntent
-    key: str | None
-    digest: str
+    keyed: idempotency.Keyed
+    lease_until: datetime
 
 
 class ConfirmService:
@@ -141,30 +94,53 @@ class ConfirmService:
             intent = await intent_rows.get(conn, command.intent_id)
         if intent is None or not can_read(principal, intent):
             raise NotFound(f"no payment intent {command.intent_id}", ("input", "id"))
-        request = self._request(intent, command)
-        run = _Run(
-            intent, key, idempotency.request_hash("confirmPaymentIntent", command.fingerprint())
+        request = build_request(intent, command, self.clock.now(), self.spei_expiry)
+        keyed = idempotency.Keyed(
+            intent.merchant_id,
+            OPERATION,
+            key,
+            idempotency.request_hash(OPERATION, command.fingerprint()),
         )
         async with self.db.read() as conn:
-            replayed = await idempotency.replay(
-                conn,
-                merchant_id=intent.merchant_id,
-                operation="confirmPaymentIntent",
-                key=key,
-                digest=run.digest,
-                now=self.clock.now(),
-            )
+            replayed = await idempotency.replay(conn, keyed, self.clock.now())
         if replayed is not None:
             return replayed
         self._check_confirmable(intent, command.method)
         candidates = self.router.candidates(command.method)
-        pending = await self._take_lease(intent)
+        started = await self._start(intent, keyed)
+        if isinstance(started, MutationResult):
+            return started
+        run, pending = started
         try:
             result = await self._recover(run, pending) if pending else None
             return result or await self._attempt_each(run, request, candidates)
         except BaseException:
-            await self._release_lease(intent.id)
+            await self._give_up(run)
             raise
+
+    async def recover_stale(self, older_than: timedelta) -> int:
+        """Learn what happened to attempts nobody came back for (the worker's job)."""
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            intent_ids = await attempt_rows.intents_with_pending(conn, now - older_than, BATCH)
+            intents = await intent_rows.get_many(conn, intent_ids)
+        recovered = 0
+        for intent in intents.values():
+            keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
+            try:
+                started = await self._start(intent, keyed)
+            except InvalidState:
+                continue  # someone else is on it
+            assert not isinstance(started, MutationResult)
+            run, pending = started
+            try:
+                if await self._recover(run, pending) is not None:
+                    recovered += 1
+                else:
+                    await self._give_up(run)
+            except ProviderUnavailable:
+                await self._give_up(run)
+        return recovered
 
     # -- validation ------------------------------------------------------------------
 
@@ -182,90 +158,48 @@ class ConfirmService:
             )
         self.router.check_amount(method, intent.amount)
 
-    def _request(self, intent: PaymentIntent, command: ConfirmIntent) -> PaymentRequest:
-        """The PSP request for this confirmation, refusing inputs for another method."""
-        method = command.method
-        given = {
-            PaymentMethodType.CARD: command.card is not None,
-            PaymentMethodType.OXXO: command.oxxo is not None,
-            PaymentMethodType.SPEI: command.spei is not None,
-            PaymentMethodType.CRYPTO: command.crypto is not None,
-        }
-        for other, present in given.items():
-            if present and other is not method:
-                raise InvalidInput(
-                    f"{other.value.lower()} input given for method {method.value}",
-                    ("input", other.value.lower()),
-                )
-        base = {
-            "intent_id": intent.id,
-            "amount": intent.amount,
-            "method": method,
-            "description": intent.description,
-        }
-        now = self.clock.now()
-        if method is PaymentMethodType.CARD:
-            token = (command.card.token if command.card else "").strip()
-            if not token or len(token) > 200:
-                raise InvalidInput("card.token is required for CARD", ("input", "card", "token"))
-            return PaymentRequest(**base, card_token=token)
-        if method is PaymentMethodType.OXXO:
-            oxxo = command.oxxo or OxxoOptions()
-            days = oxxo_expiry_days(oxxo.expires_in_days)
-            return PaymentRequest(
-                **base,
-                customer_name=_short(oxxo.customer_name, "customerName", "oxxo"),
-                customer_email=_email(oxxo.email),
-                expires_in_days=days,
-                expires_at=oxxo_expires_at(now, days),
-            )
-        if method is PaymentMethodType.SPEI:
-            payer = (command.spei or SpeiOptions()).payer_clabe
-            if payer is not None:
-                payer = validate_clabe(payer, ("input", "spei", "payerClabe"))
-            return PaymentRequest(**base, payer_clabe=payer, expires_at=now + self.spei_expiry)
-        crypto = command.crypto or CryptoOptions()
-        asset = crypto.asset.upper()
-        if asset not in CRYPTO_NETWORKS or crypto.network not in CRYPTO_NETWORKS[asset]:
-            options = "; ".join(
-                f"{a} on {', '.join(sorted(n))}" for a, n in CRYPTO_NETWORKS.items()
-            )
-            raise InvalidInput(
-                f"{crypto.asset} on {crypto.network} is not accepted ({options})",
-                ("input", "crypto"),
-            )
-        return PaymentRequest(**base, crypto_asset=asset, crypto_network=crypto.network)
+    # -- the lease and the key -------------------------------------------------------
 
-    # -- the lease -------------------------------------------------------------------
-
-    async def _take_lease(self, intent: PaymentIntent) -> list[Attempt]:
-        """Hold the intent for this confirmation; return attempts a crash left pending."""
+    async def _start(
+        self, intent: PaymentIntent, keyed: idempotency.Keyed
+    ) -> tuple[_Run, list[Attempt]] | MutationResult:
+        """Claim the key and lease the intent in one transaction; return the attempts a
+        crash or a silent PSP left pending (or the key's first result, if it finished)."""
         now = self.clock.now()
+        until = now + self.lease
         async with self.db.transaction() as conn:
-            taken = await intent_rows.take_lease(
-                conn, intent.id, intent.version, now, now + self.lease
-            )
-            if not taken:
+            replayed = await idempotency.begin(conn, keyed, now)
+            if replayed is not None:
+                return replayed
+            if not await intent_rows.take_lease(conn, intent.id, intent.version, now, until):
                 raise InvalidState(
                     f"payment intent {intent.id} is being confirmed or just changed; "
                     "fetch it and retry",
                     ("input", "id"),
                 )
-            return await attempt_rows.pending_for(conn, intent.id)
+            pending = await attempt_rows.pending_for(conn, intent.id)
+        return _Run(intent, keyed, until), pending
 
-    async def _release_lease(self, intent_id: str) -> None:
+    async def _give_up(self, run: _Run) -> None:
+        """The confirmation changed nothing: free the intent and the key."""
         async with self.db.transaction() as conn:
-            await intent_rows.release_lease(conn, intent_id)
+            await intent_rows.release_lease(conn, run.intent.id, run.lease_until)
+            await idempotency.release(conn, run.keyed)
 
     # -- calling PSPs ----------------------------------------------------------------
 
     async def _recover(self, run: _Run, pending: list[Attempt]) -> MutationResult | None:
-        """Replay attempts a crash interrupted, same key and request: the PSP repeats
-        its first answer. The first that got through decides the outcome."""
+        """Replay attempts whose answer we never got, same key and request: the PSP
+        repeats its first answer. Until one answers, nothing else may be tried."""
         for attempt in pending:
             try:
                 payment = await self._call(attempt)
             except ProviderError as exc:
+                if exc.retryable or exc.outcome_unknown:
+                    raise ProviderUnavailable(
+                        f"{attempt.provider} has not told us what became of an earlier "
+                        "attempt; retry shortly (nothing will be charged twice)"
+                    ) from exc
                 await self._attempt_failed(run.intent, attempt, exc)
                 continue
             return await self._apply(run, attempt, payment)
@@ -273,7 +207,7 @@ class ConfirmService:
 
     async def _call(self, attempt: Attempt) -> ProviderPayment:
         """Send the attempt's stored request with its stored key: the same bytes the
-        first time and on a replay after a crash."""
+        first time and on every replay."""
         request = PaymentRequest.from_dict(attempt.request)
         return await self.router.call(
             attempt.provider, lambda p: p.create_payment(request, attempt.idempotency_key)
@@ -288,22 +222,18 @@ class ConfirmService:
             try:
                 payment = await self._call(attempt)
             except ProviderError as exc:
+                if exc.outcome_unknown and request.method is PaymentMethodType.CARD:
+                    await self._attempt_unknown(run.intent, attempt, exc)
+                    raise ProviderUnavailable(
+                        f"{name} did not say whether it charged the card ({exc.message}); "
+                        "retry the confirmation to find out: it will not be charged twice"
+                    ) from exc
                 await self._attempt_failed(run.intent, attempt, exc)
                 failures.append(exc)
                 continue
             return await self._apply(run, attempt, payment)
-        if failures and all(f.code == INVALID_REQUEST for f in failures):
-            # Every PSP answered and refused what the customer sent (say, an unknown
-            # card token): that is the client's mistake, not an outage.
-            raise InvalidInput(
-                f"the payment was refused: {failures[0].message}",
-                ("input", request.method.value.lower()),
-            )
-        tried = "; ".join(f"{f.provider}: {f.message}" for f in failures)
-        tried = tried or "every provider's circuit is open"
-        raise ProviderUnavailable(
-            f"no provider could take this {request.method.value} payment ({tried}); "
-            "the intent is unchanged, retry later"
+        raise no_provider_error(
+            failures, request.method.value, ("input", request.method.value.lower())
         )
 
     async def _record_attempt(
@@ -346,33 +276,26 @@ class ConfirmService:
     async def _attempt_failed(
         self, intent: PaymentIntent, attempt: Attempt, exc: ProviderError
     ) -> None:
+        """Record a failed call; one that may have acted is `unknown`, not `error`."""
         now = self.clock.now()
         async with self.db.transaction() as conn:
             await attempt_rows.finish(
                 conn,
                 attempt.id,
-                status="error",
+                status="unknown" if exc.outcome_unknown else "error",
                 now=now,
                 error_code=exc.code,
                 error_message=exc.message,
             )
-            await record_events(
-                conn,
-                intent,
-                [
-                    NewAuditEvent(
-                        "provider.error",
-                        provider=attempt.provider,
-                        data={
-                            "attempt": attempt.id,
-                            "code": exc.code,
-                            "message": exc.message,
-                            "retryable": exc.retryable,
-                        },
-                    )
-                ],
-                now,
-            )
+            await record_events(conn, intent, [_error_event(attempt, exc)], now)
+
+    async def _attempt_unknown(
+        self, intent: PaymentIntent, attempt: Attempt, exc: ProviderError
+    ) -> None:
+        """The card may have been charged: keep the attempt pending for a replay."""
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            await record_events(conn, intent, [_error_event(attempt, exc)], now)
 
     async def _apply(self, run: _Run, attempt: Attempt, payment: ProviderPayment) -> MutationResult:
         """Store what the PSP answered and move the intent accordingly, in one transaction."""
@@ -381,9 +304,8 @@ class ConfirmService:
         error = None
         if target is PaymentIntentStatus.FAILED:
             code = payment.error_code or "PAYMENT_FAILED"
-            error = PaymentError(
-                code, payment.error_message or "the payment failed", attempt.provider
-            )
+            message = payment.error_message or "the payment failed"
+            error = PaymentError(code, message, attempt.provider)
         async with self.db.transaction() as conn:
             await attempt_rows.finish(
                 conn,
@@ -409,10 +331,12 @@ class ConfirmService:
             names = [payment.provider_ref, *payment.lookup_keys]
             await handles.remember(conn, attempt.provider, names, current.id, attempt.id)
             if current.status is not PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
-                # Only a crash recovery finds the intent moved on: keep what it shows.
+                # Only a replay finds the intent moved on (its webhook came first).
                 await record_events(conn, current, [response], now)
-                await intent_rows.release_lease(conn, current.id)
-                return await self._remember(conn, run, MutationResult(current), now)
+                await intent_rows.release_lease(conn, current.id, run.lease_until)
+                result = MutationResult(current)
+                await idempotency.finish(conn, run.keyed, result, now)
+                return result
             after = current.moved_to(
                 target,
                 now,
@@ -426,35 +350,37 @@ class ConfirmService:
             confirmed = NewAuditEvent(
                 "intent.confirmed", provider=attempt.provider, data={"method": attempt.method}
             )
-            await record_change(
-                conn,
-                current,
-                after,
-                [response, confirmed, status_event(after, code=error.code if error else None)],
-                now,
-            )
+            status = status_event(after, code=error.code if error else None)
+            await record_change(conn, current, after, [response, confirmed, status], now)
             # A webhook that beat this commit waited in the inbox: apply it now.
             if await apply_waiting(conn, attempt.provider, names, now):
                 after = await intent_rows.get(conn, current.id) or after
-            errors: tuple[CobroError, ...] = ()
-            if error is not None:
-                errors = (_CONTRACT_ERRORS.get(error.code, CobroError)(error.message, ("input",)),)
-            return await self._remember(conn, run, MutationResult(after, errors), now)
-
-    async def _remember(
-        self, conn: AsyncConnection, run: _Run, result: MutationResult, now: datetime
-    ) -> MutationResult:
-        """Keep the result for retries with the same key, in the same transaction."""
-        await idempotency.remember(
-            conn,
-            merchant_id=run.intent.merchant_id,
-            operation="confirmPaymentIntent",
-            key=run.key,
-            digest=run.digest,
-            result=result,
-            now=now,
-        )
+            result = MutationResult(after, (_user_error(error, after),) if error else ())
+            await idempotency.finish(conn, run.keyed, result, now)
         return result
+
+
+def _error_event(attempt: Attempt, exc: ProviderError) -> NewAuditEvent:
+    return NewAuditEvent(
+        "provider.error",
+        provider=attempt.provider,
+        data={
+            "attempt": attempt.id,
+            "code": exc.code,
+            "message": exc.message,
+            "retryable": exc.retryable,
+            "outcome_unknown": exc.outcome_unknown,
+        },
+    )
+
+
+def _user_error(error: PaymentError, intent: PaymentIntent) -> CobroError:
+    """The contract code for a failed payment: a card that failed is a declined card."""
+    if error.code in _CONTRACT_ERRORS:
+        return _CONTRACT_ERRORS[error.code](error.message, ("input",))
+    if intent.method is PaymentMethodType.CARD:
+        return CardDeclined(error.message, ("input",))
+    return PaymentFailed(error.message, ("input",))
 
 
 def _received(amount: Money, payment: ProviderPayment, target: PaymentIntentStatus) -> Money:
@@ -474,19 +400,3 @@ def _expiry(payment: ProviderPayment, attempt: Attempt) -> datetime | None:
         if value is not None:
             return value  # type: ignore[no-any-return]
     return PaymentRequest.from_dict(attempt.request).expires_at
-
-
-def _short(value: str | None, name: str, group: str, limit: int = 200) -> str | None:
-    if value is not None and len(value) > limit:
-        raise InvalidInput(f"{name} is at most {limit} characters", ("input", group, name))
-    return value
-
-
-def _email(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    local, at, domain = value.partition("@")
-    if not at or not local or "." not in domain or len(value) > 254 or " " in value:
-        raise InvalidInput(f"{value!r} is not an email address", ("input", "oxxo", "email"))
-    return value

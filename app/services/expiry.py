@@ -10,7 +10,7 @@ that still arrives later is recorded as a late payment, never dropped.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from app.clock import Clock
 from app.db.engine import Database
@@ -40,35 +40,36 @@ class ExpiryService:
         expired = 0
         while True:
             now = self.clock.now()
+            until = now + LEASE
             async with self.db.transaction() as conn:
                 due = await intent_rows.claim_due(
                     conn,
                     statuses=[PaymentIntentStatus.REQUIRES_ACTION],
                     due_before=now,
                     now=now,
-                    lease_until=now + LEASE,
+                    lease_until=until,
                     limit=BATCH,
                 )
             for intent in due:
-                expired += await self._expire(intent)
+                expired += await self._expire(intent, until)
             if len(due) < BATCH:
                 return expired
 
-    async def _expire(self, intent: PaymentIntent) -> int:
+    async def _expire(self, intent: PaymentIntent, until: datetime) -> int:
         events = await self._void_at_provider(intent)
         now = self.clock.now()
         async with self.db.transaction() as conn:
             current = await intent_rows.get(conn, intent.id, for_update=True)
             assert current is not None
-            if current.version != intent.version:
-                # Paid (or otherwise moved) while we were voiding: leave it be.
-                await intent_rows.release_lease(conn, intent.id)
+            if current.status is not PaymentIntentStatus.REQUIRES_ACTION:
+                # Paid while we were voiding: leave it be.
+                await intent_rows.release_lease(conn, intent.id, until)
                 return 0
+            # Still waiting (perhaps partly paid meanwhile): its time is up all the same.
             after = current.moved_to(PaymentIntentStatus.EXPIRED, now, next_action=None)
-            reason = f"unpaid at {current.expires_at.isoformat() if current.expires_at else now}"
-            await record_change(
-                conn, current, after, [*events, status_event(after, reason=reason)], now
-            )
+            due = current.expires_at.isoformat() if current.expires_at else now.isoformat()
+            status = status_event(after, reason=f"unpaid at {due}")
+            await record_change(conn, current, after, [*events, status], now)
         log.info("expired %s", intent.id)
         return 1
 

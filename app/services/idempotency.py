@@ -1,15 +1,18 @@
 """Idempotency keys on mutations (contract section 3).
 
 The same key with the same input returns the first result for 7 days (the
-longest an OXXO voucher lives, so a retried checkout gets the same reference);
-the same key with other input is IDEMPOTENCY_CONFLICT. Only results that changed
-something are stored: a mutation that failed changed nothing and may be retried.
+longest an OXXO voucher lives, so a retried checkout gets the same reference); the
+same key with other input is IDEMPOTENCY_CONFLICT. The key is claimed in the same
+transaction that starts the work, so two requests with one key never both run: the
+second gets the first's result, or is told to retry while the first is in flight.
+A request that fails having changed nothing releases its claim.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +24,9 @@ from app.services.results import MutationResult
 
 RETENTION = timedelta(days=7)
 MAX_KEY_LENGTH = 255
+# A request holding its key this long is presumed dead; a retry may take over.
+IN_FLIGHT_LIMIT = timedelta(seconds=90)
+FIELD = ("input", "idempotencyKey")
 
 
 def check_key(key: str | None) -> str | None:
@@ -28,8 +34,7 @@ def check_key(key: str | None) -> str | None:
         return None
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidInput(
-            f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} printable characters",
-            ("input", "idempotencyKey"),
+            f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} printable characters", FIELD
         )
     return key
 
@@ -39,49 +44,82 @@ def request_hash(operation: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def replay(
-    conn: AsyncConnection,
-    *,
-    merchant_id: str,
-    operation: str,
-    key: str | None,
-    digest: str,
-    now: datetime,
-) -> MutationResult | None:
-    """The stored first result for this key, None if there is none; conflict if it differs."""
-    if key is None:
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """One mutation's key: who, which operation, the key, and what was asked."""
+
+    merchant_id: str
+    operation: str
+    key: str | None
+    digest: str
+
+
+async def replay(conn: AsyncConnection, keyed: Keyed, now: datetime) -> MutationResult | None:
+    """The first result for this key if that request finished; None if there is none
+    (or it is still running: `begin` decides what to do about that)."""
+    if keyed.key is None:
         return None
-    stored = await rows.find(conn, merchant_id, operation, key, now)
-    if stored is None:
+    stored = await rows.find(conn, keyed.merchant_id, keyed.operation, keyed.key, now)
+    if stored is None or not stored.finished:
         return None
-    if stored.request_hash != digest:
-        raise IdempotencyConflict(
-            f"idempotencyKey {key!r} was already used with different input",
-            ("input", "idempotencyKey"),
-        )
+    _same_request(stored, keyed)
     return MutationResult.from_dict(stored.response)
 
 
-async def remember(
-    conn: AsyncConnection,
-    *,
-    merchant_id: str,
-    operation: str,
-    key: str | None,
-    digest: str,
-    result: MutationResult,
-    now: datetime,
-) -> None:
-    if key is None:
-        return
-    await rows.store(
+async def begin(conn: AsyncConnection, keyed: Keyed, now: datetime) -> MutationResult | None:
+    """Claim the key in the caller's transaction. Returns the first result when that
+    request already finished; raises IdempotencyConflict when the input differs or the
+    first request is still running; returns None when this request may go ahead."""
+    if keyed.key is None:
+        return None
+    claimed = await rows.claim(
         conn,
-        merchant_id=merchant_id,
-        operation=operation,
-        key=key,
-        request_hash=digest,
-        intent_id=result.intent.id if result.intent else None,
-        response=result.to_dict(),
+        merchant_id=keyed.merchant_id,
+        operation=keyed.operation,
+        key=keyed.key,
+        request_hash=keyed.digest,
         now=now,
         expires_at=now + RETENTION,
     )
+    if claimed:
+        return None
+    stored = await rows.find(conn, keyed.merchant_id, keyed.operation, keyed.key, now)
+    assert stored is not None
+    _same_request(stored, keyed)
+    if stored.finished:
+        return MutationResult.from_dict(stored.response)
+    if now - stored.created_at < IN_FLIGHT_LIMIT:
+        raise IdempotencyConflict(
+            f"a request with idempotencyKey {keyed.key!r} is still in progress; retry shortly",
+            FIELD,
+        )
+    await rows.take_over(conn, keyed.merchant_id, keyed.operation, keyed.key, now)
+    return None
+
+
+async def finish(
+    conn: AsyncConnection, keyed: Keyed, result: MutationResult, now: datetime
+) -> None:
+    if keyed.key is None:
+        return
+    await rows.finish(
+        conn,
+        merchant_id=keyed.merchant_id,
+        operation=keyed.operation,
+        key=keyed.key,
+        intent_id=result.intent.id if result.intent else None,
+        response=result.to_dict(),
+        now=now,
+    )
+
+
+async def release(conn: AsyncConnection, keyed: Keyed) -> None:
+    if keyed.key is not None:
+        await rows.release(conn, keyed.merchant_id, keyed.operation, keyed.key)
+
+
+def _same_request(stored: rows.StoredKey, keyed: Keyed) -> None:
+    if stored.request_hash != keyed.digest:
+        raise IdempotencyConflict(
+            f"idempotencyKey {keyed.key!r} was already used with different input", FIELD
+        )

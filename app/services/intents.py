@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import attempts, audit
 from app.db.repositories import intents as intent_rows
-from app.db.repositories.audit import AuditRecord, NewAuditEvent
+from app.db.repositories.audit import NewAuditEvent
 from app.domain.errors import (
     AmountOutOfRange,
     InvalidInput,
@@ -21,10 +21,12 @@ from app.domain.errors import (
     ProviderUnavailable,
     UnsupportedCurrency,
 )
-from app.domain.ids import new_client_secret, new_intent_id
+from app.domain.ids import looks_like_id, new_client_secret, new_intent_id
 from app.domain.intents import CANCELABLE, PaymentIntent, PaymentIntentStatus
 from app.domain.methods import CURRENCIES, PaymentMethodType
 from app.domain.money import Currency, Money, parse_amount
+from app.domain.records import AuditRecord
+from app.domain.text import check_text
 from app.services import idempotency
 from app.services.auth import Principal, can_read, require_principal, require_secret_key
 from app.services.changes import record_change, record_new, status_event
@@ -38,6 +40,8 @@ MAX_METADATA_KEYS = 50
 MAX_METADATA_KEY = 40
 MAX_METADATA_VALUE = 500
 MAX_PAGE = 100
+# Long enough to void a voucher at a PSP whose calls all time out.
+CANCEL_LEASE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +69,18 @@ def encode_cursor(intent: PaymentIntent) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    invalid = InvalidInput("after is not a cursor this API gave out", ("after",))
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, _, intent_id = raw.partition("|")
         moment = datetime.fromisoformat(created)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("after is not a cursor this API gave out", ("after",)) from None
-    if not intent_id or moment.tzinfo is None:
-        raise InvalidInput("after is not a cursor this API gave out", ("after",))
+        if moment.tzinfo is None:
+            raise invalid
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
+        raise invalid from None
+    if not looks_like_id(intent_id, "pi"):
+        raise invalid
     return moment, intent_id
 
 
@@ -91,11 +99,18 @@ def validate_metadata(metadata: Any) -> dict[str, Any] | None:
             raise InvalidInput(
                 f"metadata value of {key!r} must be a string, number or boolean", field
             )
-        if isinstance(value, str) and len(value) > MAX_METADATA_VALUE:
-            raise InvalidInput(
-                f"metadata values are at most {MAX_METADATA_VALUE} characters", field
-            )
+        if isinstance(value, str):
+            check_text(value, field, MAX_METADATA_VALUE)
     return metadata
+
+
+def _check_cancelable(intent: PaymentIntent) -> None:
+    if intent.status not in CANCELABLE:
+        raise InvalidState(
+            f"payment intent {intent.id} is {intent.status.value}; only "
+            "REQUIRES_PAYMENT_METHOD or REQUIRES_ACTION can be canceled",
+            ("input", "id"),
+        )
 
 
 class IntentService:
@@ -110,11 +125,7 @@ class IntentService:
         amount = parse_amount(command.amount, command.currency, field=("input", "amount"))
         allowed = self._allowed_methods(command, amount)
         metadata = validate_metadata(command.metadata)
-        description = command.description
-        if description is not None and len(description) > MAX_DESCRIPTION:
-            raise InvalidInput(
-                f"description is at most {MAX_DESCRIPTION} characters", ("input", "description")
-            )
+        description = check_text(command.description, ("input", "description"), MAX_DESCRIPTION)
         digest = idempotency.request_hash(
             "createPaymentIntent",
             {
@@ -125,16 +136,10 @@ class IntentService:
                 "allowed_methods": [m.value for m in allowed],
             },
         )
+        keyed = idempotency.Keyed(merchant_id, "createPaymentIntent", key, digest)
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            replayed = await idempotency.replay(
-                conn,
-                merchant_id=merchant_id,
-                operation="createPaymentIntent",
-                key=key,
-                digest=digest,
-                now=now,
-            )
+            replayed = await idempotency.begin(conn, keyed, now)
             if replayed is not None:
                 return replayed
             intent_id = new_intent_id()
@@ -160,15 +165,7 @@ class IntentService:
             )
             await record_new(conn, intent, [created], now)
             result = MutationResult(intent)
-            await idempotency.remember(
-                conn,
-                merchant_id=merchant_id,
-                operation="createPaymentIntent",
-                key=key,
-                digest=digest,
-                result=result,
-                now=now,
-            )
+            await idempotency.finish(conn, keyed, result, now)
         return result
 
     def _allowed_methods(
@@ -208,6 +205,8 @@ class IntentService:
     async def get(self, principal: Principal | None, intent_id: str) -> PaymentIntent | None:
         """The intent, or None when it does not exist or the caller may not see it."""
         principal = require_principal(principal)
+        if not looks_like_id(intent_id, "pi"):
+            return None
         async with self.db.read() as conn:
             intent = await intent_rows.get(conn, intent_id)
         return intent if intent is not None and can_read(principal, intent) else None
@@ -239,27 +238,29 @@ class IntentService:
         intent = await self.get(principal, intent_id)
         if intent is None:
             raise NotFound(f"no payment intent {intent_id}", ("input", "id"))
-        if intent.status not in CANCELABLE:
-            raise InvalidState(
-                f"payment intent {intent.id} is {intent.status.value}; only "
-                "REQUIRES_PAYMENT_METHOD or REQUIRES_ACTION can be canceled",
-                ("input", "id"),
-            )
-        events = await self._cancel_at_provider(intent)
+        _check_cancelable(intent)
+        now = self.clock.now()
+        until = now + CANCEL_LEASE
+        async with self.db.transaction() as conn:
+            if not await intent_rows.take_lease(conn, intent.id, intent.version, now, until):
+                raise InvalidState(
+                    f"payment intent {intent.id} is being confirmed or just changed; "
+                    "fetch it and retry",
+                    ("input", "id"),
+                )
+        try:
+            events = await self._cancel_at_provider(intent)
+        except BaseException:
+            async with self.db.transaction() as conn:
+                await intent_rows.release_lease(conn, intent.id, until)
+            raise
         now = self.clock.now()
         async with self.db.transaction() as conn:
             current = await intent_rows.get(conn, intent.id, for_update=True)
             assert current is not None
-            if await intent_rows.is_leased(conn, intent.id, now):
-                raise InvalidState(
-                    f"payment intent {intent.id} is being confirmed; cancel it after that ends",
-                    ("input", "id"),
-                )
-            if current.version != intent.version:
-                raise InvalidState(
-                    f"payment intent {intent.id} changed while canceling; fetch it and retry",
-                    ("input", "id"),
-                )
+            if current.status not in CANCELABLE:
+                await intent_rows.release_lease(conn, intent.id, until)
+                _check_cancelable(current)
             canceled = current.moved_to(
                 PaymentIntentStatus.CANCELED, now, next_action=None, expires_at=None
             )

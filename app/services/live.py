@@ -26,6 +26,7 @@ from app.services.auth import KeyKind, Principal, can_read, require_principal, r
 
 # How far back a merchant stream looks when it must catch up after a broker outage.
 CATCH_UP_MARGIN = timedelta(seconds=30)
+CATCH_UP_PAGE = 500
 # Intents whose last version a merchant stream remembers, to drop duplicates.
 REMEMBERED_INTENTS = 10_000
 
@@ -92,13 +93,10 @@ class LiveService:
                 change = await subscription.next()
                 if change is not None:
                     candidates = [change.intent]
-                    since = change.intent.updated_at
                 else:
-                    async with self.db.read() as conn:
-                        rows = await outbox.merchant_since(
-                            conn, merchant_id, since - CATCH_UP_MARGIN
-                        )
-                    candidates = [intent_from_dict(r.payload) for r in rows]
+                    candidates = await self._merchant_since(merchant_id, since - CATCH_UP_MARGIN)
+                if candidates:
+                    since = max(since, *(intent.updated_at for intent in candidates))
                 for intent in candidates:
                     if seen.get(intent.id, 0) >= intent.version:
                         continue
@@ -111,9 +109,18 @@ class LiveService:
             subscription.close()
 
     async def _merchant_since(self, merchant_id: str, since: datetime) -> list[PaymentIntent]:
+        """Every change the merchant logged since `since`, page by page."""
+        found: list[PaymentIntent] = []
+        after_id = 0
         async with self.db.read() as conn:
-            rows = await outbox.merchant_since(conn, merchant_id, since)
-        return [intent_from_dict(row.payload) for row in rows]
+            while True:
+                rows = await outbox.merchant_since(
+                    conn, merchant_id, since, after_id=after_id, limit=CATCH_UP_PAGE
+                )
+                found += [intent_from_dict(row.payload) for row in rows]
+                if len(rows) < CATCH_UP_PAGE:
+                    return found
+                after_id = rows[-1].id
 
     async def _versions(self, intent_id: str, after: int, up_to: int | None) -> list[PaymentIntent]:
         async with self.db.read() as conn:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +21,7 @@ from app.db.repositories import handles, inbox
 from app.db.repositories import intents as intent_rows
 from app.db.repositories import refunds as refund_rows
 from app.db.repositories.audit import NewAuditEvent
+from app.domain.ids import looks_like_id
 from app.domain.intents import PaymentIntent
 from app.domain.money import Money
 from app.domain.settlement import PaymentNews, decide
@@ -29,6 +30,10 @@ from app.services.outcomes import WEBHOOK_OUTCOMES
 from providers.base import ProviderEvent, ProviderStatus
 
 log = logging.getLogger("cobro.webhooks")
+
+# Unmatched events are retried for this long; after that they wait for a person.
+UNMATCHED_WINDOW = timedelta(days=7)
+BATCH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,24 @@ class ProviderEventService:
     async def receive(self, events: list[ProviderEvent], body: bytes) -> list[Received]:
         """Store and apply each event; return only once all of them are committed."""
         return [await self._receive(event, body) for event in events]
+
+    async def retry_unmatched(self) -> int:
+        """Apply stored events whose payment or refund we now know (the worker's job).
+
+        An event can beat the commit that records its handle (on PostgreSQL the two
+        transactions cannot see each other), and refund news can beat the refund row;
+        this catches them up. Returns how many were applied."""
+        now = self.clock.now()
+        applied = 0
+        async with self.db.transaction() as conn:
+            for row in await inbox.unmatched_since(conn, now - UNMATCHED_WINDOW, BATCH):
+                outcome, intent_id = await apply_event(
+                    conn, ProviderEvent.from_dict(row.event), now
+                )
+                if outcome != "unmatched":
+                    await inbox.set_outcome(conn, row.id, outcome, intent_id)
+                    applied += 1
+        return applied
 
     async def _receive(self, event: ProviderEvent, body: bytes) -> Received:
         now = self.clock.now()
@@ -73,13 +96,9 @@ async def apply_event(
     """Apply one stored event; return its outcome and the intent it touched."""
     if event.refund_ref and not (event.provider_ref or event.lookup_key):
         return await _apply_refund_news(conn, event, now)
-    found = await handles.find(
-        conn, event.provider, [event.provider_ref or "", event.lookup_key or ""]
-    )
-    if found is None:
+    intent = await _intent_of(conn, event)
+    if intent is None:
         return "unmatched", None
-    intent = await intent_rows.get(conn, found.intent_id, for_update=True)
-    assert intent is not None
     news = PaymentNews(
         status=WEBHOOK_OUTCOMES[event.status] if event.status else None,
         amount=event.amount,
@@ -112,6 +131,18 @@ async def apply_event(
     )
     await record_change(conn, intent, after, [received, note], now)
     return "applied", intent.id
+
+
+async def _intent_of(conn: AsyncConnection, event: ProviderEvent) -> PaymentIntent | None:
+    """The intent an event is about: by a handle we recorded, else by the intent id
+    the PSP echoed back (a payment whose creating call timed out has no handle)."""
+    found = await handles.find(
+        conn, event.provider, [event.provider_ref or "", event.lookup_key or ""]
+    )
+    intent_id = found.intent_id if found else event.intent_hint
+    if intent_id is None or not looks_like_id(intent_id, "pi"):
+        return None
+    return await intent_rows.get(conn, intent_id, for_update=True)
 
 
 async def apply_waiting(

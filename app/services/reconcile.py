@@ -74,35 +74,66 @@ class ReconciliationService:
         except ProviderError as exc:
             log.warning("could not reconcile %s at %s: %s", intent.id, intent.provider, exc.message)
             return 0
-        event = _as_event(intent, ref, payment)
-        if event is None:
+        events = as_events(intent, ref, payment)
+        if not events:
             return 0
-        received = await self.events.receive([event], json.dumps(payment.raw, default=str).encode())
+        body = json.dumps(payment.raw, default=str).encode()
+        received = await self.events.receive(events, body)
         return sum(r.outcome == "applied" for r in received)
 
 
-def _as_event(intent: PaymentIntent, ref: str, payment: ProviderPayment) -> ProviderEvent | None:
-    """What the PSP told us, as the event a webhook would have brought, or None if
-    it says nothing new. Deposits are reported as totals; the event carries what is new."""
+def as_events(intent: PaymentIntent, ref: str, payment: ProviderPayment) -> list[ProviderEvent]:
+    """What the PSP told us, as the events its webhooks would have brought.
+
+    Money paid in by transfers is one event per deposit, named as the deposit's own
+    webhook names it, so a deposit learnt both ways is counted once. Everything else
+    is one event per status the PSP reports."""
+    provider = intent.provider or ""
+    if intent.method in ACCUMULATING and payment.deposits:
+        return [
+            ProviderEvent(
+                provider=provider,
+                event_id=deposit.event_id,
+                type="reconciliation.deposit",
+                status=ProviderStatus.SUCCEEDED,
+                provider_ref=ref,
+                amount=deposit.amount,
+            )
+            for deposit in payment.deposits
+        ] + _status_only(intent, ref, payment)
     if payment.status in (ProviderStatus.PENDING, ProviderStatus.REQUIRES_ACTION):
-        total = payment.amount_received or 0
-        if intent.method not in ACCUMULATING or total <= intent.amount_received.minor:
-            return None
+        return []
     amount = payment.amount_received
-    if intent.method in ACCUMULATING and amount is not None:
-        amount = amount - intent.amount_received.minor
-        if amount <= 0:
-            amount = None
-    status = payment.status
-    if status is ProviderStatus.REQUIRES_ACTION and amount:
-        status = ProviderStatus.SUCCEEDED  # money in; settlement decides if it is all of it
-    return ProviderEvent(
-        provider=intent.provider or "",
-        event_id=f"reconcile:{intent.id}:{status.value}:{payment.amount_received}",
-        type="reconciliation",
-        status=status,
-        provider_ref=ref,
-        amount=amount,
-        occurred_at=None,
-        raw=payment.raw,
-    )
+    # A PSP that reports no single deposits (Conekta's SPEI is paid in full or
+    # refused) is credited only if nothing was credited yet.
+    if intent.method in ACCUMULATING and intent.amount_received.minor:
+        return []
+    return [
+        ProviderEvent(
+            provider=provider,
+            event_id=f"reconcile:{intent.id}:{payment.status.value}",
+            type="reconciliation",
+            status=payment.status,
+            provider_ref=ref,
+            amount=amount,
+        )
+    ]
+
+
+def _status_only(intent: PaymentIntent, ref: str, payment: ProviderPayment) -> list[ProviderEvent]:
+    """For deposit-paid methods, a status that is not about money (expired, failed)."""
+    if payment.status not in (
+        ProviderStatus.EXPIRED,
+        ProviderStatus.CANCELED,
+        ProviderStatus.FAILED,
+    ):
+        return []
+    return [
+        ProviderEvent(
+            provider=intent.provider or "",
+            event_id=f"reconcile:{intent.id}:{payment.status.value}",
+            type="reconciliation",
+            status=payment.status,
+            provider_ref=ref,
+        )
+    ]

@@ -3,13 +3,16 @@
 Cards go back through the card PSP that took the payment. Cash and bank payments
 (OXXO, SPEI, and crypto, which settled in pesos) go back by an SPEI transfer to the
 customer's CLABE. The refund row, with its idempotency key, is committed before the
-PSP call; `amountRefunded` grows once the PSP accepts it, and refunds still waiting
-for an answer count against what is left, so two refunds at once cannot exceed it.
+PSP call; refunds not yet accepted count against what is left, so two refunds at
+once cannot exceed it. A refund whose outcome is unknown (the PSP went silent after
+taking it) stays pending, its amount held, and the worker resends it with the same
+key until the PSP says what it did: it is never sent as a second, new refund.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from app.clock import Clock
 from app.db.engine import Database
@@ -30,15 +33,18 @@ from app.domain.ids import new_id
 from app.domain.intents import PaymentIntent
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Money, parse_amount
+from app.domain.text import check_text
 from app.services import idempotency
 from app.services.auth import Principal, can_read, require_secret_key
 from app.services.changes import record_change, record_events
+from app.services.failover import no_provider_error
 from app.services.results import MutationResult
 from app.services.routing import Router
-from providers.base import INVALID_REQUEST, ProviderError, ProviderStatus, RefundRequest
+from providers.base import ProviderError, ProviderRefund, ProviderStatus, RefundRequest
 
 MAX_REASON = 500
 OPERATION = "refundPaymentIntent"
+BATCH = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,26 +86,23 @@ class RefundService:
             if command.amount is None
             else parse_amount(command.amount, intent.amount.currency, field=("input", "amount"))
         )
-        if command.reason is not None and len(command.reason) > MAX_REASON:
-            raise InvalidInput(f"reason is at most {MAX_REASON} characters", ("input", "reason"))
-        digest = idempotency.request_hash(
+        reason = check_text(command.reason, ("input", "reason"), MAX_REASON)
+        keyed = idempotency.Keyed(
+            intent.merchant_id,
             OPERATION,
-            {
-                "id": intent.id,
-                "amount": amount.minor if amount else None,
-                "reason": command.reason,
-                "clabe": command.clabe,
-            },
+            key,
+            idempotency.request_hash(
+                OPERATION,
+                {
+                    "id": intent.id,
+                    "amount": amount.minor if amount else None,
+                    "reason": reason,
+                    "clabe": command.clabe,
+                },
+            ),
         )
         async with self.db.read() as conn:
-            replayed = await idempotency.replay(
-                conn,
-                merchant_id=intent.merchant_id,
-                operation=OPERATION,
-                key=key,
-                digest=digest,
-                now=self.clock.now(),
-            )
+            replayed = await idempotency.replay(conn, keyed, self.clock.now())
         if replayed is not None:
             return replayed
         if intent.amount_received.minor == 0:
@@ -108,8 +111,31 @@ class RefundService:
                 ("input", "id"),
             )
         plan = await self._plan(intent, command.clabe)
-        refund = await self._reserve(intent, amount, plan, command.reason)
-        return await self._send(intent, refund, plan, command.reason, key, digest)
+        reserved = await self._reserve(intent, amount, plan, reason, keyed)
+        if isinstance(reserved, MutationResult):
+            return reserved
+        return await self._send(intent, reserved, plan, reason, keyed)
+
+    async def resolve_pending(self, older_than: timedelta) -> int:
+        """Resend refunds whose outcome is unknown, same key (the worker's job)."""
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            stale = await refund_rows.stale_pending(conn, now - older_than, BATCH)
+        settled = 0
+        for refund in stale:
+            async with self.db.read() as conn:
+                intent = await intent_rows.get(conn, refund.intent_id)
+            assert intent is not None
+            plan = await self._plan(intent, refund.clabe)
+            keyed = idempotency.Keyed(
+                intent.merchant_id, OPERATION, refund.client_key, refund.request_hash or ""
+            )
+            try:
+                await self._send(intent, refund, plan, refund.reason, keyed)
+                settled += 1
+            except (ProviderUnavailable, InvalidInput):
+                continue
+        return settled
 
     async def _plan(self, intent: PaymentIntent, clabe: str | None) -> _Plan:
         if intent.method is PaymentMethodType.CARD:
@@ -123,19 +149,26 @@ class RefundService:
             return _Plan([intent.provider], None, attempt.provider_ref if attempt else None)
         if clabe is None:
             raise InvalidInput(
-                f"{intent.method.value if intent.method else 'this'} payments are refunded by "
-                "SPEI: give the customer's clabe",
+                f"{intent.method.value if intent.method else 'these'} payments are refunded "
+                "by SPEI: give the customer's clabe",
                 ("input", "clabe"),
             )
-        valid = validate_clabe(clabe, ("input", "clabe"))
-        return _Plan(self.payout_providers, valid, None)
+        return _Plan(self.payout_providers, validate_clabe(clabe, ("input", "clabe")), None)
 
     async def _reserve(
-        self, intent: PaymentIntent, amount: Money | None, plan: _Plan, reason: str | None
-    ) -> RefundRow:
-        """Check what is left to refund and record the refund, in one transaction."""
+        self,
+        intent: PaymentIntent,
+        amount: Money | None,
+        plan: _Plan,
+        reason: str | None,
+        keyed: idempotency.Keyed,
+    ) -> RefundRow | MutationResult:
+        """Claim the key, check what is left to refund and record the refund, at once."""
         now = self.clock.now()
         async with self.db.transaction() as conn:
+            replayed = await idempotency.begin(conn, keyed, now)
+            if replayed is not None:
+                return replayed
             current = await intent_rows.get(conn, intent.id, for_update=True)
             assert current is not None
             pending = await refund_rows.pending_total(conn, intent.id)
@@ -159,8 +192,11 @@ class RefundService:
                 provider_ref=None,
                 idempotency_key=f"cobro-{refund_id}",
                 clabe=plan.clabe,
+                reason=reason,
+                client_key=keyed.key,
+                request_hash=keyed.digest,
             )
-            await refund_rows.insert_refund(conn, refund, reason=reason, now=now)
+            await refund_rows.insert_refund(conn, refund, now=now)
             await record_events(
                 conn,
                 current,
@@ -185,8 +221,7 @@ class RefundService:
         refund: RefundRow,
         plan: _Plan,
         reason: str | None,
-        key: str | None,
-        digest: str,
+        keyed: idempotency.Keyed,
     ) -> MutationResult:
         request = RefundRequest(
             refund_id=refund.id,
@@ -203,28 +238,27 @@ class RefundService:
                     name, lambda p: p.refund(request, refund.idempotency_key)
                 )
             except ProviderError as exc:
+                if exc.outcome_unknown:
+                    await self._unknown(intent, refund, exc)
+                    raise ProviderUnavailable(
+                        f"{name} did not say whether it sent the refund ({exc.message}); "
+                        "it stays pending and Cobro will find out: it will not be sent twice"
+                    ) from exc
                 failures.append(exc)
                 continue
-            return await self._accepted(
-                intent, refund, name, answer.provider_ref, answer.status, key, digest
-            )
-        await self._failed(intent, refund, failures)
-        if failures and all(f.code == INVALID_REQUEST for f in failures):
-            raise InvalidInput(f"the refund was refused: {failures[0].message}", ("input",))
-        tried = "; ".join(f"{f.provider}: {f.message}" for f in failures) or "no provider is up"
-        raise ProviderUnavailable(f"the refund could not be sent ({tried}); nothing changed")
+            return await self._accepted(intent, refund, name, answer, keyed)
+        await self._failed(intent, refund, failures, keyed)
+        raise no_provider_error(failures, "refund", ("input",))
 
     async def _accepted(
         self,
         intent: PaymentIntent,
         refund: RefundRow,
         provider: str,
-        provider_ref: str,
-        status: ProviderStatus,
-        key: str | None,
-        digest: str,
+        answer: ProviderRefund,
+        keyed: idempotency.Keyed,
     ) -> MutationResult:
-        done = status is ProviderStatus.SUCCEEDED
+        done = answer.status is ProviderStatus.SUCCEEDED
         now = self.clock.now()
         async with self.db.transaction() as conn:
             await refund_rows.set_status(
@@ -233,39 +267,49 @@ class RefundService:
                 "succeeded" if done else "processing",
                 now,
                 provider=provider,
-                provider_ref=provider_ref,
+                provider_ref=answer.provider_ref,
             )
             current = await intent_rows.get(conn, intent.id, for_update=True)
             assert current is not None
-            after = current.changed(
-                now,
-                amount_refunded=current.amount_refunded
-                + Money(refund.amount, current.amount.currency),
-            )
+            refunded = current.amount_refunded + Money(refund.amount, current.amount.currency)
+            after = current.changed(now, amount_refunded=refunded)
             event = NewAuditEvent(
                 "refund.succeeded" if done else "refund.processing",
                 provider=provider,
                 data={
                     "refund": refund.id,
                     "amount": _decimal(refund.amount, current),
-                    "provider_ref": provider_ref,
+                    "provider_ref": answer.provider_ref,
                 },
             )
             await record_change(conn, current, after, [event], now)
             result = MutationResult(after)
-            await idempotency.remember(
-                conn,
-                merchant_id=intent.merchant_id,
-                operation=OPERATION,
-                key=key,
-                digest=digest,
-                result=result,
-                now=now,
-            )
+            await idempotency.finish(conn, keyed, result, now)
         return result
 
+    async def _unknown(self, intent: PaymentIntent, refund: RefundRow, exc: ProviderError) -> None:
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            await refund_rows.set_status(conn, refund.id, "pending", now, error_message=exc.message)
+            await record_events(
+                conn,
+                intent,
+                [
+                    NewAuditEvent(
+                        "refund.unknown",
+                        provider=exc.provider,
+                        data={"refund": refund.id, "message": exc.message},
+                    )
+                ],
+                now,
+            )
+
     async def _failed(
-        self, intent: PaymentIntent, refund: RefundRow, failures: list[ProviderError]
+        self,
+        intent: PaymentIntent,
+        refund: RefundRow,
+        failures: list[ProviderError],
+        keyed: idempotency.Keyed,
     ) -> None:
         message = "; ".join(f"{f.provider}: {f.message}" for f in failures) or "no provider is up"
         now = self.clock.now()
@@ -282,6 +326,7 @@ class RefundService:
                 ],
                 now,
             )
+            await idempotency.release(conn, keyed)
 
 
 def _decimal(minor: int, intent: PaymentIntent) -> str:

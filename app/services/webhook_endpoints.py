@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import webhooks as rows
-from app.db.repositories.webhooks import Delivery, Endpoint
 from app.domain.errors import InvalidInput, NotFound
 from app.domain.events import EVENT_TYPES
 from app.domain.ids import new_id, random_token
+from app.domain.records import Delivery, Endpoint
 from app.services.auth import Principal, require_secret_key
-from app.services.url_guard import check_resolves_public, check_url
+from app.services.url_guard import check_url, resolve_public
 
 MAX_ENDPOINTS = 16
 MAX_PAGE = 100
@@ -36,7 +36,7 @@ class WebhookEndpointService:
         merchant_id = require_secret_key(principal).merchant_id
         url = check_url(url, allow_private=self.allow_private)
         if not self.allow_private:
-            await check_resolves_public(url)
+            await resolve_public(url)
         wanted = _event_types(events)
         async with self.db.read() as conn:
             existing = await rows.endpoints_of(conn, [merchant_id])
@@ -59,7 +59,7 @@ class WebhookEndpointService:
         endpoint = await self._own(principal, endpoint_id)
         async with self.db.transaction() as conn:
             await rows.delete_endpoint(conn, endpoint.id, self.clock.now())
-        return endpoint
+        return replace(endpoint, enabled=False)
 
     async def list(self, principal: Principal | None) -> list[Endpoint]:
         merchant_id = require_secret_key(principal).merchant_id

@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.domain.ids import random_token
-from providers.bitso import (
+from providers.bitso_wire import (
     KEY_ID_HEADER,
     PUBLIC_KEYS_OPTION,
     SIGNATURE_HEADER,

@@ -26,6 +26,7 @@ class IdempotencyCache:
     as Stripe does (docs.stripe.com/idempotency)."""
 
     answers: dict[str, tuple[str, int, bytes]] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)
 
     async def run(
         self,
@@ -49,7 +50,22 @@ class IdempotencyCache:
                 media_type="application/json",
                 headers={"Idempotent-Replayed": "true"},
             )
-        response = await handler()
+        if key in self.in_flight:
+            # Stripe answers a retry that overtakes its first request with 409.
+            return JSONResponse(
+                {
+                    "error": {
+                        "type": "idempotency_error",
+                        "message": "A request with this Idempotency-Key is in progress.",
+                    }
+                },
+                status_code=409,
+            )
+        self.in_flight.add(key)
+        try:
+            response = await handler()
+        finally:
+            self.in_flight.discard(key)
         if response.status_code < 500:
             self.answers[key] = (fingerprint, response.status_code, bytes(response.body))
         return response

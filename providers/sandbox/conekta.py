@@ -27,52 +27,20 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.domain.clabe import with_check_digit
-from providers.conekta import sign_payload
 from providers.sandbox.common import Emulator, new_ref
-
-# SANDBOX-ONLY webhook signing key, generated once for this emulator; it protects
-# nothing. Production verifies with the public key Conekta issues (POST /webhook_keys).
-SANDBOX_WEBHOOK_PRIVATE_KEY = """\
------BEGIN PRIVATE KEY-----
-MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCvkTv4NE0nQ49/
-6Z+Crlg0Pqc3MpppVW6zHQN9husFNpNQcTPVLoDyA2C1itHBhgllWpW9zg+JtG6/
-62Adyev00Cwz9wm5UknNdrkXxbV9qATecB4Qgryxg3oXsZ3R972eMmUedCndbi0f
-3R/nqv4eO5B+6KvGZAqse1UGMoYiFXoM/4V3nwiYbTKVczyKXOOJIIFhC7ftjckC
-raY4p1akbe+koMuhY0CW7YPn9/zBxYBpIWfwrWfjf4X/Vn0EBev6L+l0PVx0JmeY
-3WM1aRT02ph1HT75eAxevmHognm58b/aVTfGEQiP6e3113zwiG1K9CGCO1ls54Fn
-GwIgq36NAgMBAAECggEAApCnJSWyeN/iUVaa94BPlpfRvps1KVPPtbs3SVa2yVE2
-TscQoE05IhANkilwjhjEu1/a7zZ7AKKLua8ZLOY91cpS0wGJeVUr8d4Jr0C6uZbC
-V3Og5NHcKuXGW2FDcoVhllWbJ5o/4FXTP/Ntm2diphNttYT1uYTNqR52LAyB7C6I
-8l39ok4O5pYKKXpsBslI9c4dxUkcgbDu3dHrapJKysODIDW1cQ1IYqzFYXHFnTiz
-9QPChXRE9d6LdyCCKlhb/zltdAlZA8QyLGurrDnGNjNOnPRIoKLX8+b2DffVGCrG
-AhYfAiISJsvVhQkBiQAlr2XRgDmjSV7npjFNbmFEkQKBgQDcd2zIYPsp5xkx01oj
-Wb6IYlICMV7noWQTwcnam3h7qEz/5iI1xzYBU8pZksSLZeL2fHWut2B0uc2K1Z7t
-cT6FKB4Q/obGfbS7iFKYHqWCReD4aV5IYSpmdSbVhkODgSEx9aA/VlH/m/nK4fI6
-BhsNSRFyRBck8LAy2r9RkLBVOQKBgQDL3T5AaxNOJPqA9DTE6jgGGyfo0iEsDkjX
-JBJjE9YgnjPy5KNOqf3OlIHuQJK99c0aG81m0Z6m7WdMIMRzI2pmzFdyM/7ClO8U
-1veVxxqdySvwc8cYkkuefolBioOoSSi8uCgLfChMw9EJ2M0uD0ZKVsWz6PMB0VHn
-dCy8AqBn9QKBgQChSJzEWm5j0TSVRtECW30PuR3VjNipC2BzM6m/y0zw6caqzmjo
-frv7bJjzvnMap4bKW3KcRnrB6ct8bZq+icH7F8YnGIzwWLYHG0uRDZp3GzfhgvP+
-b1bdbYbjXj21zpnCOrbonvWN0UWELpdN63mO1o100ms8EvhTu8OKoBbfwQKBgELV
-NCxQLhMHQmx2IrqPgnBWBL5p7OARisWlGLYMcb1dv/AYDoWiaweHXhUqbDEEXQn7
-JVpYzCczWxL1BxIsARzUTrKs4w8NXle5pY8fp9Ukd1grzJB8nXfHSd4Ht+O6oDVG
-NjKVsGyCIYyV26YG8ec7DTNO4iOtaKl1R5kXT1jlAoGBANCx63cLquVrx8Sk5LP+
-f2ZrCv+gFIgBmBvH+5QNh+qU+IrEs5o+h5ccz5jBnwwwS0xpVLiNjMs1hvN7jTAz
-mlhYzbQhsemFGG8fEhO2ay7j/lIJfaIer8owGPP1KGoMOCvo9C4QmTGVzypu7Jh3
-d1/NSqSuhxLZTAHuMJS6uoKM
------END PRIVATE KEY-----
-"""
-SANDBOX_WEBHOOK_PUBLIC_KEY = (
-    serialization.load_pem_private_key(SANDBOX_WEBHOOK_PRIVATE_KEY.encode(), password=None)
-    .public_key()
-    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    .decode()
+from providers.sandbox.conekta_wire import (
+    ERRORS,
+    SANDBOX_WEBHOOK_PUBLIC_KEY,
+    fail,
+    listing,
+    object_id,
+    order_problem,
+    sign_webhook,
 )
 
 CARDS = {  # token -> (brand, last4); Conekta's tok_test_* tokens work too
@@ -88,52 +56,6 @@ DEFAULT_EXPIRY_SECONDS = 30 * 86_400  # Conekta's default life of a cash or SPEI
 CLABE_PREFIX = "646180111"  # STP, plaza 180, the branch of Conekta's sample CLABEs
 # What Conekta's sandbox answers as barcode_url for every cash reference.
 BARCODE_URL = "https://s3.amazonaws.com/cash_payment_barcodes/sandbox_reference.png"
-
-# Conekta's error type <stem>_error goes with codes conekta.errors.<stem>.* and a status.
-ERROR_STATUS = {
-    "malformed_request": 400,
-    "authentication": 401,
-    "processing": 402,
-    "resource_not_found": 404,
-    "parameter_validation": 422,
-    "precondition_required": 428,
-}
-ERRORS = {  # our name -> (stem, code suffix, message)
-    "malformed": ("malformed_request", "json", "The request body is not a JSON object."),
-    "missing_key": ("authentication", "missing_key", "Please include your access key."),
-    "invalid_key": ("authentication", "invalid_key", "The access key is not valid."),
-    "declined": ("processing", "bank.declined", "The card was declined by the bank."),
-    "not_found": ("resource_not_found", "entity", "The resource was not found."),
-    "currency": ("parameter_validation", "currency", "The currency is not supported here."),
-    "customer": ("parameter_validation", "customer_info", "Needs name, email and phone."),
-    "items": ("parameter_validation", "line_items", "Needs name, unit_price and quantity."),
-    "charges": ("parameter_validation", "charges", "This sandbox takes one charge per order."),
-    "amount": ("parameter_validation", "charge.amount", "The amount is out of range."),
-    "method": ("parameter_validation", "payment_method.type", "Unsupported payment method."),
-    "token": ("parameter_validation", "token.not_found", "The card token does not exist."),
-    "expires_at": ("parameter_validation", "expires_at", "expires_at must be in the future."),
-    "refund": ("parameter_validation", "refund.amount", "Needs a reason and an amount."),
-    "not_refundable": ("parameter_validation", "order.not_refundable", "Not refundable."),
-    "idempotency": ("parameter_validation", "idempotency_key", "Idempotency-Key already used."),
-    "not_cancelable": ("precondition_required", "order.cannot_be_canceled", "Not pending."),
-}
-
-
-def _fail(name: str, param: str | None = None, **extra: Any) -> JSONResponse:
-    """Conekta's error envelope for one of ERRORS."""
-    stem, suffix, message = ERRORS[name]
-    detail = {"code": f"conekta.errors.{stem}.{suffix}", "message": message, "param": param}
-    body = {"object": "error", "type": f"{stem}_error", "log_id": _object_id(), **extra}
-    return JSONResponse({**body, "details": [detail]}, status_code=ERROR_STATUS[stem])
-
-
-def _object_id() -> str:
-    """An id shaped like Conekta's charge, refund and event ids (24 hex digits)."""
-    return secrets.token_hex(12)
-
-
-def _listing(data: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"object": "list", "has_more": False, "total": len(data), "data": data}
 
 
 class ConektaEmulator(Emulator):
@@ -157,8 +79,8 @@ class ConektaEmulator(Emulator):
         """The private key comes as a Bearer token (or, in older clients, Basic)."""
         header = request.headers.get("authorization", "")
         if not header:
-            return _fail("missing_key")
-        return None if header.partition(" ")[2] == self.api_key else _fail("invalid_key")
+            return fail("missing_key")
+        return None if header.partition(" ")[2] == self.api_key else fail("invalid_key")
 
     # -- the API -------------------------------------------------------------------
 
@@ -169,7 +91,7 @@ class ConektaEmulator(Emulator):
         if (refused := await self.guard(request)) is not None:
             return refused
         order = self._order(request.path_params["id"])
-        return JSONResponse(order) if order else _fail("not_found", "id")
+        return JSONResponse(order) if order else fail("not_found", "id")
 
     async def cancel_order(self, request: Request) -> Response:
         order_id = request.path_params["id"]
@@ -197,16 +119,16 @@ class ConektaEmulator(Emulator):
         except ValueError:
             params = None
         if not isinstance(params, dict):
-            return _fail("malformed")
+            return fail("malformed")
         return await self.idempotency.run(
             request.headers.get("idempotency-key"),
             {"operation": operation, **params},
             lambda: handler(params),
-            lambda: _fail("idempotency", "Idempotency-Key"),
+            lambda: fail("idempotency", "Idempotency-Key"),
         )
 
     async def _create_order(self, params: dict[str, Any]) -> Response:
-        if (problem := _order_problem(params)) is not None:
+        if (problem := order_problem(params)) is not None:
             return problem
         order = self._new_order(params)
         method = params["charges"][0].get("payment_method") or {}
@@ -214,7 +136,7 @@ class ConektaEmulator(Emulator):
             return self._confirm_card(order, method, params.get("return_url"))
         if method.get("type") in {"cash", "oxxo_cash", "spei"}:
             return self._issue_reference(order, method)
-        return _fail("method", "charges.payment_method.type")
+        return fail("method", "charges.payment_method.type")
 
     def _new_order(self, params: dict[str, Any]) -> dict[str, Any]:
         now, order_id = self.state.clock.timestamp(), new_ref("ord", 17)
@@ -223,7 +145,7 @@ class ConektaEmulator(Emulator):
         ]
         amount = sum(item["unit_price"] * item["quantity"] for item in items)
         charge = {
-            "id": _object_id(),
+            "id": object_id(),
             "object": "charge",
             "order_id": order_id,
             "amount": amount,
@@ -232,7 +154,7 @@ class ConektaEmulator(Emulator):
             "reference_id": params["charges"][0].get("reference_id"),
             "created_at": now,
             "paid_at": None,
-            "refunds": _listing([]),
+            "refunds": listing([]),
         }
         return {
             "id": order_id,
@@ -244,8 +166,8 @@ class ConektaEmulator(Emulator):
             "payment_status": "pending_payment",
             "is_refundable": False,
             "customer_info": {**params["customer_info"], "object": "customer_info"},
-            "line_items": _listing(items),
-            "charges": _listing([charge]),
+            "line_items": listing(items),
+            "charges": listing([charge]),
             "metadata": params.get("metadata") or {},
             "created_at": now,
             "updated_at": now,
@@ -264,7 +186,7 @@ class ConektaEmulator(Emulator):
             charge.update(failure_code="card_declined", failure_message=ERRORS["declined"][2])
             self._set_status(order, "declined")
             self.orders[order["id"]] = order
-            return _fail("declined", data=order)
+            return fail("declined", data=order)
         elif token == THREE_DS_TOKEN:
             cobro_id = str(order["metadata"].get("cobro_intent_id") or order["id"])
             url = f"{self.state.public_url}/sandbox/3ds/{cobro_id}"
@@ -272,7 +194,7 @@ class ConektaEmulator(Emulator):
             order["next_action"] = {"type": "redirect_to_url", "redirect_to_url": redirect}
             self.state.settlers[f"3ds:{cobro_id}"] = lambda: self.settle(order["id"])
         else:
-            return _fail("token", "charges.payment_method.token_id")
+            return fail("token", "charges.payment_method.token_id")
         self.orders[order["id"]] = order
         return JSONResponse(order)
 
@@ -281,9 +203,9 @@ class ConektaEmulator(Emulator):
         now = self.state.clock.timestamp()
         expires_at = method.get("expires_at", now + DEFAULT_EXPIRY_SECONDS)
         if order["currency"] != "MXN":
-            return _fail("currency", "currency")
+            return fail("currency", "currency")
         if isinstance(expires_at, bool) or not isinstance(expires_at, int) or expires_at <= now:
-            return _fail("expires_at", "charges.payment_method.expires_at")
+            return fail("expires_at", "charges.payment_method.expires_at")
         charge = order["charges"]["data"][0]
         if method["type"] == "spei":
             clabe = self._new_clabe()
@@ -311,34 +233,34 @@ class ConektaEmulator(Emulator):
             }
             self.state.settlers[f"oxxo:{reference}"] = lambda: self.settle(order["id"])
         else:
-            return _fail("amount", "amount")
+            return fail("amount", "amount")
         self.orders[order["id"]] = order
         return JSONResponse(order)
 
     async def _cancel(self, order_id: str) -> Response:
         order = self._order(order_id)
         if order is None:
-            return _fail("not_found", "id")
+            return fail("not_found", "id")
         if order["payment_status"] != "pending_payment":
-            return _fail("not_cancelable")
+            return fail("not_cancelable")
         self._set_status(order, "canceled")
         return JSONResponse(order)
 
     async def _refund(self, order_id: str, params: dict[str, Any]) -> Response:
         order = self._order(order_id)
         if order is None:
-            return _fail("not_found", "id")
+            return fail("not_found", "id")
         if not order["is_refundable"]:
-            return _fail("not_refundable")
+            return fail("not_refundable")
         amount, remaining = params.get("amount"), order["amount"] - order["amount_refunded"]
         valid = isinstance(amount, int) and not isinstance(amount, bool) and 0 < amount <= remaining
         if not valid or not isinstance(params.get("reason"), str):
-            return _fail("refund", "amount")
+            return fail("refund", "amount")
         refunds = order["charges"]["data"][0]["refunds"]
         now = self.state.clock.timestamp()
         # Conekta lists a refund with a negative amount; instant for cards, so no status.
         refunds["data"].append(
-            {"id": _object_id(), "object": "refund", "amount": -amount, "created_at": now}
+            {"id": object_id(), "object": "refund", "amount": -amount, "created_at": now}
         )
         refunds["total"] += 1
         order["amount_refunded"] += amount
@@ -396,7 +318,7 @@ class ConektaEmulator(Emulator):
         self, kind: str, order: dict[str, Any], previous: dict[str, Any]
     ) -> int | None:
         event = {
-            "id": _object_id(),
+            "id": object_id(),
             "object": "event",
             "type": kind,
             "livemode": False,
@@ -421,35 +343,3 @@ class ConektaEmulator(Emulator):
             reference = f"93{secrets.randbelow(10**12):012d}"
             if f"oxxo:{reference}" not in self.state.settlers:
                 return reference
-
-
-def sign_webhook(body: bytes, timestamp: int) -> dict[str, str]:
-    """Conekta's signature header; its scheme signs the body alone, with no timestamp."""
-    return {"Digest": sign_payload(body, SANDBOX_WEBHOOK_PRIVATE_KEY)}
-
-
-def _order_problem(params: dict[str, Any]) -> Response | None:
-    """The 422 Conekta answers to an order it would not create, or None."""
-    customer, items, charges = (params.get(k) for k in ("customer_info", "line_items", "charges"))
-    if params.get("currency") not in {"MXN", "USD"}:
-        return _fail("currency", "currency")
-    if not isinstance(customer, dict) or not all(
-        customer.get(k) for k in ("name", "email", "phone")
-    ):
-        return _fail("customer", "customer_info")
-    if not isinstance(items, list) or not items or not all(map(_valid_item, items)):
-        return _fail("items", "line_items")
-    if not isinstance(charges, list) or len(charges) != 1 or not isinstance(charges[0], dict):
-        return _fail("charges", "charges")
-    total = sum(item["unit_price"] * item["quantity"] for item in items)
-    if total <= 0 or charges[0].get("amount", total) != total:
-        return _fail("amount", "amount")
-    return None
-
-
-def _valid_item(item: Any) -> bool:
-    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-        return False
-    price, quantity = item.get("unit_price"), item.get("quantity")
-    numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in (price, quantity))
-    return numbers and price >= 0 and quantity >= 1

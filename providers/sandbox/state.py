@@ -6,17 +6,25 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import httpx
 
-from app.clock import Clock
 from providers.sandbox.faults import Faults
 
 log = logging.getLogger("cobro.sandbox")
 
 # How many sent webhooks `/sandbox/webhooks/redeliver` can reach back to.
 REDELIVERY_MEMORY = 1_000
+
+
+class Clock(Protocol):
+    """The app's clock, as the emulators use it (the sandbox can move it)."""
+
+    def now(self) -> datetime: ...
+
+    def timestamp(self) -> int: ...
 
 
 class SignedWebhook(Protocol):

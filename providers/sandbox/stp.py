@@ -12,6 +12,7 @@ day's received orders and the abono callback goes to Cobro. A registered order s
 itself SETTLE_DELAY_SECONDS later (an asyncio task, so the adapter has its folio first):
 it turns LQ and the LIQUIDACION callback follows. Callbacks carry Cobro's own
 `X-Stp-Signature` (HMAC-SHA256 of the body, see providers/stp.py), since STP signs none.
+consOrdEnvRastreo finds one sent order by its claveRastreo, as a retried refund needs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+    load_pem_public_key,
+)
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -40,7 +46,7 @@ from app.domain.banks import BANKS
 from app.domain.clabe import institution_code, is_valid_clabe, with_check_digit
 from app.domain.ids import random_token
 from providers.sandbox.common import Emulator
-from providers.stp import (
+from providers.stp_wire import (
     CUENTA_FIELDS,
     MAX_CLAVE_RASTREO,
     ORDEN_FIELDS,
@@ -85,17 +91,12 @@ chQVAoGAHYNB8UKcnIw6RvRGtxsIQix30oSEGv8b1K5Who6Wzt2rsRmM/5MRBXgX
 oeiOg71uggyeQYKiCQULzCKxdmrWQ62K6+RSN8MHgtrdnQRolh0=
 -----END RSA PRIVATE KEY-----
 """
-SANDBOX_PUBLIC_PEM = """\
------BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAlyiDbovZAgxo+K5WrE4k
-amjiFLeFNJtM77O5Edf4puPx2mrTI1c3Kf5uyfsu9Mm5XottY1tIrGqot749xNnF
-J4JFzt7xNezU0lcVold+3P1nPrSAtDNY/zlO9Cb7Z4aEBLQla4vGmd/SK2KIeX/w
-66XAP59QF7DU8mfn53FPoA1AwjXJX85vYEn1Qaaao9TOFn0INZ6xpsQ3DrXto0P/
-3NcIWcGfa89HOznju9gVElyZ4Cjhn9DHZCz+pz+sZxCWjQeoRcUT51+QzYDTNOtn
-BobWJ8YuILLSpzzq5RWy6OOxWC0gIYi/38AARsqWka2YxRPjZwllrDshGrpn6JrJ
-nwIDAQAB
------END PUBLIC KEY-----
-"""
+SANDBOX_PUBLIC_PEM = (
+    load_pem_private_key(SANDBOX_PRIVATE_PEM.encode(), password=None)
+    .public_key()
+    .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
 
 EMPRESA = "COBRO"
 CLABE_PREFIX = "6461801234"  # bank 646 (STP), plaza 180, company prefix 1234
@@ -121,15 +122,8 @@ SETTLE_DELAY_SECONDS = 0.2
 MEXICO_CITY = ZoneInfo("America/Mexico_City")
 KNOWN_INSTITUTIONS = frozenset(code for code, _ in BANKS.values())
 ORDER_REQUIRED = (
-    "empresa",
-    "claveRastreo",
-    "monto",
-    "institucionContraparte",
-    "cuentaBeneficiario",
-    "nombreBeneficiario",
-    "cuentaOrdenante",
-    "conceptoPago",
-    "firma",
+    *("empresa", "claveRastreo", "monto", "institucionContraparte", "cuentaBeneficiario"),
+    *("nombreBeneficiario", "cuentaOrdenante", "conceptoPago", "firma"),
 )
 FIRMA_INVALIDA = "Error validando la firma"
 CENT = Decimal("0.01")
@@ -158,6 +152,7 @@ class StpEmulator(Emulator):
             Route(f"{base}/cuentaModule/moral", self.baja, methods=["DELETE"]),
             Route(f"{base}/ordenPago/registra", self.registra, methods=["PUT"]),
             Route(f"{base}/ordenPago/consOrdenesFech", self.consulta, methods=["POST"]),
+            Route(f"{base}/ordenPago/consOrdEnvRastreo", self.rastreo, methods=["POST"]),
         ]
 
     def check_auth(self, request: Request) -> Response | None:
@@ -327,6 +322,23 @@ class StpEmulator(Emulator):
         if not listed:
             return _error(-100, "No se encontraron ordenes")
         return _stp_response({"resultado": {"id": 1, "lst": listed}})
+
+    async def rastreo(self, request: Request) -> Response:
+        """consOrdEnvRastreo: one order we sent, by claveRastreo, on one operating day; STP
+        calls the folio registraOrden answered `idEF` here."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        body = await _json(request)
+        if body is None:
+            return _not_json()
+        if not body.get("empresa") or not self.firma_ok(body, ORDEN_FIELDS):
+            return _error(0, FIRMA_INVALIDA)
+        day, clave = str(body.get("fechaOperacion") or self._today()), str(body.get("claveRastreo"))
+        for folio, order in self.sent.items():
+            if (str(order["fechaOperacion"]), order["claveRastreo"]) == (day, clave):
+                found = {**{k: v for k, v in order.items() if k != "id"}, "idEF": folio}
+                return _stp_response({"resultado": {"id": 1, "ordenPago": found}})
+        return _error(-100, f"No se encontró la orden con rastreo {clave}")
 
     # -- plumbing --------------------------------------------------------------------
 

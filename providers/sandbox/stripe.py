@@ -3,7 +3,9 @@
 Answers providers/stripe.py exactly as api.stripe.com would for the sandbox card
 tokens of contract section 5: tok_visa / tok_mastercard succeed,
 tok_chargeDeclined is declined (HTTP 402 card_error), tok_threeDSecureRequired
-needs a redirect that POST /sandbox/3ds/{intent id}/complete finishes.
+needs a redirect that POST /sandbox/3ds/{intent id}/complete finishes. Stripe's
+tok_chargeDeclinedProcessingError fails with a card_error that is no decline
+(`processing_error`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from providers.sandbox.forms import FormError, decode_form
 from providers.stripe import sign_payload
 
 SUCCEEDING_TOKENS = frozenset({"tok_visa", "tok_mastercard"})
-DECLINED_TOKEN = "tok_chargeDeclined"
+# Stripe's failing test tokens -> the card_error it answers: code, decline_code, message.
+CARD_ERRORS = {
+    "tok_chargeDeclined": ("card_declined", "generic_decline", "Your card was declined."),
+    "tok_chargeDeclinedProcessingError": (
+        "processing_error",
+        None,
+        "An error occurred while processing your card. Try again in a little bit.",
+    ),
+}
 THREE_DS_TOKEN = "tok_threeDSecureRequired"
 OXXO_MIN, OXXO_MAX = 10_00, 10_000_00  # MXN centavos, Stripe's OXXO limits
 
@@ -97,22 +107,12 @@ class StripeEmulator(Emulator):
         token = ((params.get("payment_method_data") or {}).get("card") or {}).get("token")
         if token in SUCCEEDING_TOKENS:
             self._succeed(intent)
-        elif token == DECLINED_TOKEN:
-            intent["last_payment_error"] = {
-                "type": "card_error",
-                "code": "card_declined",
-                "decline_code": "generic_decline",
-                "message": "Your card was declined.",
-            }
+        elif token in CARD_ERRORS:
+            code, decline_code, message = CARD_ERRORS[token]
+            error = {"code": code, **({"decline_code": decline_code} if decline_code else {})}
+            intent["last_payment_error"] = {"type": "card_error", "message": message, **error}
             self.intents[intent["id"]] = intent
-            return _error(
-                402,
-                "card_error",
-                "Your card was declined.",
-                code="card_declined",
-                decline_code="generic_decline",
-                payment_intent=intent,
-            )
+            return _error(402, "card_error", message, **error, payment_intent=intent)
         elif token == THREE_DS_TOKEN:
             cobro_id = intent["metadata"].get("cobro_intent_id", intent["id"])
             intent["status"] = "requires_action"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import strawberry
 
-from app.services.confirm import (
+from app.services.payment_requests import (
     CardOptions,
     ConfirmIntent,
     CryptoOptions,

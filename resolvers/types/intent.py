@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import strawberry
 from strawberry.scalars import JSON
 
-from app.db.repositories.audit import AuditRecord
 from app.domain import intents as domain
+from app.domain.records import AuditRecord
 from app.services.auth import Principal
 from resolvers.types.enums import PaymentIntentStatus, PaymentMethodType
 from resolvers.types.money import Money

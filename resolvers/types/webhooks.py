@@ -6,7 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from app.db.repositories.webhooks import Delivery, Endpoint
+from app.domain.records import Delivery, Endpoint
 from resolvers.types.payloads import UserError
 
 

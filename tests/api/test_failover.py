@@ -77,13 +77,33 @@ async def test_oxxo_fails_over_to_conekta_and_still_settles(fresh):
     assert paid["status"] == "SUCCEEDED"
 
 
-async def test_a_slow_provider_times_out_and_the_next_one_answers(fresh):
+async def test_a_slow_provider_times_out_and_a_voucher_comes_from_the_next(fresh):
     api, http = fresh
     await fault(http, "stripe", "slow")
+    intent = await create_intent(api, "300.00")
     started = time.monotonic()
-    paid = (await pay_card(api))["paymentIntent"]
-    assert (paid["status"], paid["provider"]) == ("SUCCEEDED", "conekta")
+    waiting = (await confirm(api, intent["id"], "OXXO", oxxo={}))["paymentIntent"]
+    assert (waiting["status"], waiting["provider"]) == ("REQUIRES_ACTION", "conekta")
     assert time.monotonic() - started < 5  # well before the sandbox's 10 s answer
+
+
+async def test_a_card_is_never_sent_elsewhere_when_the_first_psp_may_have_charged_it(fresh):
+    """A timeout after sending: Stripe may have charged. Conekta must not be tried;
+    the next confirmation asks Stripe again with the same key and learns the answer."""
+    api, http = fresh
+    await fault(http, "stripe", "slow")
+    intent = await create_intent(api)
+    unknown = await confirm(api, intent["id"], card={"token": "tok_visa"})
+    assert unknown["errors"][0]["code"] == "PROVIDER_UNAVAILABLE"
+    assert "will not be charged twice" in unknown["errors"][0]["message"]
+    events = (await api.data(GET, {"id": intent["id"]}))["paymentIntent"]["events"]
+    assert attempts(events) == [("provider.request", "stripe"), ("provider.error", "stripe")]
+    await fault(http, "stripe", "ok")
+    retried = (await confirm(api, intent["id"], card={"token": "tok_visa"}))["paymentIntent"]
+    assert (retried["status"], retried["provider"]) == ("SUCCEEDED", "stripe")
+    # The retry replayed the first attempt (same key): one request, no new attempt.
+    assert [t for t, _ in attempts(retried["events"])].count("provider.request") == 1
+    assert "conekta" not in {p for _, p in attempts(retried["events"])}
 
 
 async def test_a_flaky_provider_never_fails_a_payment(fresh):

@@ -96,3 +96,85 @@ async def test_graphiql_is_served_to_browsers(http):
     response = await http.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
+
+
+async def test_a_non_ascii_key_is_unauthenticated_not_a_crash(http):
+    for key in ("pi_abc_secret_ñandú", "sk_test_ñ"):
+        response = await http.post(
+            "/graphql",
+            json={"query": "{ providers { name } }"},
+            headers={"Authorization": f"Bearer {key}".encode()},
+        )
+        assert response.status_code == 200
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_deeply_nested_json_is_a_400(http):
+    variables = "[" * 20_000 + "]" * 20_000
+    body = '{"query": "{ __typename }", "variables": {"x": ' + variables + "}}"
+    response = await http.post(
+        "/graphql", content=body.encode(), headers={**AUTH, "content-type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+async def test_a_forged_cursor_far_in_the_past_is_a_clear_error(http):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(b"0001-01-01T00:00:00+14:00|pi_abc").decode()
+    query = "query($a: String) { paymentIntents(after: $a) { edges { cursor } } }"
+    body = (
+        await http.post("/graphql", json={"query": query, "variables": {"a": cursor}}, headers=AUTH)
+    ).json()
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+@pytest.mark.parametrize("text", ["tacos\x00", "bell\x07"])
+async def test_control_characters_in_text_are_refused(http, text):
+    mutation = (
+        'mutation($d: String) { createPaymentIntent(input: {amount: "10.00", description: $d})'
+        " { errors { code field } } }"
+    )
+    body = (
+        await http.post(
+            "/graphql", json={"query": mutation, "variables": {"d": text}}, headers=AUTH
+        )
+    ).json()
+    errors = body["data"]["createPaymentIntent"]["errors"]
+    assert errors == [{"code": "INVALID_INPUT", "field": ["input", "description"]}]
+
+
+async def test_an_id_that_is_not_ours_is_simply_not_found(http):
+    query = "query($id: ID!) { paymentIntent(id: $id) { id } }"
+    for bogus in ("pi_\x00", "'; DROP TABLE payment_intents; --", "pi_" + "a" * 500):
+        body = (
+            await http.post(
+                "/graphql", json={"query": query, "variables": {"id": bogus}}, headers=AUTH
+            )
+        ).json()
+        assert body["data"] == {"paymentIntent": None}
+
+
+async def test_a_broken_webhook_endpoint_url_is_a_clear_error(http):
+    mutation = (
+        "mutation($u: String!) { createWebhookEndpoint(input: {url: $u}) "
+        "{ errors { code field } } }"
+    )
+    for url in ("http://[::1", "http://example.test:99999/", "http://example.test/a\nb"):
+        body = (
+            await http.post(
+                "/graphql", json={"query": mutation, "variables": {"u": url}}, headers=AUTH
+            )
+        ).json()
+        assert body["data"]["createWebhookEndpoint"]["errors"] == [
+            {"code": "INVALID_INPUT", "field": ["input", "url"]}
+        ]
+
+
+async def test_a_non_ascii_stripe_signature_is_a_400(http):
+    response = await http.post(
+        "/webhooks/stripe",
+        content=b"{}",
+        headers={"Stripe-Signature": "t=1,v1=ñ".encode(), "content-type": "application/json"},
+    )
+    assert response.status_code == 400

@@ -106,8 +106,13 @@ async def test_a_circuit_opened_by_one_process_is_open_for_the_other(cluster):
                 intent = await create_intent(api, "500.00")
                 refused = await confirm(api, intent["id"], "CRYPTO", crypto={})
                 assert refused["errors"][0]["code"] == "PROVIDER_UNAVAILABLE"
-            seen_by_b = await GraphQLClient(on_b, DEV_SECRET).data(providers)
-            circuits = {p["name"]: p["circuit"] for p in seen_by_b["providers"]}
+            # B learns of it through Redis within about a second.
+            for _ in range(30):
+                seen_by_b = await GraphQLClient(on_b, DEV_SECRET).data(providers)
+                circuits = {p["name"]: p["circuit"] for p in seen_by_b["providers"]}
+                if circuits["bitso"] == "OPEN":
+                    break
+                await asyncio.sleep(0.1)
             assert circuits["bitso"] == "OPEN"
         finally:
             await on_a.post("/sandbox/providers/bitso/faults", json={"mode": "ok"})

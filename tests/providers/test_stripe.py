@@ -1,25 +1,34 @@
-"""The Stripe adapter against the Stripe emulator, over real HTTP."""
+"""The Stripe adapter against the Stripe emulator, over real HTTP (in-process where a
+test reads the webhooks the emulator sends)."""
 
 from __future__ import annotations
 
 import json
 import time
 
+import httpx
 import pytest
 import stripe
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
 
+from app.clock import Clock
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import OxxoVoucher, RedirectToUrl
 from providers.base import (
     INVALID_REQUEST,
     PaymentRequest,
+    ProviderConfig,
     ProviderError,
     ProviderStatus,
     RefundRequest,
     WebhookRejected,
 )
-from providers.stripe import StripeProvider, sign_payload, verify_signature
+from providers.sandbox.common import EmulatorConfig
+from providers.sandbox.state import SandboxState
+from providers.sandbox.stripe import StripeEmulator
+from providers.stripe import StripeProvider, payment_from_stripe, sign_payload, verify_signature
 
 
 def card(token: str, intent_id: str = "pi_test", amount: int = 50_000) -> PaymentRequest:
@@ -50,6 +59,47 @@ async def test_declined_card_is_an_answer_not_an_error(stripe_adapter):
     assert payment.status is ProviderStatus.FAILED
     assert payment.error_code == "CARD_DECLINED"
     assert payment.provider_ref.startswith("pi_")
+
+
+async def test_a_card_error_that_is_no_decline_is_still_card_declined(stripe_adapter):
+    payment = await stripe_adapter.create_payment(
+        card("tok_chargeDeclinedProcessingError"), "key-processing-1"
+    )
+    message = "An error occurred while processing your card. Try again in a little bit."
+    assert (payment.status, payment.error_code) == (ProviderStatus.FAILED, "CARD_DECLINED")
+    assert payment.error_message == message
+    assert payment.raw["code"] == "processing_error"  # Stripe's own code stays in raw
+    fetched = await stripe_adapter.fetch_payment(payment.provider_ref)
+    assert (fetched.status, fetched.error_code) == (ProviderStatus.FAILED, "CARD_DECLINED")
+    assert fetched.error_message == message
+
+
+@pytest.mark.parametrize("code", ["authentication_required", "processing_error", "new_code"])
+async def test_every_card_error_is_card_declined_with_stripes_message(code):
+    message = "Your card was declined. This transaction requires authentication."
+    error = {"type": "card_error", "code": code, "message": message}
+    intent = {"id": "pi_1", "status": "requires_payment_method", "last_payment_error": error}
+    answer = httpx.Response(402, json={"error": {**error, "payment_intent": intent}})
+    adapter = StripeProvider(
+        ProviderConfig("http://stripe.test", "sk"), transport=httpx.MockTransport(lambda _: answer)
+    )
+    payment = await adapter.create_payment(card("tok_any"), "key-card-error-1")
+    await adapter.aclose()
+    assert (payment.provider_ref, payment.status) == ("pi_1", ProviderStatus.FAILED)
+    assert (payment.error_code, payment.error_message) == ("CARD_DECLINED", message)
+    fetched = payment_from_stripe(intent)  # as fetch_payment and webhooks read it
+    assert (fetched.error_code, fetched.error_message) == ("CARD_DECLINED", message)
+
+
+def test_an_earlier_error_on_an_intent_that_moved_on_is_not_reported():
+    error = {"type": "card_error", "code": "card_declined", "message": "declined"}
+    intent = {"id": "pi_1", "status": "requires_action", "last_payment_error": error}
+    payment = payment_from_stripe(intent)
+    assert (payment.status, payment.error_code, payment.error_message) == (
+        ProviderStatus.REQUIRES_ACTION,
+        None,
+        None,
+    )
 
 
 async def test_three_d_secure_needs_a_redirect(stripe_adapter, server):
@@ -208,3 +258,58 @@ def test_stale_timestamps_are_rejected_after_300_seconds():
     verify_signature(BODY, sign_payload(BODY, "s", now - 299), ("s",), now=now)
     with pytest.raises(WebhookRejected, match="tolerance"):
         verify_signature(BODY, sign_payload(BODY, "s", now - 301), ("s",), now=now)
+
+
+@pytest.mark.parametrize("header", ["t=1,v1=ñ", "t=²,v1=00", "t=1,v1=" + "\u00ff" * 64])
+def test_a_non_ascii_signature_header_is_rejected_not_an_error(header):
+    now = int(time.time())
+    adapter = StripeProvider(ProviderConfig("http://stripe.invalid", "sk", webhook_secrets=("s",)))
+    # What the webhook route passes: Starlette decodes header bytes as latin-1.
+    headers = Headers(raw=[(b"stripe-signature", header.encode("utf-8"))])
+    for given in (headers, {"Stripe-Signature": header}):
+        with pytest.raises(WebhookRejected):
+            adapter.parse_webhook(given, BODY, now)
+    with pytest.raises(WebhookRejected):
+        verify_signature(BODY, header, ("s",), now=now)
+
+
+# -- webhooks name our intent ---------------------------------------------------------------
+
+
+def stripe_event(kind: str, obj: dict) -> bytes:
+    return json.dumps({"id": "evt_2", "type": kind, "created": 1, "data": {"object": obj}}).encode()
+
+
+def test_payment_events_carry_the_intent_id_from_metadata_and_refunds_do_not():
+    now = int(time.time())
+    adapter = StripeProvider(ProviderConfig("http://stripe.invalid", "sk", webhook_secrets=("s",)))
+    paid = {"id": "pi_1", "status": "succeeded", "metadata": {"cobro_intent_id": "pi_ours"}}
+    refund = {"id": "re_1", "status": "succeeded", "metadata": {"cobro_refund_id": "re_ours"}}
+    bare = {"id": "pi_2", "status": "processing"}
+    hints = []
+    for kind, obj in [
+        ("payment_intent.succeeded", paid),
+        ("refund.updated", refund),
+        ("payment_intent.processing", bare),
+    ]:
+        body = stripe_event(kind, obj)
+        [event] = adapter.parse_webhook(
+            {"stripe-signature": sign_payload(body, "s", now)}, body, now
+        )
+        hints.append(event.intent_hint)
+    assert hints == ["pi_ours", None, None]
+
+
+async def test_the_emulators_webhook_after_3ds_names_our_intent():
+    state = SandboxState(clock=Clock(), public_url="http://cobro.test")
+    emulator = StripeEmulator(state, EmulatorConfig("sk_test", "", "whsec_emu"))
+    transport = httpx.ASGITransport(app=Starlette(routes=emulator.routes()))
+    config = ProviderConfig("http://stripe.test", "sk_test", webhook_secrets=("whsec_emu",))
+    adapter = StripeProvider(config, transport=transport)
+    payment = await adapter.create_payment(card("tok_threeDSecureRequired", "pi_ours"), "k-hint")
+    await state.settlers["3ds:pi_ours"]()
+    await adapter.aclose()
+    sent, now = state.sent[-1], int(time.time())
+    [event] = adapter.parse_webhook(sent.sign(sent.body, now), sent.body, now)
+    assert (event.provider_ref, event.status) == (payment.provider_ref, ProviderStatus.SUCCEEDED)
+    assert event.intent_hint == "pi_ours"

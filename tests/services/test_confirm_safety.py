@@ -13,8 +13,8 @@ from app.db.tables import PaymentIntentRow, ProviderPayment
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency
 from app.services.auth import KeyKind, Principal
-from app.services.confirm import CardOptions, ConfirmIntent
 from app.services.intents import CreateIntent
+from app.services.payment_requests import CardOptions, ConfirmIntent
 from providers.base import PaymentRequest
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.domain.errors import InvalidInput
-from app.services.url_guard import check_resolves_public, check_url
+from app.services.url_guard import check_url, pinned, resolve_public
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,10 @@ from app.services.url_guard import check_resolves_public, check_url
         ("https://[::1]/hooks", "private network"),
         ("https://user:pw@merchant.example/", "credentials"),
         ("https:///nohost", "no host"),
+        ("https://[::1", "not a valid URL"),
+        ("https://merchant.example:99999/", "not a valid URL"),
+        ("https://merchant.example/a\x07b", "control characters"),
+        ("https://merchant.example/a b", "spaces"),
     ],
 )
 def test_production_refuses(url, fragment):
@@ -37,4 +41,13 @@ def test_outside_production_loopback_http_is_fine():
 
 async def test_a_name_that_resolves_to_loopback_is_refused():
     with pytest.raises(InvalidInput, match="private address"):
-        await check_resolves_public("https://localhost/hooks")
+        await resolve_public("https://localhost/hooks")
+
+
+def test_a_delivery_connects_to_the_address_that_was_checked():
+    url, headers, extensions = pinned("https://merchant.example:8443/hooks?a=1", "93.184.216.34")
+    assert url == "https://93.184.216.34:8443/hooks?a=1"
+    assert headers == {"Host": "merchant.example:8443"}
+    assert extensions == {"sni_hostname": "merchant.example"}
+    url, _, _ = pinned("https://merchant.example/hooks", "2606:2800::1")
+    assert url == "https://[2606:2800::1]/hooks"

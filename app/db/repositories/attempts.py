@@ -119,3 +119,14 @@ async def allocate_reference_number(conn: AsyncConnection, attempt_id: str) -> i
     number = result.inserted_primary_key
     assert number is not None
     return int(number[0])
+
+
+async def intents_with_pending(conn: AsyncConnection, before: datetime, limit: int) -> list[str]:
+    """Intents with an attempt still pending since before `before` (nobody came back)."""
+    rows = await conn.execute(
+        select(T.c.intent_id)
+        .where(T.c.status == "pending", T.c.created_at < before)
+        .group_by(T.c.intent_id)
+        .limit(limit)
+    )
+    return [row.intent_id for row in rows]

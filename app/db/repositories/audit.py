@@ -11,19 +11,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import AuditEvent
+from app.domain.records import AuditRecord
 
 T = AuditEvent.__table__
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    id: int
-    intent_id: str
-    type: str
-    status: str | None
-    provider: str | None
-    at: datetime
-    data: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,3 +66,13 @@ async def unmatched(conn: AsyncConnection, provider: str, handles: list[str]) ->
         .order_by(T.c.id)
     )
     return [InboxRow(*row) for row in rows]
+
+
+async def unmatched_since(conn: AsyncConnection, since: datetime, limit: int) -> list[InboxRow]:
+    rows = await conn.execute(
+        select(T.c.id, T.c.event)
+        .where(T.c.outcome == "unmatched", T.c.received_at >= since)
+        .order_by(T.c.id)
+        .limit(limit)
+    )
+    return [InboxRow(*row) for row in rows]

@@ -124,13 +124,12 @@ async def take_lease(
     return result.rowcount == 1
 
 
-async def is_leased(conn: AsyncConnection, intent_id: str, now: datetime) -> bool:
-    lease = await conn.scalar(select(T.c.lease_until).where(T.c.id == intent_id))
-    return lease is not None and lease > now
-
-
-async def release_lease(conn: AsyncConnection, intent_id: str) -> None:
-    await conn.execute(update(T).where(T.c.id == intent_id).values(lease_until=None))
+async def release_lease(conn: AsyncConnection, intent_id: str, until: datetime) -> None:
+    """Give the lease back, if it is still the one we took (it may have run out and
+    gone to someone else)."""
+    await conn.execute(
+        update(T).where(T.c.id == intent_id, T.c.lease_until == until).values(lease_until=None)
+    )
 
 
 async def page(

@@ -90,11 +90,12 @@ async def versions_between(
 
 
 async def merchant_since(
-    conn: AsyncConnection, merchant_id: str, since: datetime, limit: int = 1_000
+    conn: AsyncConnection, merchant_id: str, since: datetime, *, after_id: int, limit: int
 ) -> list[OutboxEntry]:
+    """One page of the merchant's changes logged since `since`, by id after `after_id`."""
     rows = await conn.execute(
         select(*_ENTRY)
-        .where(T.c.merchant_id == merchant_id, T.c.created_at >= since)
+        .where(T.c.merchant_id == merchant_id, T.c.created_at >= since, T.c.id > after_id)
         .order_by(T.c.id)
         .limit(limit)
     )

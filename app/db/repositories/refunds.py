@@ -37,11 +37,12 @@ class RefundRow:
     provider_ref: str | None
     idempotency_key: str
     clabe: str | None
+    reason: str | None = None
+    client_key: str | None = None
+    request_hash: str | None = None
 
 
-async def insert_refund(
-    conn: AsyncConnection, refund: RefundRow, *, reason: str | None, now: datetime
-) -> None:
+async def insert_refund(conn: AsyncConnection, refund: RefundRow, *, now: datetime) -> None:
     await conn.execute(
         insert(T).values(
             id=refund.id,
@@ -53,8 +54,10 @@ async def insert_refund(
             provider=refund.provider,
             provider_ref=refund.provider_ref,
             idempotency_key=refund.idempotency_key,
-            reason=reason,
+            reason=refund.reason,
             clabe=refund.clabe,
+            client_key=refund.client_key,
+            request_hash=refund.request_hash,
             created_at=now,
             updated_at=now,
         )
@@ -103,3 +106,14 @@ async def by_provider_ref(conn: AsyncConnection, provider: str, ref: str) -> Ref
 async def get(conn: AsyncConnection, refund_id: str) -> RefundRow | None:
     row = (await conn.execute(select(*_COLUMNS).where(T.c.id == refund_id))).first()
     return RefundRow(*row) if row else None
+
+
+async def stale_pending(conn: AsyncConnection, before: datetime, limit: int) -> list[RefundRow]:
+    """Refunds whose PSP never answered, last touched before `before`."""
+    rows = await conn.execute(
+        select(*_COLUMNS)
+        .where(T.c.status == "pending", T.c.updated_at < before)
+        .order_by(T.c.updated_at)
+        .limit(limit)
+    )
+    return [RefundRow(*row) for row in rows]

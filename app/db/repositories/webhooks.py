@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, exists, insert, select, update
@@ -10,41 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
 from app.db.tables import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
+from app.domain.records import Delivery, Endpoint
 
 E = WebhookEndpoint.__table__
 D = WebhookDelivery.__table__
 A = DeliveryAttempt.__table__
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    id: str
-    merchant_id: str
-    url: str
-    events: list[str]
-    secret: str
-    enabled: bool
-    created_at: datetime
-
-    def wants(self, event_type: str) -> bool:
-        return "*" in self.events or event_type in self.events
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    id: str
-    endpoint_id: str
-    event_id: str
-    event_type: str
-    intent_id: str
-    intent_version: int
-    body: str
-    status: str
-    attempts: int
-    last_status_code: int | None
-    created_at: datetime
-    next_attempt_at: datetime | None
-    delivered_at: datetime | None
 
 
 _ENDPOINT = (E.c.id, E.c.merchant_id, E.c.url, E.c.events, E.c.secret, E.c.enabled, E.c.created_at)
@@ -160,25 +129,19 @@ async def record_attempt(
     conn: AsyncConnection,
     delivery: Delivery,
     *,
+    lease: datetime,
     status_code: int | None,
     error: str | None,
     duration_ms: int,
     now: datetime,
     outcome: str,
     next_attempt_at: datetime | None,
-) -> None:
-    await conn.execute(
-        insert(A).values(
-            delivery_id=delivery.id,
-            status_code=status_code,
-            error=error,
-            duration_ms=duration_ms,
-            at=now,
-        )
-    )
-    await conn.execute(
+) -> bool:
+    """Record one try and the delivery's new state, if our lease on it still holds
+    (a task that outlived its lease must not overwrite a newer attempt's outcome)."""
+    result = await conn.execute(
         update(D)
-        .where(D.c.id == delivery.id)
+        .where(D.c.id == delivery.id, D.c.lease_until == lease)
         .values(
             attempts=D.c.attempts + 1,
             status=outcome,
@@ -189,6 +152,16 @@ async def record_attempt(
             lease_until=None,
         )
     )
+    await conn.execute(
+        insert(A).values(
+            delivery_id=delivery.id,
+            status_code=status_code,
+            error=error,
+            duration_ms=duration_ms,
+            at=now,
+        )
+    )
+    return bool(result.rowcount)
 
 
 async def deliveries_of(conn: AsyncConnection, endpoint_id: str, limit: int) -> list[Delivery]:

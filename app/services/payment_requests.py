@@ -1,0 +1,129 @@
+"""From what a checkout sent to what a PSP is asked: validation and the request."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+
+from app.domain.clabe import validate_clabe
+from app.domain.errors import InvalidInput
+from app.domain.expiry import oxxo_expires_at, oxxo_expiry_days
+from app.domain.intents import PaymentIntent
+from app.domain.methods import PaymentMethodType
+from app.domain.text import check_text
+from providers.base import PaymentRequest
+
+# Crypto assets and the networks we accept deposits on.
+CRYPTO_NETWORKS = {
+    "USDC": frozenset({"polygon", "ethereum", "solana"}),
+    "USDT": frozenset({"polygon", "ethereum", "tron"}),
+    "BTC": frozenset({"bitcoin"}),
+}
+MAX_TOKEN = 200
+MAX_NAME = 200
+
+
+@dataclass(frozen=True, slots=True)
+class CardOptions:
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class OxxoOptions:
+    customer_name: str | None = None
+    email: str | None = None
+    expires_in_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeiOptions:
+    payer_clabe: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoOptions:
+    asset: str = "USDC"
+    network: str = "polygon"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmIntent:
+    intent_id: str
+    method: PaymentMethodType
+    card: CardOptions | None = None
+    oxxo: OxxoOptions | None = None
+    spei: SpeiOptions | None = None
+    crypto: CryptoOptions | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> dict[str, object]:
+        """What the client asked for, to compare idempotent retries with."""
+        fields = asdict(self)
+        del fields["idempotency_key"]
+        return fields
+
+
+def build_request(
+    intent: PaymentIntent, command: ConfirmIntent, now: datetime, spei_expiry: timedelta
+) -> PaymentRequest:
+    """The PSP request for this confirmation; refuses inputs meant for another method."""
+    method = command.method
+    given = {
+        PaymentMethodType.CARD: command.card is not None,
+        PaymentMethodType.OXXO: command.oxxo is not None,
+        PaymentMethodType.SPEI: command.spei is not None,
+        PaymentMethodType.CRYPTO: command.crypto is not None,
+    }
+    for other, present in given.items():
+        if present and other is not method:
+            name = other.value.lower()
+            raise InvalidInput(f"{name} input given for method {method.value}", ("input", name))
+    base = PaymentRequest(
+        intent_id=intent.id, amount=intent.amount, method=method, description=intent.description
+    )
+    if method is PaymentMethodType.CARD:
+        token = (command.card.token if command.card else "").strip()
+        if not token or len(token) > MAX_TOKEN or not token.isprintable():
+            raise InvalidInput("card.token is required for CARD", ("input", "card", "token"))
+        return _with(base, card_token=token)
+    if method is PaymentMethodType.OXXO:
+        oxxo = command.oxxo or OxxoOptions()
+        days = oxxo_expiry_days(oxxo.expires_in_days)
+        return _with(
+            base,
+            customer_name=check_text(
+                oxxo.customer_name, ("input", "oxxo", "customerName"), MAX_NAME
+            ),
+            customer_email=_email(oxxo.email),
+            expires_in_days=days,
+            expires_at=oxxo_expires_at(now, days),
+        )
+    if method is PaymentMethodType.SPEI:
+        payer = (command.spei or SpeiOptions()).payer_clabe
+        if payer is not None:
+            payer = validate_clabe(payer, ("input", "spei", "payerClabe"))
+        return _with(base, payer_clabe=payer, expires_at=now + spei_expiry)
+    crypto = command.crypto or CryptoOptions()
+    asset = crypto.asset.upper()
+    if asset not in CRYPTO_NETWORKS or crypto.network not in CRYPTO_NETWORKS[asset]:
+        accepted = "; ".join(f"{a} on {', '.join(sorted(n))}" for a, n in CRYPTO_NETWORKS.items())
+        raise InvalidInput(
+            f"{crypto.asset} on {crypto.network} is not accepted ({accepted})",
+            ("input", "crypto"),
+        )
+    return _with(base, crypto_asset=asset, crypto_network=crypto.network)
+
+
+def _with(base: PaymentRequest, **fields: object) -> PaymentRequest:
+    return replace(base, **fields)
+
+
+def _email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    local, at, domain = value.partition("@")
+    well_formed = at and local and "." in domain and " " not in value and value.isprintable()
+    if not well_formed or len(value) > 254:
+        raise InvalidInput(f"{value!r} is not an email address", ("input", "oxxo", "email"))
+    return value

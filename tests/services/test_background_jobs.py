@@ -1,0 +1,80 @@
+"""The worker's jobs on a real database: relay adoption, resync, reconciliation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from app.db.tables import Outbox
+from app.domain.methods import PaymentMethodType
+from app.events.messages import intent_channel
+from app.services.auth import Principal
+from app.services.intents import CreateIntent
+from app.services.payment_requests import ConfirmIntent, SpeiOptions
+from app.services.reconcile import as_events
+from providers.base import Deposit, ProviderPayment, ProviderStatus
+
+
+async def merchant(runtime) -> Principal:
+    return await runtime.services.auth.principal_for("sk_test_dev")
+
+
+async def test_the_relay_adopts_rows_a_dead_process_left_unpublished(runtime):
+    services = runtime.services
+    intent = (await services.intents.create(await merchant(runtime), CreateIntent("100.00"))).intent
+    runtime.relay._backlog.clear()  # the writer "died" before publishing its row
+    T = Outbox.__table__
+    async with services.db.transaction() as conn:  # ...and its lease ran out
+        await conn.execute(
+            update(T).values(lease_until=services.clock.now() - timedelta(seconds=1))
+        )
+    subscription = await runtime.broker.subscribe([intent_channel(intent.id)])
+    assert await runtime.relay.publish_orphans() == 1
+    change = await asyncio.wait_for(subscription.next(), 2)
+    assert (change.intent.id, change.version) == (intent.id, 1)
+    async with services.db.read() as conn:
+        published = (await conn.execute(select(T.c.published_at))).scalars().all()
+    assert all(published)
+    assert await runtime.relay.publish_orphans() == 0
+
+
+async def test_a_subscriber_that_missed_a_change_catches_up_from_the_outbox(runtime):
+    services = runtime.services
+    me = await merchant(runtime)
+    intent = (await services.intents.create(me, CreateIntent("100.00"))).intent
+    stream = services.live.intent_updates(me, intent.id, None)
+    assert (await anext(stream)).version == 1
+    # A change is committed but never reaches the broker (say, Redis was restarting).
+    await services.intents.cancel(me, intent.id)
+    runtime.relay._backlog.clear()
+    runtime.broker.fanout.resync_all()
+    caught_up = await asyncio.wait_for(anext(stream), 2)
+    assert (caught_up.version, caught_up.status.value) == (2, "CANCELED")
+    await stream.aclose()
+
+
+async def test_a_deposit_learnt_by_webhook_and_by_reconciliation_counts_once(runtime):
+    services = runtime.services
+    me = await merchant(runtime)
+    intent = (await services.intents.create(me, CreateIntent("500.00"))).intent
+    waiting = (
+        await services.confirm.confirm(
+            me, ConfirmIntent(intent.id, PaymentMethodType.SPEI, spei=SpeiOptions())
+        )
+    ).intent
+    clabe = waiting.next_action.clabe
+    # The PSP's webhook for a 300.00 deposit arrives...
+    deposit = ProviderPayment(
+        provider_ref=clabe,
+        status=ProviderStatus.REQUIRES_ACTION,
+        amount_received=30_000,
+        deposits=(Deposit("abono:20261127:40012:TRACK1", 30_000),),
+    )
+    events = as_events(waiting, clabe, deposit)
+    await services.provider_events.receive(events, b"{}")
+    # ...and reconciliation learns of the same deposit from the PSP later.
+    await services.provider_events.receive(as_events(waiting, clabe, deposit), b"{}")
+    after = await services.intents.get(me, intent.id)
+    assert (after.status.value, after.amount_received.minor) == ("REQUIRES_ACTION", 30_000)
