@@ -129,6 +129,10 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level,
         # Compression costs 40-100 KiB per open WebSocket (stack-notes §3); payloads are small.
         ws_per_message_deflate=False,
+        # uvloop serves a saturated process unfairly: with 50 connections, p99 latency
+        # went from 30 ms (asyncio) to 280 ms (uvloop) at the same throughput
+        # (bench/RESULTS.md). The standard loop keeps the tail short.
+        loop="asyncio",
         proxy_headers=True,
     )
     return 0

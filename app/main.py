@@ -4,6 +4,7 @@ from the settings (app/runtime.py)."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +24,9 @@ from resolvers.schema import build_schema
 from resolvers.view import CobroGraphQL
 
 __all__ = ["Runtime", "build_runtime", "create_app"]
+
+# Allocations between young-generation collections (Python's default is 700).
+GC_YOUNG_THRESHOLD = 10_000
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
@@ -55,6 +59,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             runtime.sandbox.state.webhook_client = _sandbox_webhook_client(settings, app)
             runtime.closers.insert(0, runtime.sandbox.state.webhook_client.aclose)
         async with runtime.running(worker=settings.embedded_worker):
+            _settle_garbage_collector()
             yield
 
     app = Starlette(
@@ -64,6 +69,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.runtime = runtime
     return app
+
+
+def _settle_garbage_collector() -> None:
+    """Start-up leaves a couple of hundred thousand objects that live as long as the
+    process (the schema, SQLAlchemy's caches, ...). Frozen, a full collection no
+    longer walks them all (a 50 ms pause under load, every few seconds); and the
+    young generation is collected less often (requests make plenty of garbage)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _sandbox_webhook_client(settings: Settings, app: Starlette) -> httpx.AsyncClient:

@@ -81,12 +81,27 @@ def _copy(error: GraphQLError, message: str, extensions: dict[str, object]) -> G
     )
 
 
-class ErrorCodes(SchemaExtension):
-    """Give every error an `extensions.code` and hide the internals of unexpected ones."""
+class Guards(SchemaExtension):
+    """Cobro's rules for every operation, in one extension (each extension costs a
+    few microseconds per request, on the hot path):
+
+    - parsing stops after `max_tokens` tokens;
+    - the extra validation rules (depth, aliases, introspection depth) run, and since
+      they are the same objects every time, the validation cache hits;
+    - every error leaves with an `extensions.code`, and unexpected ones without
+      their internals.
+    """
+
+    def __init__(self, *, max_tokens: int, rules: tuple[type[Any], ...]) -> None:
+        self.max_tokens = max_tokens
+        self.rules = rules
 
     def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.parse_options["max_tokens"] = self.max_tokens
+        context.validation_rules = context.validation_rules + self.rules
         yield
-        _convert(self.execution_context.result)
+        _convert(context.result)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
         """Each message of a subscription, before it goes out."""

@@ -16,9 +16,10 @@ from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 # Another process may hold SQLite's write lock (two API processes on one file):
 # wait this long for it before giving up.
@@ -31,10 +32,12 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._after_commit: list[Callable[[list[Any]], None]] = []
+        self._sync_reader: Engine | None = None
         if self.is_sqlite:
             _ensure_parent_dir(self.url.database)
             self.writer = _sqlite_engine(url, pool_size=1, begin="BEGIN IMMEDIATE")
             self.reader = _sqlite_engine(url, pool_size=pool_size, begin="BEGIN")
+            self._sync_reader = _sqlite_sync_reader(self.url)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
             self.writer = self.reader = create_async_engine(
@@ -45,6 +48,11 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.url.get_backend_name()
+
+    @property
+    def read_engine(self) -> Engine:
+        """The synchronous engine reads go through (for instrumentation and tests)."""
+        return self._sync_reader or self.reader.sync_engine
 
     def add_after_commit(self, callback: Callable[[list[Any]], None]) -> None:
         """Hand `callback` what each committed transaction queued with `after_commit`
@@ -74,18 +82,62 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.reader.connect() as conn:
-            yield conn
+        """A connection to read with. On SQLite, reads run right here on the event
+        loop's thread: a primary-key lookup in WAL mode takes tens of microseconds and
+        never waits for a writer, while handing it to aiosqlite's thread costs a thread
+        hop and GIL contention several times that (benchmarks: bench/RESULTS.md)."""
+        if self._sync_reader is not None:
+            with self._sync_reader.connect() as conn:
+                yield _InlineReads(conn)  # type: ignore[misc]
+        else:
+            async with self.reader.connect() as conn:
+                yield conn
 
     async def dispose(self) -> None:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
+        if self._sync_reader is not None:
+            self._sync_reader.dispose()
+
+
+class _InlineReads:
+    """The async connection interface over a synchronous one, for reads that finish
+    without waiting: `await conn.execute(...)` runs the statement at once."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.scalar(statement, parameters)
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(self._conn, *args)
 
 
 def _ensure_parent_dir(database: str | None) -> None:
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_sync_reader(url: URL) -> Engine:
+    """One plain sqlite3 connection, used only from the event loop's thread, with no
+    transaction of its own: every SELECT reads the latest committed state."""
+    engine = create_engine(url.set(drivername="sqlite"), poolclass=StaticPool)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # autocommit: no BEGIN, no snapshot held
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    return engine
 
 
 def _sqlite_engine(url: str, *, pool_size: int, begin: str) -> AsyncEngine:

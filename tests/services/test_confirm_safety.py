@@ -117,7 +117,7 @@ async def test_listing_intents_with_events_is_two_queries(runtime):
     def count(conn, cursor, statement, *args):
         statements.append(statement)
 
-    engine = services.db.reader.sync_engine
+    engine = services.db.read_engine
     from sqlalchemy import event
 
     event.listen(engine, "before_cursor_execute", count)

@@ -72,6 +72,8 @@ class ApiProcess(ManagedProcess):
                 "false",
                 "--timeout-graceful-shutdown",
                 "1",
+                "--loop",
+                "asyncio",
             ],
             {"COBRO_PUBLIC_URL": self.url, **env},
             log,

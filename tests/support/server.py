@@ -30,6 +30,7 @@ class ServerThread:
             log_level="warning",
             ws_per_message_deflate=False,
             lifespan="on",
+            loop="asyncio",  # as `cobro serve` runs (app/cli.py says why)
             # A "slow" sandbox answer may still be pending; do not wait 10 s for it.
             timeout_graceful_shutdown=1,
         )

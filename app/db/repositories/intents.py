@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +22,10 @@ from app.domain.money import Currency, Money
 
 T = PaymentIntentRow.__table__
 _COLUMNS = [c for c in T.c if c.name not in ("lease_until", "checked_at")]
+# Built once: the hottest read (paymentIntent by id) skips building and keying a
+# new statement on every request.
+_GET = select(*_COLUMNS).where(T.c.id == bindparam("id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
 
 
 class ConcurrentUpdate(Exception):
@@ -83,10 +87,8 @@ async def insert_intent(conn: AsyncConnection, intent: PaymentIntent) -> None:
 async def get(
     conn: AsyncConnection, intent_id: str, *, for_update: bool = False
 ) -> PaymentIntent | None:
-    statement = select(*_COLUMNS).where(T.c.id == intent_id)
-    if for_update:
-        statement = statement.with_for_update()
-    row = (await conn.execute(statement)).mappings().first()
+    statement = _GET_FOR_UPDATE if for_update else _GET
+    row = (await conn.execute(statement, {"id": intent_id})).mappings().first()
     return from_row(row) if row else None
 
 
