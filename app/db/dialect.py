@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -10,6 +12,12 @@ from sqlalchemy.sql.dml import Insert
 
 def insert_ignore(conn: AsyncConnection, table: Table, unique: list[str]) -> Insert:
     """INSERT ... ON CONFLICT (unique) DO NOTHING, on SQLite and PostgreSQL alike."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=unique)
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=unique)
+    return _insert_ignore(conn.dialect.name, table, tuple(unique))
+
+
+@lru_cache(maxsize=64)
+def _insert_ignore(dialect: str, table: Table, unique: tuple[str, ...]) -> Insert:
+    """Built once per table: statement objects are cheap to run, not to build."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique))

@@ -1,24 +1,34 @@
 """The engine and the two ways in: `transaction()` to write, `read()` to look.
 
-SQLite (the embedded default) allows one writer at a time. Rather than let
-concurrent writers collide and back off in the busy handler (p99 jumps to hundreds
-of ms, ../shared/reference/stack-notes.md §6b), all writes in a process go through
-one connection that starts each transaction with BEGIN IMMEDIATE, while reads use
-a separate pool (WAL lets them run alongside the writer). PostgreSQL gets one
-ordinary pool for both.
+PostgreSQL (production) goes through asyncpg, one pool for both.
+
+SQLite (the embedded default) goes through the standard sqlite3 driver, called
+right on the event loop's thread. A statement on a local file takes tens of
+microseconds and never waits on a network; handing each one to a thread (what
+aiosqlite does) cost several times the statement in thread hops and GIL
+contention: reads went from ~580 to ~1,900 req/s, payments from 65/s to several
+hundred (bench/RESULTS.md). SQLite allows one writer at a time, so every write
+transaction of a process takes its turn on one connection and begins with
+BEGIN IMMEDIATE (concurrent writers colliding in SQLite's busy handler put p99 in
+the hundreds of ms, ../shared/reference/stack-notes.md §6b); reads use their own
+connection, with no transaction held, so each sees the latest commit (WAL lets
+them run beside the writer). A transaction never waits on anything but the
+database inside it (no PSP call, no network), so running it inline blocks the loop
+only for as long as the statements take; another process holding the write lock
+(several processes on one file, in tests) can make it wait up to the busy timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 # Another process may hold SQLite's write lock (two API processes on one file):
@@ -32,18 +42,16 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._after_commit: list[Callable[[list[Any]], None]] = []
-        self._sync_reader: Engine | None = None
+        self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
             _ensure_parent_dir(self.url.database)
-            self.writer = _sqlite_engine(url, pool_size=1, begin="BEGIN IMMEDIATE")
-            self.reader = _sqlite_engine(url, pool_size=pool_size, begin="BEGIN")
-            self._sync_reader = _sqlite_sync_reader(self.url)
-            self._write_lock: asyncio.Lock | None = asyncio.Lock()
+            self._sqlite_writer = _sqlite_engine(self.url, writer=True)
+            self._sqlite_reader = _sqlite_engine(self.url, writer=False)
+            self._write_lock = asyncio.Lock()
         else:
-            self.writer = self.reader = create_async_engine(
+            self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
-            self._write_lock = None
 
     @property
     def dialect(self) -> str:
@@ -52,7 +60,7 @@ class Database:
     @property
     def read_engine(self) -> Engine:
         """The synchronous engine reads go through (for instrumentation and tests)."""
-        return self._sync_reader or self.reader.sync_engine
+        return self._sqlite_reader if self.is_sqlite else self.engine.sync_engine
 
     def add_after_commit(self, callback: Callable[[list[Any]], None]) -> None:
         """Hand `callback` what each committed transaction queued with `after_commit`
@@ -67,7 +75,8 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: commits when the block ends, rolls back on error."""
-        async with self._writer_turn(), self.writer.begin() as conn:
+        lock = self._write_lock or nullcontext()
+        async with lock, self._begin() as conn:
             conn.info[_AFTER_COMMIT] = []
             try:
                 yield conn
@@ -77,37 +86,41 @@ class Database:
             for callback in self._after_commit:
                 callback(committed)
 
-    def _writer_turn(self) -> asyncio.Lock | nullcontext[None]:
-        return self._write_lock if self._write_lock is not None else nullcontext()
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        if self.is_sqlite:
+            with _inline_transaction(self._sqlite_writer) as conn:
+                yield conn  # type: ignore[misc]
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection to read with. On SQLite, reads run right here on the event
-        loop's thread: a primary-key lookup in WAL mode takes tens of microseconds and
-        never waits for a writer, while handing it to aiosqlite's thread costs a thread
-        hop and GIL contention several times that (benchmarks: bench/RESULTS.md)."""
-        if self._sync_reader is not None:
-            with self._sync_reader.connect() as conn:
-                yield _InlineReads(conn)  # type: ignore[misc]
+        """A connection to read with (no transaction on SQLite: the latest commit)."""
+        if self.is_sqlite:
+            with self._sqlite_reader.connect() as conn:
+                yield _Inline(conn)  # type: ignore[misc]
         else:
-            async with self.reader.connect() as conn:
+            async with self.engine.connect() as conn:
                 yield conn
 
     async def dispose(self) -> None:
-        await self.writer.dispose()
-        if self.reader is not self.writer:
-            await self.reader.dispose()
-        if self._sync_reader is not None:
-            self._sync_reader.dispose()
+        if self.is_sqlite:
+            self._sqlite_writer.dispose()
+            self._sqlite_reader.dispose()
+        else:
+            await self.engine.dispose()
 
 
-class _InlineReads:
-    """The async connection interface over a synchronous one, for reads that finish
-    without waiting: `await conn.execute(...)` runs the statement at once."""
+class _Inline:
+    """The async connection interface over a synchronous connection whose calls
+    finish without waiting: `await conn.execute(...)` runs the statement at once."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self.dialect = conn.dialect
+        self.info = conn.info
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         return self._conn.execute(statement, parameters)
@@ -119,43 +132,40 @@ class _InlineReads:
         return fn(self._conn, *args)
 
 
+@contextmanager
+def _inline_transaction(engine: Engine) -> Iterator[_Inline]:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield _Inline(conn)
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
+
+
 def _ensure_parent_dir(database: str | None) -> None:
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_sync_reader(url: URL) -> Engine:
-    """One plain sqlite3 connection, used only from the event loop's thread, with no
-    transaction of its own: every SELECT reads the latest committed state."""
+def _sqlite_engine(url: URL, *, writer: bool) -> Engine:
+    """One sqlite3 connection, used only from the event loop's thread. The driver's
+    own transaction handling is switched off: the writer says BEGIN IMMEDIATE and
+    COMMIT itself; the reader holds no transaction, so each read sees the latest
+    commit and never pins an old snapshot."""
     engine = create_engine(url.set(drivername="sqlite"), poolclass=StaticPool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # autocommit: no BEGIN, no snapshot held
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA query_only=ON")
-        cursor.close()
-
-    return engine
-
-
-def _sqlite_engine(url: str, *, pool_size: int, begin: str) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control away from the driver, so BEGIN is ours to emit.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not writer:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
 
     return engine

@@ -1,21 +1,24 @@
 """Public identifiers: `pi_…` intents, `pi_…_secret_…` client secrets, and friends.
 
-Random, URL-safe, and long enough (about 143 bits) that guessing one is hopeless.
+Random, alphanumeric, and long enough (about 141 bits) that guessing one is hopeless.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-import string
 
-_ALPHABET = string.ascii_letters + string.digits
 _LENGTH = 24
 SECRET_MARK = "_secret_"
 
 
+# token_urlsafe is fast; its two symbols are mapped to letters, keeping ids
+# alphanumeric at about 5.9 bits a character (about 141 bits for 24).
+_TO_ALNUM = str.maketrans({"-": "x", "_": "z"})
+
+
 def random_token(length: int = _LENGTH) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    return secrets.token_urlsafe(length)[:length].translate(_TO_ALNUM)
 
 
 def new_id(prefix: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pybreaker
@@ -33,6 +34,9 @@ class SharedCircuits(pybreaker.CircuitBreakerListener):
         self.breakers = breakers
         self._applying = False  # opening a circuit because another process did
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Circuits this process opened, and when they close again: re-announced every
+        # round until then, so a write lost to a Redis restart is made good.
+        self._opened_here: dict[str, float] = {}
         breakers.add_listener(self)
 
     def state_change(
@@ -41,8 +45,13 @@ class SharedCircuits(pybreaker.CircuitBreakerListener):
         old_state: pybreaker.CircuitBreakerState | None,
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
+        if new_state.name == pybreaker.STATE_CLOSED:
+            self._opened_here.pop(cb.name, None)  # it recovered: stop telling others
+            return
         if self._applying or new_state.name != pybreaker.STATE_OPEN:
             return
+        loop_time = time.monotonic()
+        self._opened_here[cb.name] = loop_time + self.breakers.reset_seconds
         try:
             task = asyncio.get_running_loop().create_task(self._announce(cb.name))
         except RuntimeError:
@@ -51,14 +60,19 @@ class SharedCircuits(pybreaker.CircuitBreakerListener):
         task.add_done_callback(self._tasks.discard)
 
     async def _announce(self, name: str) -> None:
-        ttl_ms = int(self.breakers.reset_seconds * 1000)
+        ttl_ms = int((self._opened_here.get(name, 0) - time.monotonic()) * 1000)
+        if ttl_ms <= 0:
+            self._opened_here.pop(name, None)
+            return
         try:
             await self.client.set(f"{PREFIX}{name}", "1", px=ttl_ms)
         except (RedisError, OSError) as exc:
-            log.warning("could not share that %s's circuit opened: %s", name, exc)
+            log.warning("could not share that %s's circuit opened (will retry): %s", name, exc)
 
     async def sync_once(self) -> None:
-        """Open here every circuit another process opened."""
+        """Announce the circuits opened here; open here every circuit opened elsewhere."""
+        for name in list(self._opened_here):
+            await self._announce(name)
         names = self.breakers.names()
         values = await self.client.mget([f"{PREFIX}{n}" for n in names])
         for name, value in zip(names, values, strict=True):

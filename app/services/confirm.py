@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import attempts as attempt_rows
@@ -107,13 +109,14 @@ class ConfirmService:
             return replayed
         self._check_confirmable(intent, command.method)
         candidates = self.router.candidates(command.method)
-        started = await self._start(intent, keyed)
+        started = await self._start(intent, keyed, first=(candidates[:1], request))
         if isinstance(started, MutationResult):
             return started
         run, pending = started
         try:
+            first = pending.pop() if pending and pending[-1].status == "new" else None
             result = await self._recover(run, pending) if pending else None
-            return result or await self._attempt_each(run, request, candidates)
+            return result or await self._attempt_each(run, request, candidates, first)
         except BaseException:
             await self._give_up(run)
             raise
@@ -161,10 +164,16 @@ class ConfirmService:
     # -- the lease and the key -------------------------------------------------------
 
     async def _start(
-        self, intent: PaymentIntent, keyed: idempotency.Keyed
+        self,
+        intent: PaymentIntent,
+        keyed: idempotency.Keyed,
+        first: tuple[list[str], PaymentRequest] | None = None,
     ) -> tuple[_Run, list[Attempt]] | MutationResult:
         """Claim the key and lease the intent in one transaction; return the attempts a
-        crash or a silent PSP left pending (or the key's first result, if it finished)."""
+        crash or a silent PSP left pending (or the key's first result, if it finished).
+
+        With `first` (the first provider to try, and the request), and nothing pending,
+        that attempt is recorded in the same transaction and returned last, as "new"."""
         now = self.clock.now()
         until = now + self.lease
         async with self.db.transaction() as conn:
@@ -178,6 +187,9 @@ class ConfirmService:
                     ("input", "id"),
                 )
             pending = await attempt_rows.pending_for(conn, intent.id)
+            if first is not None and first[0] and not pending:
+                attempt = await self._insert_attempt(conn, intent, first[0][0], first[1], now)
+                pending = [replace(attempt, status="new")]
         return _Run(intent, keyed, until), pending
 
     async def _give_up(self, run: _Run) -> None:
@@ -214,11 +226,18 @@ class ConfirmService:
         )
 
     async def _attempt_each(
-        self, run: _Run, request: PaymentRequest, candidates: list[str]
+        self,
+        run: _Run,
+        request: PaymentRequest,
+        candidates: list[str],
+        first: Attempt | None = None,
     ) -> MutationResult:
         failures: list[ProviderError] = []
         for name in candidates:
-            attempt = await self._record_attempt(run.intent, name, request)
+            if first is not None and first.provider == name:
+                attempt, first = replace(first, status="pending"), None
+            else:
+                attempt = await self._record_attempt(run.intent, name, request)
             try:
                 payment = await self._call(attempt)
             except ProviderError as exc:
@@ -240,37 +259,46 @@ class ConfirmService:
         self, intent: PaymentIntent, provider: str, request: PaymentRequest
     ) -> Attempt:
         """Commit the attempt, its key and its exact request before the PSP hears of it."""
-        attempt_id = new_id("pp")
-        now = self.clock.now()
         async with self.db.transaction() as conn:
-            number = await attempt_rows.allocate_reference_number(conn, attempt_id)
-            attempt = Attempt(
-                id=attempt_id,
-                intent_id=intent.id,
-                provider=provider,
-                method=request.method.value,
-                idempotency_key=f"cobro-{attempt_id}",
-                status="pending",
-                provider_ref=None,
-                request=replace(request, reference_number=number).to_dict(),
-            )
-            await attempt_rows.insert_attempt(conn, attempt, now)
-            await record_events(
-                conn,
-                intent,
-                [
-                    NewAuditEvent(
-                        "provider.request",
-                        provider=provider,
-                        data={
-                            "attempt": attempt.id,
-                            "method": request.method.value,
-                            "idempotency_key": attempt.idempotency_key,
-                        },
-                    )
-                ],
-                now,
-            )
+            return await self._insert_attempt(conn, intent, provider, request, self.clock.now())
+
+    async def _insert_attempt(
+        self,
+        conn: AsyncConnection,
+        intent: PaymentIntent,
+        provider: str,
+        request: PaymentRequest,
+        now: datetime,
+    ) -> Attempt:
+        attempt_id = new_id("pp")
+        number = await attempt_rows.allocate_reference_number(conn, attempt_id)
+        attempt = Attempt(
+            id=attempt_id,
+            intent_id=intent.id,
+            provider=provider,
+            method=request.method.value,
+            idempotency_key=f"cobro-{attempt_id}",
+            status="pending",
+            provider_ref=None,
+            request=replace(request, reference_number=number).to_dict(),
+        )
+        await attempt_rows.insert_attempt(conn, attempt, now)
+        await record_events(
+            conn,
+            intent,
+            [
+                NewAuditEvent(
+                    "provider.request",
+                    provider=provider,
+                    data={
+                        "attempt": attempt.id,
+                        "method": request.method.value,
+                        "idempotency_key": attempt.idempotency_key,
+                    },
+                )
+            ],
+            now,
+        )
         return attempt
 
     async def _attempt_failed(

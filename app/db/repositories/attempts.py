@@ -6,12 +6,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import ProviderPayment, ReferenceNumber
 
 T = ProviderPayment.__table__
+_INSERT = insert(T)
+_FINISH = update(T).where(T.c.id == bindparam("b_id"))
+_NEXT_NUMBER = insert(ReferenceNumber.__table__)
+_COLUMNS = (
+    T.c.id,
+    T.c.intent_id,
+    T.c.provider,
+    T.c.method,
+    T.c.idempotency_key,
+    T.c.status,
+    T.c.provider_ref,
+    T.c.request,
+)
+_PENDING = (
+    select(*_COLUMNS)
+    .where(T.c.intent_id == bindparam("intent_id"), T.c.status == "pending")
+    .order_by(T.c.created_at)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +46,19 @@ class Attempt:
 
 async def insert_attempt(conn: AsyncConnection, attempt: Attempt, now: datetime) -> None:
     await conn.execute(
-        insert(T).values(
-            id=attempt.id,
-            intent_id=attempt.intent_id,
-            provider=attempt.provider,
-            method=attempt.method,
-            idempotency_key=attempt.idempotency_key,
-            status=attempt.status,
-            provider_ref=attempt.provider_ref,
-            request=attempt.request,
-            created_at=now,
-            updated_at=now,
-        )
+        _INSERT,
+        {
+            "id": attempt.id,
+            "intent_id": attempt.intent_id,
+            "provider": attempt.provider,
+            "method": attempt.method,
+            "idempotency_key": attempt.idempotency_key,
+            "status": attempt.status,
+            "provider_ref": attempt.provider_ref,
+            "request": attempt.request,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
 
 
@@ -55,35 +74,22 @@ async def finish(
     error_message: str | None = None,
 ) -> None:
     await conn.execute(
-        update(T)
-        .where(T.c.id == attempt_id)
-        .values(
-            status=status,
-            provider_ref=provider_ref,
-            response=response,
-            error_code=error_code,
-            error_message=error_message,
-            updated_at=now,
-        )
+        _FINISH,
+        {
+            "b_id": attempt_id,
+            "status": status,
+            "provider_ref": provider_ref,
+            "response": response,
+            "error_code": error_code,
+            "error_message": error_message,
+            "updated_at": now,
+        },
     )
 
 
 async def pending_for(conn: AsyncConnection, intent_id: str) -> list[Attempt]:
     """Attempts whose call may have reached the PSP but whose answer we never stored."""
-    rows = await conn.execute(
-        select(
-            T.c.id,
-            T.c.intent_id,
-            T.c.provider,
-            T.c.method,
-            T.c.idempotency_key,
-            T.c.status,
-            T.c.provider_ref,
-            T.c.request,
-        )
-        .where(T.c.intent_id == intent_id, T.c.status == "pending")
-        .order_by(T.c.created_at)
-    )
+    rows = await conn.execute(_PENDING, {"intent_id": intent_id})
     return [Attempt(*row) for row in rows]
 
 
@@ -115,7 +121,7 @@ async def latest_with_ref(conn: AsyncConnection, intent_id: str, provider: str) 
 
 async def allocate_reference_number(conn: AsyncConnection, attempt_id: str) -> int:
     """A number no other attempt has, from the database's own sequence."""
-    result = await conn.execute(insert(ReferenceNumber.__table__).values(attempt_id=attempt_id))
+    result = await conn.execute(_NEXT_NUMBER, {"attempt_id": attempt_id})
     number = result.inserted_primary_key
     assert number is not None
     return int(number[0])

@@ -14,6 +14,7 @@ from app.db.tables import AuditEvent
 from app.domain.records import AuditRecord
 
 T = AuditEvent.__table__
+_INSERT = insert(T)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ async def append(
     if not events:
         return
     await conn.execute(
-        insert(T),
+        _INSERT,
         [
             {
                 "intent_id": intent_id,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
@@ -59,12 +59,20 @@ async def set_outcome(
     )
 
 
-async def unmatched(conn: AsyncConnection, provider: str, handles: list[str]) -> list[InboxRow]:
-    rows = await conn.execute(
-        select(T.c.id, T.c.event)
-        .where(T.c.outcome == "unmatched", T.c.provider == provider, T.c.handle.in_(handles))
-        .order_by(T.c.id)
+# Asked on every confirmation: built once.
+_UNMATCHED = (
+    select(T.c.id, T.c.event)
+    .where(
+        T.c.outcome == "unmatched",
+        T.c.provider == bindparam("provider"),
+        T.c.handle.in_(bindparam("handles", expanding=True)),
     )
+    .order_by(T.c.id)
+)
+
+
+async def unmatched(conn: AsyncConnection, provider: str, handles: list[str]) -> list[InboxRow]:
+    rows = await conn.execute(_UNMATCHED, {"provider": provider, "handles": handles})
     return [InboxRow(*row) for row in rows]
 
 

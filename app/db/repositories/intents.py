@@ -26,6 +26,18 @@ _COLUMNS = [c for c in T.c if c.name not in ("lease_until", "checked_at")]
 # new statement on every request.
 _GET = select(*_COLUMNS).where(T.c.id == bindparam("id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
+_INSERT = insert(T)
+# A new version, only over the one we read (another writer would have bumped it).
+_SAVE = update(T).where(T.c.id == bindparam("b_id"), T.c.version == bindparam("b_version"))
+_TAKE_LEASE = (
+    update(T)
+    .where(
+        T.c.id == bindparam("b_id"),
+        T.c.version == bindparam("b_version"),
+        or_(T.c.lease_until.is_(None), T.c.lease_until < bindparam("b_now")),
+    )
+    .values(lease_until=bindparam("b_until"))
+)
 
 
 class ConcurrentUpdate(Exception):
@@ -81,7 +93,7 @@ def from_row(row: RowMapping) -> PaymentIntent:
 
 
 async def insert_intent(conn: AsyncConnection, intent: PaymentIntent) -> None:
-    await conn.execute(insert(T).values(_values(intent)))
+    await conn.execute(_INSERT, _values(intent))
 
 
 async def get(
@@ -101,11 +113,8 @@ async def save(conn: AsyncConnection, intent: PaymentIntent, *, previous_version
     """Write a new version; refuse if someone else wrote one since we read it."""
     values = _values(intent)
     del values["id"], values["merchant_id"], values["created_at"], values["client_secret"]
-    result = await conn.execute(
-        update(T)
-        .where(T.c.id == intent.id, T.c.version == previous_version)
-        .values(**values, lease_until=None)
-    )
+    values |= {"lease_until": None, "b_id": intent.id, "b_version": previous_version}
+    result = await conn.execute(_SAVE, values)
     if result.rowcount != 1:
         raise ConcurrentUpdate(intent.id)
 
@@ -113,15 +122,10 @@ async def save(conn: AsyncConnection, intent: PaymentIntent, *, previous_version
 async def take_lease(
     conn: AsyncConnection, intent_id: str, version: int, now: datetime, until: datetime
 ) -> bool:
-    """Mark the intent as being confirmed until `until`; False if someone else holds it."""
+    """Hold the intent until `until` for our work on it; False if someone else holds it
+    (or it changed since we read it at `version`)."""
     result = await conn.execute(
-        update(T)
-        .where(
-            T.c.id == intent_id,
-            T.c.version == version,
-            or_(T.c.lease_until.is_(None), T.c.lease_until < now),
-        )
-        .values(lease_until=until)
+        _TAKE_LEASE, {"b_id": intent_id, "b_version": version, "b_now": now, "b_until": until}
     )
     return result.rowcount == 1
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.db.tables import Outbox
 
 T = Outbox.__table__
+_INSERT = insert(T)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +37,16 @@ async def append(
     lease_until: datetime,
 ) -> OutboxEntry:
     result = await conn.execute(
-        insert(T).values(
-            intent_id=intent_id,
-            merchant_id=merchant_id,
-            version=version,
-            event_type=event_type,
-            payload=payload,
-            created_at=now,
-            lease_until=lease_until,
-        )
+        _INSERT,
+        {
+            "intent_id": intent_id,
+            "merchant_id": merchant_id,
+            "version": version,
+            "event_type": event_type,
+            "payload": payload,
+            "created_at": now,
+            "lease_until": lease_until,
+        },
     )
     key = result.inserted_primary_key
     assert key is not None
