@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from graphql import GraphQLError
+from graphql import GraphQLError, parse
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 from app.domain.errors import CobroError, Forbidden, Unauthenticated
 from app.domain.intents import PaymentIntent as DomainIntent
@@ -82,12 +84,14 @@ def _copy(error: GraphQLError, message: str, extensions: dict[str, object]) -> G
 
 
 class Guards(SchemaExtension):
-    """Cobro's rules for every operation, in one extension (each extension costs a
-    few microseconds per request, on the hot path):
+    """Cobro's rules for every operation, in one extension. Each extension costs a
+    few microseconds per request, and a subscription keeps every extension's hooks
+    suspended for as long as it is open (kilobytes per subscriber), so parsing and
+    validation caches live here too instead of in ParserCache and ValidationCache:
 
-    - parsing stops after `max_tokens` tokens;
+    - parsing stops after `max_tokens` tokens, and parsed documents are cached;
     - the extra validation rules (depth, aliases, introspection depth) run, and since
-      they are the same objects every time, the validation cache hits;
+      they are the same objects every time, validation results are cached too;
     - every error leaves with an `extensions.code`, and unexpected ones without
       their internals.
     """
@@ -103,10 +107,28 @@ class Guards(SchemaExtension):
         yield
         _convert(context.result)
 
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        context.graphql_document = _parse(context.query, **context.parse_options)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        context.pre_execution_errors = _validate(
+            context.schema._schema, context.graphql_document, context.validation_rules
+        )
+        yield
+
     def on_stream_result(self, result: Any) -> Iterator[None]:
         """Each message of a subscription, before it goes out."""
         _convert(result)
         yield
+
+
+# Distinct query documents kept parsed and validated; checkouts send a handful.
+CACHE_SIZE = 256
+_parse = lru_cache(maxsize=CACHE_SIZE)(parse)
+_validate = lru_cache(maxsize=CACHE_SIZE)(validate_document)
 
 
 def _convert(result: Any) -> None:

@@ -11,9 +11,7 @@ from graphql import GraphQLError
 from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospectionDepthRule
 from strawberry.extensions import (
     MaxAliasesLimiter,
-    ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 
@@ -22,9 +20,6 @@ from resolvers.mutations import Mutation
 from resolvers.queries import Query
 from resolvers.scalars import SCALARS
 from resolvers.subscriptions import Subscription
-
-# Distinct query documents kept parsed and validated; checkouts send a handful.
-CACHE_SIZE = 256
 
 
 class CobroSchema(strawberry.Schema):
@@ -52,11 +47,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
-        extensions=[
-            lambda: Guards(max_tokens=max_tokens, rules=rules),
-            lambda: ParserCache(maxsize=CACHE_SIZE),
-            lambda: ValidationCache(maxsize=CACHE_SIZE),
-        ],
+        extensions=[lambda: Guards(max_tokens=max_tokens, rules=rules)],
     )
 
 
