@@ -7,11 +7,14 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from app.clock import Clock
 from app.config import Settings
@@ -25,6 +28,8 @@ from resolvers.view import CobroGraphQL
 
 __all__ = ["Runtime", "build_runtime", "create_app"]
 
+GRAPHQL_PATH = "/graphql"
+CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 # Allocations between young-generation collections (Python's default is 700).
 GC_YOUNG_THRESHOLD = 10_000
 
@@ -41,10 +46,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         runtime.services,
         schema=schema,
         graphql_ide="graphiql" if settings.sandbox_enabled else None,
+        # Clients send connection_init at once; until then each socket keeps a timer
+        # task alive (a minute by default), kilobytes per subscriber at scale.
+        connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
     )
     routes: list[BaseRoute] = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
+        Route(GRAPHQL_PATH, graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
@@ -62,13 +69,34 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             _settle_garbage_collector()
             yield
 
-    app = Starlette(
+    app = CobroApp(
+        graphql,
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
     )
     app.state.runtime = runtime
     return app
+
+
+class CobroApp(Starlette):
+    """Starlette, with GraphQL WebSockets handed straight to the GraphQL view.
+
+    A WebSocket lives for hours; on the way through the middleware stack and the
+    router it keeps a suspended frame in each of them for as long as it is open, a
+    few kilobytes per subscriber that do nothing for it (no body to limit, no HTTP
+    error page to render)."""
+
+    def __init__(self, graphql: CobroGraphQL, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._graphql = graphql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:
+            scope["app"] = self
+            await self._graphql(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def _settle_garbage_collector() -> None:

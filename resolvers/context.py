@@ -28,7 +28,7 @@ class Loaders:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     services: Services
     principal: Principal | None
@@ -37,10 +37,14 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(self.services)
+    @property
+    def loaders(self) -> Loaders:
+        # Made on first use: most requests, and every idle subscription, need none.
+        if self._loaders is None:
+            self._loaders = Loaders(self.services)
+        return self._loaders
 
     def caller(self) -> Principal | None:
         """The authenticated caller (None if no key was sent); raise if the key was bad."""

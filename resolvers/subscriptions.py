@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 
@@ -23,14 +23,21 @@ class Subscription:
         self, info: Info, id: strawberry.ID, after_version: int | None = None
     ) -> AsyncGenerator[PaymentIntent, None]:
         context = info.context
-        updates = context.services.live.intent_updates(context.caller(), str(id), after_version)
-        async for intent in updates:
-            yield PaymentIntent.from_domain(intent, context.principal)
+        stream: AsyncIterator[PaymentIntent] = context.services.live.intent_updates(
+            context.caller(),
+            str(id),
+            after_version,
+            present=lambda intent: PaymentIntent.from_domain(intent, context.principal),
+        )
+        return stream  # type: ignore[return-value]
 
     @strawberry.subscription(
         description="Every change of every intent of the caller's merchant (secret key)."
     )
     async def payment_intents_updated(self, info: Info) -> AsyncGenerator[PaymentIntent, None]:
         context = info.context
-        async for intent in context.services.live.merchant_updates(context.caller()):
-            yield PaymentIntent.from_domain(intent, context.principal)
+        stream: AsyncIterator[PaymentIntent] = context.services.live.merchant_updates(
+            context.caller(),
+            present=lambda intent: PaymentIntent.from_domain(intent, context.principal),
+        )
+        return stream  # type: ignore[return-value]

@@ -23,34 +23,55 @@ QUEUE_SIZE = 64
 
 
 class Subscription:
-    """One subscriber's inbox: changes on its channels, or word that it must resync."""
+    """One subscriber's inbox: changes on its channels, or word that it must resync.
+
+    A plain list and one waiting future, not an asyncio.Queue: thousands of these
+    sit idle for hours, and a Queue (with its Event, its two deques of waiters and its
+    lock-like machinery) costs kilobytes each."""
+
+    __slots__ = ("_behind", "_fanout", "_items", "_waiter", "channels")
 
     def __init__(self, fanout: FanOut, channels: tuple[str, ...]) -> None:
         self._fanout = fanout
         self.channels = channels
-        self.queue: asyncio.Queue[Change | None] = asyncio.Queue(maxsize=QUEUE_SIZE + 1)
+        self._items: list[Change | None] = []  # rarely more than one: a list is smaller
+        self._waiter: asyncio.Future[None] | None = None
         self._behind = False  # a resync marker is queued: drop changes until it is read
 
     def offer(self, change: Change) -> None:
         if self._behind:
             return
-        if self.queue.qsize() >= QUEUE_SIZE:
+        if len(self._items) >= QUEUE_SIZE:
             self.fall_behind()
             return
-        self.queue.put_nowait(change)
+        self._push(change)
 
     def fall_behind(self) -> None:
         """Forget what is queued; the reader will catch up from the database instead."""
         if self._behind:
             return
-        while not self.queue.empty():
-            self.queue.get_nowait()
+        self._items.clear()
         self._behind = True
-        self.queue.put_nowait(None)
+        self._push(None)
+
+    def _push(self, item: Change | None) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    @property
+    def pending(self) -> int:
+        return len(self._items)
 
     async def next(self) -> Change | None:
         """The next change, or None when the subscriber must resync from the database."""
-        change = await self.queue.get()
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        change = self._items.pop(0)
         if change is None:
             self._behind = False
         return change

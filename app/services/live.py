@@ -10,8 +10,9 @@ missing versions are read back from the outbox, which keeps every version.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from app.clock import Clock
 from app.db.engine import Database
@@ -31,6 +32,13 @@ CATCH_UP_PAGE = 500
 REMEMBERED_INTENTS = 10_000
 
 
+T = TypeVar("T")
+
+
+def _as_is(intent: PaymentIntent) -> PaymentIntent:
+    return intent
+
+
 class LiveService:
     def __init__(self, db: Database, broker: Broker, clock: Clock) -> None:
         self.db = db
@@ -38,17 +46,21 @@ class LiveService:
         self.clock = clock
 
     async def intent_updates(
-        self, principal: Principal | None, intent_id: str, after_version: int | None
-    ) -> AsyncIterator[PaymentIntent]:
+        self,
+        principal: Principal | None,
+        intent_id: str,
+        after_version: int | None,
+        present: Callable[[PaymentIntent], T] = _as_is,  # type: ignore[assignment]
+    ) -> AsyncIterator[T]:
         """One intent: snapshot (or what came after `after_version`), then each change,
-        until a final status."""
+        until a final status, each passed through `present` (the GraphQL layer's type;
+        taking it here saves every subscriber a second generator)."""
         principal = require_principal(principal)
         if principal.kind is KeyKind.PUBLISHABLE:
             raise Forbidden("subscribing needs the intent's client secret or your secret key")
         subscription = await self.broker.subscribe([intent_channel(intent_id)])
         try:
-            async with self.db.read() as conn:
-                current = await intent_rows.get(conn, intent_id)
+            current = await self._current(intent_id)
             if current is None or not can_read(principal, current):
                 raise NotFound(f"no payment intent {intent_id}", ("id",))
             if after_version is not None and after_version > current.version:
@@ -64,7 +76,7 @@ class LiveService:
                 backlog = await self._versions(intent_id, last, current.version) or [current]
             for intent in backlog:
                 if intent.version > last:
-                    yield intent
+                    yield present(intent)
                     last = intent.version
             while not is_final(current.status) or current.version > last:
                 change = await subscription.next()
@@ -77,12 +89,16 @@ class LiveService:
                     news.append(change.intent)
                 for intent in news:
                     if intent.version > last:
-                        yield intent
+                        yield present(intent)
                         last, current = intent.version, intent
         finally:
             subscription.close()
 
-    async def merchant_updates(self, principal: Principal | None) -> AsyncIterator[PaymentIntent]:
+    async def merchant_updates(
+        self,
+        principal: Principal | None,
+        present: Callable[[PaymentIntent], T] = _as_is,  # type: ignore[assignment]
+    ) -> AsyncIterator[T]:
         """Every change of every intent of the caller's merchant, none twice."""
         merchant_id = require_secret_key(principal).merchant_id
         seen: OrderedDict[str, int] = OrderedDict()
@@ -104,9 +120,15 @@ class LiveService:
                     seen.move_to_end(intent.id)
                     if len(seen) > REMEMBERED_INTENTS:
                         seen.popitem(last=False)
-                    yield intent
+                    yield present(intent)
         finally:
             subscription.close()
+
+    async def _current(self, intent_id: str) -> PaymentIntent | None:
+        # A method of its own, so the connection is not kept alive in the generator's
+        # frame for as long as the subscription lasts.
+        async with self.db.read() as conn:
+            return await intent_rows.get(conn, intent_id)
 
     async def _merchant_since(self, merchant_id: str, since: datetime) -> list[PaymentIntent]:
         """Every change the merchant logged since `since`, page by page."""
