@@ -8,9 +8,10 @@ microseconds and never waits on a network; handing each one to a thread (what
 aiosqlite does) cost several times the statement in thread hops and GIL
 contention: reads went from ~580 to ~1,900 req/s, payments from 65/s to several
 hundred (bench/RESULTS.md). SQLite allows one writer at a time, so every write
-transaction of a process takes its turn on one connection and begins with
-BEGIN IMMEDIATE (concurrent writers colliding in SQLite's busy handler put p99 in
-the hundreds of ms, ../shared/reference/stack-notes.md §6b); reads use their own
+transaction of a process takes its turn on one connection, whose transactions
+begin with BEGIN IMMEDIATE (concurrent writers colliding in SQLite's busy handler
+put p99 in the hundreds of ms, ../shared/reference/stack-notes.md §6b) and share
+one COMMIT per turn of the event loop (app/db/sqlite_writer.py); reads use their own
 connection, with no transaction held, so each sees the latest commit (WAL lets
 them run beside the writer). A transaction never waits on anything but the
 database inside it (no PSP call, no network), so running it inline blocks the loop
@@ -20,16 +21,18 @@ only for as long as the statements take; another process holding the write lock
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+from app.db.sqlite_writer import GroupCommitWriter
 
 # Another process may hold SQLite's write lock (two API processes on one file):
 # wait this long for it before giving up.
@@ -42,15 +45,20 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._after_commit: list[Callable[[list[Any]], None]] = []
-        self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
             _ensure_parent_dir(self.url.database)
             self._sqlite_writer = _sqlite_engine(self.url, writer=True)
             self._sqlite_reader = _sqlite_engine(self.url, writer=False)
-            self._write_lock = asyncio.Lock()
+            self._group_writer = GroupCommitWriter(self._sqlite_writer, _Inline, _AFTER_COMMIT)
+            self._group_writer.after_commit = self._after_commit
         else:
             self.engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                json_serializer=_json_dumps,
+                json_deserializer=orjson.loads,
             )
 
     @property
@@ -74,9 +82,13 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction: commits when the block ends, rolls back on error."""
-        lock = self._write_lock or nullcontext()
-        async with lock, self._begin() as conn:
+        """One write transaction: committed when the block ends (and only then does
+        this return), rolled back on error."""
+        if self.is_sqlite:
+            async with self._group_writer.transaction() as conn:
+                yield conn
+            return
+        async with self.engine.begin() as conn:
             conn.info[_AFTER_COMMIT] = []
             try:
                 yield conn
@@ -85,15 +97,6 @@ class Database:
         if committed:
             for callback in self._after_commit:
                 callback(committed)
-
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        if self.is_sqlite:
-            with _inline_transaction(self._sqlite_writer) as conn:
-                yield conn  # type: ignore[misc]
-        else:
-            async with self.engine.begin() as conn:
-                yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -107,6 +110,7 @@ class Database:
 
     async def dispose(self) -> None:
         if self.is_sqlite:
+            self._group_writer.close()
             self._sqlite_writer.dispose()
             self._sqlite_reader.dispose()
         else:
@@ -132,16 +136,9 @@ class _Inline:
         return fn(self._conn, *args)
 
 
-@contextmanager
-def _inline_transaction(engine: Engine) -> Iterator[_Inline]:
-    with engine.connect() as conn:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield _Inline(conn)
-        except BaseException:
-            conn.exec_driver_sql("ROLLBACK")
-            raise
-        conn.exec_driver_sql("COMMIT")
+def _json_dumps(value: Any) -> str:
+    """JSON columns through orjson: the stdlib encoder was 3-6% of a payment's CPU."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _ensure_parent_dir(database: str | None) -> None:
@@ -154,7 +151,12 @@ def _sqlite_engine(url: URL, *, writer: bool) -> Engine:
     own transaction handling is switched off: the writer says BEGIN IMMEDIATE and
     COMMIT itself; the reader holds no transaction, so each read sees the latest
     commit and never pins an old snapshot."""
-    engine = create_engine(url.set(drivername="sqlite"), poolclass=StaticPool)
+    engine = create_engine(
+        url.set(drivername="sqlite"),
+        poolclass=StaticPool,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
