@@ -19,6 +19,7 @@ from resolvers.errors import Guards
 from resolvers.mutations import Mutation
 from resolvers.queries import Query
 from resolvers.scalars import SCALARS
+from resolvers.shared_events import SharedEventExecution
 from resolvers.subscriptions import Subscription
 
 
@@ -48,6 +49,7 @@ def build_schema(
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[lambda: Guards(max_tokens=max_tokens, rules=rules)],
+        execution_context_class=SharedEventExecution,
     )
 
 

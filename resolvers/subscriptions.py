@@ -6,7 +6,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 
+from app.domain.intents import PaymentIntent as DomainIntent
+from app.services.auth import Principal
 from resolvers.context import Context
+from resolvers.shared_events import present_shared
 from resolvers.types.intent import PaymentIntent
 
 Info = strawberry.Info[Context, None]
@@ -27,7 +30,7 @@ class Subscription:
             context.caller(),
             str(id),
             after_version,
-            present=lambda intent: PaymentIntent.from_domain(intent, context.principal),
+            present=lambda intent: _present(intent, context.principal),
         )
         return stream  # type: ignore[return-value]
 
@@ -38,6 +41,11 @@ class Subscription:
         context = info.context
         stream: AsyncIterator[PaymentIntent] = context.services.live.merchant_updates(
             context.caller(),
-            present=lambda intent: PaymentIntent.from_domain(intent, context.principal),
+            present=lambda intent: _present(intent, context.principal),
         )
         return stream  # type: ignore[return-value]
+
+
+def _present(intent: DomainIntent, viewer: Principal | None) -> PaymentIntent:
+    """Made once per change and viewer, however many subscribers receive it."""
+    return present_shared(intent, viewer, lambda: PaymentIntent.from_domain(intent, viewer))

@@ -114,3 +114,46 @@ async def test_legacy_graphql_ws_protocol_works(api, server):
     async with GraphQLWebSocket(server.url, DEV_SECRET, protocol="graphql-ws") as ws:
         await ws.subscribe(INTENT_UPDATED, {"id": intent["id"]})
         assert (await ws.next_data())["paymentIntentUpdated"]["version"] == 1
+
+
+WITH_SECRET = """
+subscription($id: ID!) { paymentIntentUpdated(id: $id) { id version clientSecret } }
+"""
+WITH_AMOUNT = """
+subscription($id: ID!) { paymentIntentUpdated(id: $id) { version amount { amount } } }
+"""
+
+
+async def test_one_change_shared_by_subscribers_keeps_each_ones_shape_and_view(api, server):
+    """A change is executed once per (document, variables, viewer), never across them:
+    the client secret's view must not get the secret key's fields."""
+    intent = await create_intent(api)
+    sockets = [
+        GraphQLWebSocket(server.url, DEV_SECRET),
+        GraphQLWebSocket(server.url, DEV_SECRET),
+        GraphQLWebSocket(server.url, DEV_SECRET),
+        GraphQLWebSocket(server.url, intent["clientSecret"]),
+    ]
+    queries = [WITH_SECRET, WITH_SECRET, WITH_AMOUNT, WITH_SECRET]
+    for ws in sockets:
+        await ws.__aenter__()
+    try:
+        for ws, query in zip(sockets, queries, strict=True):
+            await ws.subscribe(query, {"id": intent["id"]})
+            await ws.next_data()  # the snapshot
+        await confirm(api, intent["id"], card={"token": "tok_visa"})
+        got = [(await ws.next_data())["paymentIntentUpdated"] for ws in sockets]
+    finally:
+        for ws in sockets:
+            await ws.__aexit__(None, None, None)
+    assert (
+        got[0]
+        == got[1]
+        == {
+            "id": intent["id"],
+            "version": 2,
+            "clientSecret": intent["clientSecret"],
+        }
+    )
+    assert got[2] == {"version": 2, "amount": {"amount": "500.00"}}
+    assert got[3] == {"id": intent["id"], "version": 2, "clientSecret": None}
