@@ -18,10 +18,11 @@ from typing import Any
 
 import orjson
 from graphql import OperationType
+from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 # Recent changes kept for sharing: a burst of distinct changes in one loop turn.
-REMEMBERED = 256
+REMEMBERED = 64
 
 
 class _Recent:
@@ -51,8 +52,21 @@ def present_shared(intent: object, viewer: Hashable, make: Callable[[], Any]) ->
     return _presented.get_or_make(intent, (id(intent), viewer), make)
 
 
-class SharedEventExecution(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context, sharing subscription-event results."""
+class SharedEventExecution(ExecutorThrowingOnIncremental):
+    """Strawberry's execution context, sharing subscription-event results.
+
+    It stands on graphql-core's plain executor, as graphql-core's own `execute` does,
+    rather than the incremental one Strawberry picks: Cobro has no @defer or @stream,
+    and the incremental executor's bookkeeping (~1.9 KB) lives as long as each open
+    subscription does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        operation_extensions = kwargs.pop("operation_extensions", None)
+        super().__init__(*args, **kwargs)
+        self.operation_extensions = operation_extensions
+
+    # Strawberry's resolve info (with the operation's extensions), as its own context has.
+    build_resolve_info = StrawberryGraphQLCoreExecutionContext.build_resolve_info
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         # graphql-core runs each subscription event with execute_operation(False).

@@ -30,7 +30,7 @@ class Subscription:
             context.caller(),
             str(id),
             after_version,
-            present=lambda intent: _present(intent, context.principal),
+            present=_present,
         )
         return stream  # type: ignore[return-value]
 
@@ -41,11 +41,11 @@ class Subscription:
         context = info.context
         stream: AsyncIterator[PaymentIntent] = context.services.live.merchant_updates(
             context.caller(),
-            present=lambda intent: _present(intent, context.principal),
+            present=_present,
         )
         return stream  # type: ignore[return-value]
 
 
-def _present(intent: DomainIntent, viewer: Principal | None) -> PaymentIntent:
+def _present(intent: DomainIntent, viewer: Principal) -> PaymentIntent:
     """Made once per change and viewer, however many subscribers receive it."""
     return present_shared(intent, viewer, lambda: PaymentIntent.from_domain(intent, viewer))

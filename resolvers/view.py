@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import orjson
@@ -41,7 +42,13 @@ class CobroGraphQL(GraphQL[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         # orjson: fast, and it refuses nesting deeper than 1,024 with a JSONDecodeError
         # (a 400), where the standard library would hit a RecursionError (a 500).
-        return orjson.loads(data)
+        value = orjson.loads(data)
+        # Subscribers send the same few documents; one copy of each text is kept for
+        # as long as a subscription holds it, not one per subscriber (~200 B each).
+        payload = value.get("payload") if type(value) is dict else None
+        if type(payload) is dict and type(query := payload.get("query")) is str:
+            payload["query"] = sys.intern(query)
+        return value
 
     def encode_json(self, data: object) -> str:
         try:

@@ -21,7 +21,7 @@ from app.db.repositories import outbox
 from app.domain.codec import intent_from_dict
 from app.domain.errors import Forbidden, InvalidInput, NotFound
 from app.domain.intents import PaymentIntent, is_final
-from app.events.broker import Broker
+from app.events.broker import Broker, Subscription
 from app.events.messages import intent_channel, merchant_channel
 from app.services.auth import KeyKind, Principal, can_read, require_principal, require_secret_key
 
@@ -35,7 +35,7 @@ REMEMBERED_INTENTS = 10_000
 T = TypeVar("T")
 
 
-def _as_is(intent: PaymentIntent) -> PaymentIntent:
+def _as_is(intent: PaymentIntent, _viewer: Principal) -> PaymentIntent:
     return intent
 
 
@@ -50,7 +50,7 @@ class LiveService:
         principal: Principal | None,
         intent_id: str,
         after_version: int | None,
-        present: Callable[[PaymentIntent], T] = _as_is,  # type: ignore[assignment]
+        present: Callable[[PaymentIntent, Principal], T] = _as_is,  # type: ignore[assignment]
     ) -> AsyncIterator[T]:
         """One intent: snapshot (or what came after `after_version`), then each change,
         until a final status, each passed through `present` (the GraphQL layer's type;
@@ -70,37 +70,37 @@ class LiveService:
                     ("afterVersion",),
                 )
             last = 0 if after_version is None else after_version
+            latest, final = current.version, is_final(current.status)
             if after_version is None:
                 backlog = [current]
             else:
                 backlog = await self._versions(intent_id, last, current.version) or [current]
-            for intent in backlog:
+            # Only numbers are kept while waiting: an idle subscription must not hold
+            # an intent (several KiB each, 10,000 subscriptions per process).
+            del current
+            while backlog:
+                intent = backlog.pop(0)
                 if intent.version > last:
-                    yield present(intent)
                     last = intent.version
-            while not is_final(current.status) or current.version > last:
-                change = await subscription.next()
-                if change is None:
-                    news = await self._versions(intent_id, last, None)
-                else:
-                    if change.version <= last:
-                        continue
-                    news = await self._versions(intent_id, last, change.version - 1)
-                    news.append(change.intent)
-                for intent in news:
+                    yield present(intent, principal)
+            while not final or latest > last:
+                intent = None
+                for intent in await self._news(subscription, intent_id, last):
                     if intent.version > last:
-                        yield present(intent)
-                        last, current = intent.version, intent
+                        last = latest = intent.version
+                        final = is_final(intent.status)
+                        yield present(intent, principal)
         finally:
             subscription.close()
 
     async def merchant_updates(
         self,
         principal: Principal | None,
-        present: Callable[[PaymentIntent], T] = _as_is,  # type: ignore[assignment]
+        present: Callable[[PaymentIntent, Principal], T] = _as_is,  # type: ignore[assignment]
     ) -> AsyncIterator[T]:
         """Every change of every intent of the caller's merchant, none twice."""
-        merchant_id = require_secret_key(principal).merchant_id
+        viewer = require_secret_key(principal)
+        merchant_id = viewer.merchant_id
         seen: OrderedDict[str, int] = OrderedDict()
         subscription = await self.broker.subscribe([merchant_channel(merchant_id)])
         since = self.clock.now()
@@ -120,9 +120,23 @@ class LiveService:
                     seen.move_to_end(intent.id)
                     if len(seen) > REMEMBERED_INTENTS:
                         seen.popitem(last=False)
-                    yield present(intent)
+                    yield present(intent, viewer)
         finally:
             subscription.close()
+
+    async def _news(
+        self, subscription: Subscription, intent_id: str, last: int
+    ) -> list[PaymentIntent]:
+        """What came after version `last`: the next change, with any versions it
+        skipped read back from the outbox (or everything since, after an outage)."""
+        while True:
+            change = await subscription.next()
+            if change is None:
+                return await self._versions(intent_id, last, None)
+            if change.version > last:
+                news = await self._versions(intent_id, last, change.version - 1)
+                news.append(change.intent)
+                return news
 
     async def _current(self, intent_id: str) -> PaymentIntent | None:
         # A method of its own, so the connection is not kept alive in the generator's
