@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from graphql import GraphQLError, parse
+from graphql import GraphQLError, GraphQLSchema, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -109,13 +109,13 @@ class Guards(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        context.graphql_document = _parse(context.query, **context.parse_options)
+        context.graphql_document = _parse(context.query, max_tokens=self.max_tokens)
         yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         context.pre_execution_errors = _validate(
-            context.schema._schema, context.graphql_document, context.validation_rules
+            context.schema._schema, context.query, self.max_tokens, context.validation_rules
         )
         yield
 
@@ -128,7 +128,15 @@ class Guards(SchemaExtension):
 # Distinct query documents kept parsed and validated; checkouts send a handful.
 CACHE_SIZE = 256
 _parse = lru_cache(maxsize=CACHE_SIZE)(parse)
-_validate = lru_cache(maxsize=CACHE_SIZE)(validate_document)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _validate(
+    schema: GraphQLSchema, query: str, max_tokens: int, rules: tuple[type[Any], ...]
+) -> list[GraphQLError]:
+    """Keyed by the query's text, whose hash Python computes once per string, not by
+    the parsed document, whose hash walks the whole tree on every lookup."""
+    return validate_document(schema, _parse(query, max_tokens=max_tokens), rules)
 
 
 def _convert(result: Any) -> None:
