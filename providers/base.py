@@ -59,8 +59,8 @@ class PaymentRequest:
     crypto_asset: str | None = None
     crypto_network: str | None = None
     payer_clabe: str | None = None
-    # A number unique to this attempt, allocated by the core: SPEI references and
-    # per-intent CLABEs are built from it (adapters keep no state of their own).
+    # A number unique to this attempt, allocated by the core for SPEI attempts: SPEI
+    # references and per-intent CLABEs are built from it (adapters keep no state).
     reference_number: int | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -271,7 +271,13 @@ class ConfirmService:
         now: datetime,
     ) -> Attempt:
         attempt_id = new_id("pp")
-        number = await attempt_rows.allocate_reference_number(conn, attempt_id)
+        # SPEI references and per-intent CLABEs are built from this number; no other
+        # method uses one, so a card payment skips the insert.
+        number = (
+            await attempt_rows.allocate_reference_number(conn, attempt_id)
+            if request.method is PaymentMethodType.SPEI
+            else None
+        )
         attempt = Attempt(
             id=attempt_id,
             intent_id=intent.id,
