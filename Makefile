@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install system-deps schema lint clean bench
+.PHONY: run test install system-deps bench-deps schema lint clean bench
 
 run: $(STAMP)
 	$(BIN)/cobro serve
@@ -26,6 +27,20 @@ system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+
+# The benchmark suite (bench/run.py): real servers on loopback, wrk and a WebSocket
+# client in their own processes. `make bench QUICK=1` runs in under 2 minutes.
+bench: $(BENCH_STAMP) bench-deps
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench-deps: system-deps
+	@command -v wrk >/dev/null || { \
+	  echo "installing wrk"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 
 schema: $(STAMP)
 	$(BIN)/cobro export-schema --output schema.graphql

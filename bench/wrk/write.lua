@@ -41,22 +41,15 @@ function response(status, headers, body)
   end
 end
 
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local report = dofile(here .. "report.lua")
+
 function done(summary, latency, requests)
   local paid, failed = 0, 0
   for _, thread in ipairs(threads) do
     paid = paid + thread:get("payments")
     failed = failed + thread:get("failures")
   end
-  local points = {}
-  for _, p in ipairs({50, 75, 90, 95, 99, 99.5, 99.9, 99.99}) do
-    table.insert(points, string.format('"%g": %.3f', p, latency:percentile(p) / 1000))
-  end
-  io.write(string.format(
-    'WRKJSON {"requests": %d, "duration_s": %.3f, "payments": %d, "failures": %d, '
-    .. '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, '
-    .. '"latency_ms": {%s}, "max_ms": %.3f}\n',
-    summary.requests, summary.duration / 1e6, paid, failed,
-    summary.errors.connect, summary.errors.read, summary.errors.write,
-    summary.errors.status, summary.errors.timeout, table.concat(points, ", "),
-    latency.max / 1000))
+  io.write(report.line(summary, latency,
+    string.format('"payments": %d, "failures": %d, ', paid, failed)))
 end
