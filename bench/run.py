@@ -63,7 +63,7 @@ class Plan:
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 5, 8, 3, 16, 250, 50.0, 1000, 2, (2000,), 11.0)
+            return cls(True, 4, 6, 2, 16, 200, 50.0, 1000, 2, (2000,), 11.0)
         return cls(False, 30, 30, 10, 16, 1000, 50.0, 1000, 5, (2000, 10000), 12.0)
 
 
