@@ -97,16 +97,7 @@ async def latest_with_ref(conn: AsyncConnection, intent_id: str, provider: str) 
     """The newest attempt at `provider` that the PSP gave an id to."""
     row = (
         await conn.execute(
-            select(
-                T.c.id,
-                T.c.intent_id,
-                T.c.provider,
-                T.c.method,
-                T.c.idempotency_key,
-                T.c.status,
-                T.c.provider_ref,
-                T.c.request,
-            )
+            select(*_COLUMNS)
             .where(
                 T.c.intent_id == intent_id,
                 T.c.provider == provider,

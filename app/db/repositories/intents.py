@@ -9,6 +9,7 @@ from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.repositories.claims import claim_ids
 from app.db.tables import PaymentIntentRow
 from app.domain.codec import (
     error_from_dict,
@@ -186,12 +187,9 @@ async def claim_due(
         .order_by(due)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    ids = [row.id for row in await conn.execute(candidates)]
+    ids = await claim_ids(conn, candidates, T, lease_until=lease_until)
     if not ids:
         return []
-    await conn.execute(update(T).where(T.c.id.in_(ids)).values(lease_until=lease_until))
     rows = await conn.execute(select(*_COLUMNS).where(T.c.id.in_(ids)).order_by(due))
     return [from_row(row) for row in rows.mappings()]
 
@@ -219,11 +217,8 @@ async def claim_unsettled(
         .order_by(T.c.updated_at)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    ids = [row.id for row in await conn.execute(candidates)]
+    ids = await claim_ids(conn, candidates, T, checked_at=now)
     if not ids:
         return []
-    await conn.execute(update(T).where(T.c.id.in_(ids)).values(checked_at=now))
     rows = await conn.execute(select(*_COLUMNS).where(T.c.id.in_(ids)))
     return [from_row(row) for row in rows.mappings()]

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.repositories.claims import claim_ids
 from app.db.tables import Outbox
 
 T = Outbox.__table__
@@ -70,12 +71,9 @@ async def claim_orphans(
         .order_by(T.c.id)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    ids = [row.id for row in await conn.execute(candidates)]
+    ids = await claim_ids(conn, candidates, T, lease_until=lease_until)
     if not ids:
         return []
-    await conn.execute(update(T).where(T.c.id.in_(ids)).values(lease_until=lease_until))
     rows = await conn.execute(select(*_ENTRY).where(T.c.id.in_(ids)).order_by(T.c.id))
     return [OutboxEntry(*row) for row in rows]
 

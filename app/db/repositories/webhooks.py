@@ -8,6 +8,7 @@ from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
+from app.db.repositories.claims import claim_ids
 from app.db.tables import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
 from app.domain.records import Delivery, Endpoint
 
@@ -113,12 +114,9 @@ async def claim_due(
         .order_by(D.c.next_attempt_at)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    ids = [row.id for row in await conn.execute(candidates)]
+    ids = await claim_ids(conn, candidates, D, lease_until=lease_until)
     if not ids:
         return []
-    await conn.execute(update(D).where(D.c.id.in_(ids)).values(lease_until=lease_until))
     rows = await conn.execute(
         select(*_DELIVERY).where(D.c.id.in_(ids)).order_by(D.c.next_attempt_at)
     )
