@@ -171,11 +171,9 @@ class StpEmulator(Emulator):
     # -- accounts: the per-attempt CLABEs ------------------------------------------------
 
     async def alta(self, request: Request) -> Response:
-        if (refused := await self.guard(request)) is not None:
-            return refused
-        body = await _json(request)
-        if body is None:
-            return _not_json()
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
         if (problem := self._cuenta_problem(body)) is not None:
             return problem
         clabe = str(body["cuenta"])
@@ -186,11 +184,9 @@ class StpEmulator(Emulator):
         return _cuenta(0, "Cuenta en revisión.")
 
     async def baja(self, request: Request) -> Response:
-        if (refused := await self.guard(request)) is not None:
-            return refused
-        body = await _json(request)
-        if body is None:
-            return _not_json()
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
         if (problem := self._cuenta_problem(body)) is not None:
             return problem
         clabe = str(body["cuenta"])
@@ -256,11 +252,9 @@ class StpEmulator(Emulator):
     # -- outgoing orders: refunds -----------------------------------------------------
 
     async def registra(self, request: Request) -> Response:
-        if (refused := await self.guard(request)) is not None:
-            return refused
-        body = await _json(request)
-        if body is None:
-            return _not_json()
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
         if (problem := self._order_problem(body)) is not None:
             return _error(*problem)
         day, clave = self._today(), str(body["claveRastreo"])
@@ -309,13 +303,9 @@ class StpEmulator(Emulator):
 
     async def consulta(self, request: Request) -> Response:
         """consOrdenesFech: the orders received (estado R) or sent (E) on one operating day."""
-        if (refused := await self.guard(request)) is not None:
-            return refused
-        body = await _json(request)
-        if body is None:
-            return _not_json()
-        if not body.get("empresa") or not self.firma_ok(body, ORDEN_FIELDS):
-            return _error(0, FIRMA_INVALIDA)
+        body = await self._query_body(request)
+        if isinstance(body, Response):
+            return body
         day = str(body.get("fechaOperacion") or self._today())
         orders = self.received if body.get("estado") == "R" else list(self.sent.values())
         listed = [o for o in orders if str(o["fechaOperacion"]) == day]
@@ -326,13 +316,9 @@ class StpEmulator(Emulator):
     async def rastreo(self, request: Request) -> Response:
         """consOrdEnvRastreo: one order we sent, by claveRastreo, on one operating day; STP
         calls the folio registraOrden answered `idEF` here."""
-        if (refused := await self.guard(request)) is not None:
-            return refused
-        body = await _json(request)
-        if body is None:
-            return _not_json()
-        if not body.get("empresa") or not self.firma_ok(body, ORDEN_FIELDS):
-            return _error(0, FIRMA_INVALIDA)
+        body = await self._query_body(request)
+        if isinstance(body, Response):
+            return body
         day, clave = str(body.get("fechaOperacion") or self._today()), str(body.get("claveRastreo"))
         for folio, order in self.sent.items():
             if (str(order["fechaOperacion"]), order["claveRastreo"]) == (day, clave):
@@ -341,6 +327,22 @@ class StpEmulator(Emulator):
         return _error(-100, f"No se encontró la orden con rastreo {clave}")
 
     # -- plumbing --------------------------------------------------------------------
+
+    async def _body(self, request: Request) -> dict[str, Any] | Response:
+        """Faults and auth first (Emulator.guard), then the body as a JSON object."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        body = await _json(request)
+        return _not_json() if body is None else body
+
+    async def _query_body(self, request: Request) -> dict[str, Any] | Response:
+        """A query's body (consulta, rastreo) once its signature checks out."""
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        if not body.get("empresa") or not self.firma_ok(body, ORDEN_FIELDS):
+            return _error(0, FIRMA_INVALIDA)
+        return body
 
     def _sign(self, body: bytes, timestamp: int) -> dict[str, str]:
         return {"X-Stp-Signature": sign_callback(body, self.webhook_secret)}
