@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -60,11 +60,31 @@ class Plan:
     memory_steps: tuple[int, ...]
     memory_idle: float
 
-    @classmethod
-    def make(cls, quick: bool) -> Plan:
-        if quick:
-            return cls(True, 4, 6, 2, 16, 200, 50.0, 1000, 2, (2000,), 11.0)
-        return cls(False, 30, 30, 10, 16, 1000, 50.0, 1000, 5, (2000, 10000), 12.0)
+
+FULL = Plan(
+    quick=False,
+    read_seconds=30,
+    write_seconds=30,
+    insert_seconds=10,
+    write_connections=16,
+    push_settlements=1000,  # 20 s at 50/s
+    push_rate=50.0,
+    fanout_subscribers=1000,
+    fanout_changes=5,
+    memory_steps=(2000, 10000),
+    memory_idle=12.0,  # past the server's 10 s connection-init timer
+)
+QUICK = replace(
+    FULL,
+    quick=True,
+    read_seconds=4,
+    write_seconds=6,
+    insert_seconds=2,
+    push_settlements=200,
+    fanout_changes=2,
+    memory_steps=(2000,),
+    memory_idle=11.0,
+)
 
 
 class Bench:
@@ -498,7 +518,7 @@ def main() -> None:
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench: {tool} is missing (`make bench` installs it)")
-    plan = Plan.make(args.quick)
+    plan = QUICK if args.quick else FULL
     bench = Bench(plan)
     started = time.monotonic()
     results: dict[str, Any] = {

@@ -77,10 +77,3 @@ def ceiling(port: int, database_url: str, logs: Path) -> Process:
         {},
         logs,
     ).start(ready=f"http://127.0.0.1:{port}/ws")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")

@@ -76,10 +76,9 @@ class SharedEventExecution(ExecutorThrowingOnIncremental):
             coerced = self.variable_values.coerced
             variables = orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS)
             viewer = getattr(self.context_value, "principal", None)
-            key = (id(self.root_value), id(self.operation), variables, viewer)
-            hash(key)
-        except (TypeError, orjson.JSONEncodeError):
+        except TypeError:  # variables JSON cannot hold (orjson.JSONEncodeError is one)
             return super().execute_operation(serially)
+        key = (id(self.root_value), id(self.operation), variables, viewer)
         return _executed.get_or_make(self.root_value, key, self._execute_once)
 
     def _execute_once(self) -> Any:
