@@ -32,6 +32,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from app.db.prepared import PreparedStatements
 from app.db.sqlite_writer import GroupCommitWriter
 
 # Another process may hold SQLite's write lock (two API processes on one file):
@@ -49,7 +50,8 @@ class Database:
             _ensure_parent_dir(self.url.database)
             self._sqlite_writer = _sqlite_engine(self.url, writer=True)
             self._sqlite_reader = _sqlite_engine(self.url, writer=False)
-            self._group_writer = GroupCommitWriter(self._sqlite_writer, _Inline, _AFTER_COMMIT)
+            self._prepared = PreparedStatements()
+            self._group_writer = GroupCommitWriter(self._sqlite_writer, self._inline, _AFTER_COMMIT)
             self._group_writer.after_commit = self._after_commit
             self._sqlite_reading: _Inline | None = None
         else:
@@ -116,8 +118,11 @@ class Database:
         connection before."""
         reader = self._sqlite_reading
         if reader is None or reader._conn.invalidated or reader._conn.closed:
-            reader = self._sqlite_reading = _Inline(self._sqlite_reader.connect())
+            reader = self._sqlite_reading = self._inline(self._sqlite_reader.connect())
         return reader
+
+    def _inline(self, conn: Connection) -> _Inline:
+        return _Inline(conn, self._prepared)
 
     async def dispose(self) -> None:
         if self.is_sqlite:
@@ -133,18 +138,20 @@ class Database:
 
 class _Inline:
     """The async connection interface over a synchronous connection whose calls
-    finish without waiting: `await conn.execute(...)` runs the statement at once."""
+    finish without waiting: `await conn.execute(...)` runs the statement at once,
+    as a prepared statement when it is one the process runs repeatedly."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, prepared: PreparedStatements) -> None:
         self._conn = conn
+        self._prepared = prepared
         self.dialect = conn.dialect
         self.info = conn.info
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.execute(statement, parameters)
+        return self._prepared.execute(self._conn, statement, parameters)
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.scalar(statement, parameters)
+        return self._prepared.execute(self._conn, statement, parameters).scalar()
 
     async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(self._conn, *args)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.repositories.claims import claim_ids
@@ -54,8 +54,15 @@ async def append(
     return OutboxEntry(int(key[0]), intent_id, merchant_id, version, event_type, payload)
 
 
+_MARK_PUBLISHED = (
+    update(T)
+    .where(T.c.id.in_(bindparam("ids", expanding=True)))
+    .values(published_at=bindparam("now", type_=T.c.published_at.type), lease_until=None)
+)
+
+
 async def mark_published(conn: AsyncConnection, ids: list[int], now: datetime) -> None:
-    await conn.execute(update(T).where(T.c.id.in_(ids)).values(published_at=now, lease_until=None))
+    await conn.execute(_MARK_PUBLISHED, {"ids": ids, "now": now})
 
 
 _ENTRY = (T.c.id, T.c.intent_id, T.c.merchant_id, T.c.version, T.c.event_type, T.c.payload)

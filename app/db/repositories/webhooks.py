@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import and_, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
@@ -49,12 +49,18 @@ async def insert_endpoint(conn: AsyncConnection, endpoint: Endpoint) -> None:
     )
 
 
-async def endpoints_of(conn: AsyncConnection, merchant_ids: list[str]) -> list[Endpoint]:
-    rows = await conn.execute(
-        select(*_ENDPOINT)
-        .where(E.c.merchant_id.in_(merchant_ids), E.c.deleted_at.is_(None))
-        .order_by(E.c.created_at)
+_ENDPOINTS_OF = (
+    select(*_ENDPOINT)
+    .where(
+        E.c.merchant_id.in_(bindparam("merchant_ids", expanding=True)),
+        E.c.deleted_at.is_(None),
     )
+    .order_by(E.c.created_at)
+)
+
+
+async def endpoints_of(conn: AsyncConnection, merchant_ids: list[str]) -> list[Endpoint]:
+    rows = await conn.execute(_ENDPOINTS_OF, {"merchant_ids": merchant_ids})
     return [Endpoint(*row) for row in rows]
 
 

@@ -1,0 +1,237 @@
+"""Prepared statements for SQLite's inline connections (app/db/engine.py).
+
+SQLAlchemy compiles a statement to SQL once (its compiled cache), but every run still
+builds an execution context, converts the parameters through it and wraps the cursor
+in a result: 20-40 µs of Python a statement, a fifth of a payment's CPU
+(bench/NOTES.md). The repositories keep their hot statements as module-level
+constants and run them again and again; the second time one runs it is prepared
+here, from SQLAlchemy's own compilation of it: the SQL, the order of its
+parameters, and the type processors for each parameter and result column. Each run
+after that converts the parameters, calls sqlite3 and answers with a SQLAlchemy
+result, so callers cannot tell the difference.
+
+Whatever a plan could not reproduce exactly goes through SQLAlchemy as before:
+statements built per call (seen once), raw text, expanding IN lists, Python-side
+column defaults, RETURNING, and connections with event listeners (tests that watch
+the statements go by).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, exc
+from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert, UpdateBase
+from sqlalchemy.sql.selectable import Select
+
+_REQUIRED = object()
+# IN-list lengths whose SQL a plan keeps (a batch of a few hundred ids is one shape).
+_MAX_LIST_SHAPES = 64
+_Processor = Callable[[Any], Any] | None
+
+
+class _Plan:
+    """One statement, compiled for one set of parameter names."""
+
+    __slots__ = ("binds", "converters", "lists", "metadata", "primary_key", "sql", "sql_for")
+
+    def __init__(self, compiled: SQLCompiler) -> None:
+        self.sql = compiled.string
+        processors = compiled._bind_processors
+        assert compiled.positiontup is not None
+        # (parameter key, compiled name, value when not given, processor) per "?"
+        self.binds: tuple[tuple[str, str, Any, _Processor], ...] = tuple(
+            (
+                compiled.binds[name].key,
+                name,
+                _REQUIRED if compiled.binds[name].required else compiled.binds[name].value,
+                processors.get(name),
+            )
+            for name in compiled.positiontup
+        )
+        # Expanding IN lists: "IN (__[POSTCOMPILE_name])" becomes one "?" per item.
+        self.lists = frozenset(bind.key for bind in compiled.post_compile_params)
+        self.sql_for: dict[tuple[int, ...], str] = {}
+        # (column index, processor) for each result column whose value needs one
+        self.converters: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+        self.metadata: SimpleResultMetaData | None = None
+        self.primary_key: str | None = None
+        if compiled.isinsert or compiled.isupdate or compiled.isdelete:
+            table = compiled.statement.table  # type: ignore[attr-defined]
+            key_columns = list(table.primary_key.columns)
+            if compiled.isinsert and len(key_columns) == 1:
+                self.primary_key = key_columns[0].key
+        else:
+            dialect = compiled.dialect
+            entries = compiled._result_columns
+            processors = [entry.type._cached_result_processor(dialect, None) for entry in entries]
+            self.converters = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+            self.metadata = SimpleResultMetaData([entry.keyname for entry in entries])
+
+    def values(self, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for key, name, default, process in self.binds:
+            if key in parameters:
+                value = parameters[key]
+            elif name in parameters:
+                value = parameters[name]
+            elif default is _REQUIRED:
+                raise exc.InvalidRequestError(f"A value is required for bind parameter {key!r}")
+            else:
+                value = default
+            if key in self.lists:
+                out.extend(value if process is None else map(process, value))
+            else:
+                out.append(value if process is None else process(value))
+        return tuple(out)
+
+    def sql_with(self, parameters: Mapping[str, Any]) -> str | None:
+        """The SQL for these parameters: with as many "?" as each IN list has items;
+        None for an empty list (SQLAlchemy writes those as an empty-set expression)."""
+        if not self.lists:
+            return self.sql
+        if not all(key in parameters for key in self.lists):
+            return None
+        sizes = tuple(len(parameters[key]) for key in sorted(self.lists))
+        if not all(sizes):
+            return None
+        sql = self.sql_for.get(sizes)
+        if sql is None:
+            sql = self.sql
+            for key, size in zip(sorted(self.lists), sizes, strict=True):
+                sql = sql.replace(f"__[POSTCOMPILE_{key}]", ", ".join("?" * size))
+            if len(self.sql_for) < _MAX_LIST_SHAPES:
+                self.sql_for[sizes] = sql
+        return sql
+
+    def result(self, cursor: sqlite3.Cursor, parameters: Mapping[str, Any] | None) -> Any:
+        if self.metadata is None:
+            key: tuple[Any, ...] | None = None
+            if self.primary_key is not None:
+                given = (parameters or {}).get(self.primary_key)
+                key = (cursor.lastrowid if given is None else given,)
+            return _Written(cursor.rowcount, key)
+        rows = cursor.fetchall()
+        if self.converters:
+            rows = [self._convert(row) for row in rows]
+        return IteratorResult(self.metadata, iter(rows))
+
+    def _convert(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(row)
+        for i, process in self.converters:
+            values[i] = process(values[i])
+        return tuple(values)
+
+
+class _Written:
+    """What an INSERT, UPDATE or DELETE tells its caller."""
+
+    __slots__ = ("inserted_primary_key", "rowcount")
+
+    def __init__(self, rowcount: int, inserted_primary_key: tuple[Any, ...] | None) -> None:
+        self.rowcount = rowcount
+        self.inserted_primary_key = inserted_primary_key
+
+
+class PreparedStatements:
+    """Plans for the statements this process runs repeatedly, keyed by the statement
+    object itself: by its id, with a weak reference that tells a statement from a
+    later one at the same address, so a statement built per call leaves nothing
+    behind (a WeakKeyDictionary's lookup cost more than the plan saved)."""
+
+    def __init__(self) -> None:
+        self._plans: dict[int, tuple[weakref.ref[Any], dict[tuple[Any, ...], _Plan | None]]] = {}
+
+    def execute(self, conn: Connection, statement: Any, parameters: Any) -> Any:
+        plan = self._plan(conn, statement, parameters)
+        if plan is None:
+            return conn.execute(statement, parameters)
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        if type(parameters) is list:
+            sql: str | None = plan.sql
+        else:
+            parameters = parameters or _EMPTY
+            sql = plan.sql_with(parameters)
+            if sql is None:
+                return conn.execute(statement, parameters)
+        try:
+            if type(parameters) is list:
+                cursor = raw.executemany(sql, [plan.values(p) for p in parameters])
+                return plan.result(cursor, None)
+            cursor = raw.execute(sql, plan.values(parameters))
+            return plan.result(cursor, parameters)
+        except sqlite3.Error as error:
+            raise exc.DBAPIError.instance(
+                plan.sql, parameters, error, sqlite3.Error, dialect=conn.dialect
+            ) from error
+
+    def _plan(self, conn: Connection, statement: Any, parameters: Any) -> _Plan | None:
+        entry = self._plans.get(id(statement))
+        if entry is None or entry[0]() is not statement:
+            if isinstance(statement, Select | UpdateBase):
+                self._remember(statement)  # seen once: the second run prepares it
+            return None
+        if conn._has_events or conn.engine._has_events:
+            return None
+        many = type(parameters) is list
+        if many:
+            if not parameters:
+                return None
+            names = tuple(parameters[0])
+        elif parameters is None:
+            names = ()
+        elif type(parameters) is dict:
+            names = tuple(parameters)
+        else:
+            return None  # SQLAlchemy's other parameter shapes
+        plans = entry[1]
+        key = (names, many)
+        try:
+            return plans[key]
+        except KeyError:
+            plan = plans[key] = _prepare(conn, statement, names, many)
+            return plan
+
+    def _remember(self, statement: Any) -> None:
+        key = id(statement)
+        plans = self._plans
+        self._plans[key] = (weakref.ref(statement, lambda _: plans.pop(key, None)), {})
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _prepare(conn: Connection, statement: Any, names: tuple[str, ...], many: bool) -> _Plan | None:
+    if many and not isinstance(statement, Insert):
+        return None
+    compiled = statement.compile(
+        dialect=conn.dialect, column_keys=sorted(names), for_executemany=many
+    )
+    if not isinstance(compiled, SQLCompiler) or not _reproducible(compiled):
+        return None
+    plan = _Plan(compiled)
+    return None if many and plan.lists else plan
+
+
+def _reproducible(compiled: SQLCompiler) -> bool:
+    """True when running the SQL with the parameters in order does all SQLAlchemy
+    would: nothing computed in Python, rewritten per run, or returned."""
+    return not (
+        compiled.positiontup is None
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+        or compiled.effective_returning
+        or compiled.returning
+        or compiled.literal_execute_params
+        or any(not bind.expanding or bind.literal_execute for bind in compiled.post_compile_params)
+        or compiled.escaped_bind_names
+        or compiled._insertmanyvalues
+        or getattr(compiled, "_collected_params", None)
+        or any(bind.callable for bind in compiled.binds.values())
+    )
