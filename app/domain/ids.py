@@ -5,20 +5,55 @@ Random, alphanumeric, and long enough (about 141 bits) that guessing one is hope
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
+import threading
+from base64 import urlsafe_b64encode
 
 _LENGTH = 24
 SECRET_MARK = "_secret_"
 
 
-# token_urlsafe is fast; its two symbols are mapped to letters, keeping ids
-# alphanumeric at about 5.9 bits a character (about 141 bits for 24).
+# URL-safe base64 of random bytes, its two symbols mapped to letters: alphanumeric at
+# about 5.9 bits a character (about 141 bits for 24).
 _TO_ALNUM = str.maketrans({"-": "x", "_": "z"})
 
 
+class _Entropy:
+    """The OS's CSPRNG (os.urandom), drawn a block at a time: one getrandom call for
+    a few hundred ids instead of one each (the call was 2% of a payment's CPU). No
+    two callers ever get the same bytes: taking is under a lock, and a child process
+    drops what it inherited at fork."""
+
+    BLOCK = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._block = b""
+        self._used = 0
+
+    def take(self, size: int) -> bytes:
+        with self._lock:
+            if self._used + size > len(self._block):
+                self._block = os.urandom(max(self.BLOCK, size))
+                self._used = 0
+            start = self._used
+            self._used += size
+            return self._block[start : self._used]
+
+    def drop(self) -> None:
+        self._block = b""
+        self._used = 0
+        self._lock = threading.Lock()
+
+
+_entropy = _Entropy()
+os.register_at_fork(after_in_child=_entropy.drop)
+
+
 def random_token(length: int = _LENGTH) -> str:
-    return secrets.token_urlsafe(length)[:length].translate(_TO_ALNUM)
+    size = -(-length * 3 // 4)  # bytes that give `length` base64 characters
+    return urlsafe_b64encode(_entropy.take(size)).decode()[:length].translate(_TO_ALNUM)
 
 
 def new_id(prefix: str) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
@@ -38,7 +38,7 @@ class IdempotencyCache:
         if not key:
             return await handler()
         fingerprint = hashlib.sha256(
-            json.dumps(params, sort_keys=True, default=str).encode()
+            orjson.dumps(params, option=orjson.OPT_SORT_KEYS, default=str)
         ).hexdigest()
         if key in self.answers:
             first_fingerprint, status, body = self.answers[key]

@@ -1,3 +1,4 @@
+import os
 from datetime import UTC, datetime
 
 from app.domain.codec import (
@@ -11,6 +12,7 @@ from app.domain.ids import (
     is_client_secret,
     new_client_secret,
     new_intent_id,
+    random_token,
 )
 from app.domain.intents import PaymentError, PaymentIntent, PaymentIntentStatus
 from app.domain.methods import PaymentMethodType
@@ -24,6 +26,28 @@ def test_ids_are_prefixed_and_unique():
     ids = {new_intent_id() for _ in range(1_000)}
     assert len(ids) == 1_000
     assert all(i.startswith("pi_") and len(i) == 27 for i in ids)
+
+
+def test_tokens_are_alphanumeric_of_the_length_asked():
+    for length in (7, 16, 24, 32):
+        token = random_token(length)
+        assert len(token) == length and token.isalnum()
+    assert len({random_token() for _ in range(20_000)}) == 20_000  # past one block
+
+
+def test_a_forked_child_never_draws_its_parents_random_bytes():
+    random_token()  # the parent now holds a partly used block
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write_end, random_token().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert len(child) == 24
+    assert child != random_token()
 
 
 def test_client_secret_names_its_intent():
