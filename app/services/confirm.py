@@ -97,12 +97,7 @@ class ConfirmService:
         if intent is None or not can_read(principal, intent):
             raise NotFound(f"no payment intent {command.intent_id}", ("input", "id"))
         request = build_request(intent, command, self.clock.now(), self.spei_expiry)
-        keyed = idempotency.Keyed(
-            intent.merchant_id,
-            OPERATION,
-            key,
-            idempotency.request_hash(OPERATION, command.fingerprint()),
-        )
+        keyed = idempotency.keyed(intent.merchant_id, OPERATION, key, command.fingerprint)
         async with self.db.read() as conn:
             replayed = await idempotency.replay(conn, keyed, self.clock.now())
         if replayed is not None:

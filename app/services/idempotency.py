@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +53,14 @@ class Keyed:
     operation: str
     key: str | None
     digest: str
+
+
+def keyed(
+    merchant_id: str, operation: str, key: str | None, request: Callable[[], dict[str, Any]]
+) -> Keyed:
+    """The key for this mutation; `request()` is hashed only when there is a key to
+    compare retries under (a request without one never looks at the digest)."""
+    return Keyed(merchant_id, operation, key, request_hash(operation, request()) if key else "")
 
 
 async def replay(conn: AsyncConnection, keyed: Keyed, now: datetime) -> MutationResult | None:

@@ -126,9 +126,11 @@ class IntentService:
         allowed = self._allowed_methods(command, amount)
         metadata = validate_metadata(command.metadata)
         description = check_text(command.description, ("input", "description"), MAX_DESCRIPTION)
-        digest = idempotency.request_hash(
+        keyed = idempotency.keyed(
+            merchant_id,
             "createPaymentIntent",
-            {
+            key,
+            lambda: {
                 "amount": amount.minor,
                 "currency": amount.currency.value,
                 "description": description,
@@ -136,7 +138,6 @@ class IntentService:
                 "allowed_methods": [m.value for m in allowed],
             },
         )
-        keyed = idempotency.Keyed(merchant_id, "createPaymentIntent", key, digest)
         now = self.clock.now()
         async with self.db.transaction() as conn:
             replayed = await idempotency.begin(conn, keyed, now)

@@ -57,10 +57,16 @@ class Router:
             ]
             for method, route in routes.items()
         }
-        self._ranges = {method: route for method, route in routes.items()}
+        # Parsed once per method and currency: the configured bounds never change, and
+        # parsing them on every check was 1% of a payment's CPU.
+        self._ranges = {
+            (method, currency): route.amount_range(currency)
+            for method, route in routes.items()
+            for currency in Currency
+        }
 
     def amount_range(self, method: PaymentMethodType, currency: Currency) -> tuple[Money, Money]:
-        return self._ranges[method].amount_range(currency)
+        return self._ranges[method, currency]
 
     def check_amount(self, method: PaymentMethodType, amount: Money) -> None:
         if amount.currency.value not in CURRENCIES[method]:
@@ -102,7 +108,7 @@ class Router:
                 available=self.is_available(method, amount),
             )
             for method in PaymentMethodType
-            if method in self._ranges
+            if method in self.routes
         ]
 
     def provider_states(self) -> list[ProviderState]:
