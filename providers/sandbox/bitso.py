@@ -38,7 +38,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from app.domain.ids import random_token
@@ -50,7 +50,7 @@ from providers.bitso_wire import (
     sign_request,
     signed_bytes,
 )
-from providers.sandbox.common import Emulator
+from providers.sandbox.common import Emulator, JSONResponse
 
 
 @dataclass(frozen=True, slots=True)

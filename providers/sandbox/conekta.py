@@ -28,11 +28,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.domain.clabe import with_check_digit
-from providers.sandbox.common import Emulator, new_ref
+from providers.sandbox.common import Emulator, JSONResponse, new_ref
 from providers.sandbox.conekta_wire import (
     ERRORS,
     SANDBOX_WEBHOOK_PUBLIC_KEY,

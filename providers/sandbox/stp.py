@@ -39,13 +39,13 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.domain.banks import BANKS
 from app.domain.clabe import institution_code, is_valid_clabe, with_check_digit
 from app.domain.ids import random_token
-from providers.sandbox.common import Emulator
+from providers.sandbox.common import Emulator, JSONResponse
 from providers.stp_wire import (
     CUENTA_FIELDS,
     MAX_CLAVE_RASTREO,

@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from app.domain.expiry import OXXO_DEFAULT_DAYS, oxxo_expires_at
 from app.domain.ids import random_token
-from providers.sandbox.common import Emulator, new_ref
+from providers.sandbox.common import Emulator, JSONResponse, new_ref
 from providers.sandbox.forms import FormError, decode_form
 from providers.stripe import sign_payload
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from providers.base import ProviderConfig
 from providers.http import PspHttp
@@ -28,3 +29,14 @@ async def test_a_cookie_a_psp_sets_is_never_sent_back() -> None:
     await http.aclose()
     assert seen == [None, None]
     assert not http.client.cookies
+
+
+@pytest.mark.parametrize(
+    "base",
+    ["https://api.stripe.com", "https://api.stripe.com/", "http://sandbox.internal/sandbox/stp"],
+)
+@pytest.mark.parametrize("path", ["/v1/payment_intents", "v1/refunds/re_1", "/consulta?t=a b", ""])
+def test_paths_join_the_base_url_as_httpx_joins_them(base: str, path: str) -> None:
+    http = PspHttp("stripe", ProviderConfig(base_url=base, api_key="k"))
+    assert http._url(path) == http.client.build_request("GET", path).url
+    assert http._url(path) is http._url(path)  # parsed once
