@@ -29,6 +29,22 @@ async def test_oversized_body_is_a_413(http):
     assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
+async def test_oversized_streamed_body_is_a_413_everywhere(http):
+    async def chunks():
+        for _ in range(20):
+            yield b"x" * 4_096
+
+    for path in ("/graphql", "/webhooks/stripe"):
+        headers = {**AUTH, "content-type": "application/json"}
+        response = await http.post(path, content=chunks(), headers=headers)
+        assert response.status_code == 413, path
+
+
+async def test_other_methods_on_graphql_are_a_405(http):
+    response = await http.put("/graphql", json={"query": "{ __typename }"}, headers=AUTH)
+    assert response.status_code == 405
+
+
 async def test_exponential_introspection_is_refused(http):
     bomb = "fields { type { " * 6 + "name" + " } }" * 6
     query = f"query {{ __schema {{ types {{ {bomb} }} }} }}"
