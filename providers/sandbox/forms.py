@@ -19,7 +19,12 @@ class FormError(ValueError):
 def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     for key, value in pairs:
-        parts = [m.group(1) if m.group(1) is not None else m.group(2) for m in _KEY.finditer(key)]
+        if "[" in key or "]" in key:
+            parts = [
+                m.group(1) if m.group(1) is not None else m.group(2) for m in _KEY.finditer(key)
+            ]
+        else:  # what the expression finds in a plain name, without running it
+            parts = [key] if key else []
         if not parts or len(parts) > MAX_DEPTH:
             raise FormError(f"unusable parameter name {key!r}")
         node: Any = root
