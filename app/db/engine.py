@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from app.db.prepared import PreparedStatements
+from app.db.sqlite_checkpoints import FALLBACK_AUTOCHECKPOINT, Checkpointer
 from app.db.sqlite_writer import GroupCommitWriter
 
 # Another process may hold SQLite's write lock (two API processes on one file):
@@ -48,10 +49,15 @@ class Database:
         self._after_commit: list[Callable[[list[Any]], None]] = []
         if self.is_sqlite:
             _ensure_parent_dir(self.url.database)
-            self._sqlite_writer = _sqlite_engine(self.url, writer=True)
+            checkpointer = _checkpointer(self.url)
+            self._sqlite_writer = _sqlite_engine(
+                self.url, writer=True, own_checkpoints=checkpointer is None
+            )
             self._sqlite_reader = _sqlite_engine(self.url, writer=False)
             self._prepared = PreparedStatements()
-            self._group_writer = GroupCommitWriter(self._sqlite_writer, self._inline, _AFTER_COMMIT)
+            self._group_writer = GroupCommitWriter(
+                self._sqlite_writer, self._inline, _AFTER_COMMIT, checkpointer
+            )
             self._group_writer.after_commit = self._after_commit
             self._sqlite_reading: _Inline | None = None
         else:
@@ -167,7 +173,15 @@ def _ensure_parent_dir(database: str | None) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_engine(url: URL, *, writer: bool) -> Engine:
+def _checkpointer(url: URL) -> Checkpointer | None:
+    """A checkpointer beside the loop, for a database in a file (app/db/sqlite_checkpoints.py)."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Checkpointer(database, SQLITE_BUSY_TIMEOUT_MS)
+
+
+def _sqlite_engine(url: URL, *, writer: bool, own_checkpoints: bool = True) -> Engine:
     """One sqlite3 connection, used only from the event loop's thread. The driver's
     own transaction handling is switched off: the writer says BEGIN IMMEDIATE and
     COMMIT itself; the reader holds no transaction, so each read sees the latest
@@ -189,6 +203,8 @@ def _sqlite_engine(url: URL, *, writer: bool) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         if not writer:
             cursor.execute("PRAGMA query_only=ON")
+        elif not own_checkpoints:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_AUTOCHECKPOINT}")
         cursor.close()
 
     return engine

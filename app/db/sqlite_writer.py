@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from app.db.sqlite_checkpoints import Checkpointer
+
 log = logging.getLogger(__name__)
 
 
@@ -35,9 +37,14 @@ class _Group:
 
 class GroupCommitWriter:
     def __init__(
-        self, engine: Engine, wrap: Callable[[Connection], Any], after_commit_key: str
+        self,
+        engine: Engine,
+        wrap: Callable[[Connection], Any],
+        after_commit_key: str,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._engine = engine
+        self._checkpointer = checkpointer
         self._wrap = wrap
         self._key = after_commit_key
         self._lock = asyncio.Lock()
@@ -104,12 +111,18 @@ class GroupCommitWriter:
                 group.done.exception()  # retrieved: each member re-raises it itself
                 return
             group.done.set_result(None)
-        if group.queued:
-            for callback in self.after_commit:
-                try:
-                    callback(group.queued)
-                except Exception:  # committed all the same: the relay's sweep catches up
-                    log.exception("after-commit callback failed")
+            if group.queued:
+                for callback in self.after_commit:
+                    try:
+                        callback(group.queued)
+                    except Exception:  # committed all the same: the relay's sweep catches up
+                        log.exception("after-commit callback failed")
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
+                if self._checkpointer.reset_wanted:
+                    # Still holding the lock: no transaction of ours starts until
+                    # the WAL is all copied back, so the next one starts it afresh.
+                    await self._checkpointer.reset()
 
     def _fail(self, group: _Group, exc: BaseException) -> None:
         self._group = None
@@ -126,6 +139,8 @@ class GroupCommitWriter:
         self._conn.rollback()  # SQLAlchemy's bookkeeping, also after a failed commit()
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
