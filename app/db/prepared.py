@@ -38,9 +38,18 @@ _Processor = Callable[[Any], Any] | None
 class _Plan:
     """One statement, compiled for one set of parameter names."""
 
-    __slots__ = ("binds", "converters", "lists", "metadata", "primary_key", "sql", "sql_for")
+    __slots__ = (
+        "binds",
+        "converters",
+        "lists",
+        "metadata",
+        "primary_key",
+        "rowid",
+        "sql",
+        "sql_for",
+    )
 
-    def __init__(self, compiled: SQLCompiler) -> None:
+    def __init__(self, compiled: SQLCompiler, primary_key: tuple[str, ...], rowid: bool) -> None:
         self.sql = compiled.string
         processors = compiled._bind_processors
         assert compiled.positiontup is not None
@@ -60,13 +69,10 @@ class _Plan:
         # (column index, processor) for each result column whose value needs one
         self.converters: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
         self.metadata: SimpleResultMetaData | None = None
-        self.primary_key: str | None = None
-        if compiled.isinsert or compiled.isupdate or compiled.isdelete:
-            table = compiled.statement.table  # type: ignore[attr-defined]
-            key_columns = list(table.primary_key.columns)
-            if compiled.isinsert and len(key_columns) == 1:
-                self.primary_key = key_columns[0].key
-        else:
+        # An INSERT's key: the values the caller gave for it, or SQLite's rowid.
+        self.primary_key = primary_key
+        self.rowid = rowid
+        if not (compiled.isinsert or compiled.isupdate or compiled.isdelete):
             dialect = compiled.dialect
             entries = compiled._result_columns
             processors = [entry.type._cached_result_processor(dialect, None) for entry in entries]
@@ -95,8 +101,8 @@ class _Plan:
         None for an empty list (SQLAlchemy writes those as an empty-set expression)."""
         if not self.lists:
             return self.sql
-        if not all(key in parameters for key in self.lists):
-            return None
+        if not all(type(parameters.get(key)) in (list, tuple) for key in self.lists):
+            return None  # missing or not a list: SQLAlchemy says what is wrong
         sizes = tuple(len(parameters[key]) for key in sorted(self.lists))
         if not all(sizes):
             return None
@@ -112,9 +118,10 @@ class _Plan:
     def result(self, cursor: sqlite3.Cursor, parameters: Mapping[str, Any] | None) -> Any:
         if self.metadata is None:
             key: tuple[Any, ...] | None = None
-            if self.primary_key is not None:
-                given = (parameters or {}).get(self.primary_key)
-                key = (cursor.lastrowid if given is None else given,)
+            if parameters is not None and self.primary_key:
+                key = tuple(parameters.get(name) for name in self.primary_key)
+                if self.rowid and key[0] is None:
+                    key = (cursor.lastrowid,)
             return _Written(cursor.rowcount, key)
         rows = cursor.fetchall()
         if self.converters:
@@ -131,11 +138,19 @@ class _Plan:
 class _Written:
     """What an INSERT, UPDATE or DELETE tells its caller."""
 
-    __slots__ = ("inserted_primary_key", "rowcount")
+    __slots__ = ("_key", "rowcount")
 
-    def __init__(self, rowcount: int, inserted_primary_key: tuple[Any, ...] | None) -> None:
+    def __init__(self, rowcount: int, key: tuple[Any, ...] | None) -> None:
         self.rowcount = rowcount
-        self.inserted_primary_key = inserted_primary_key
+        self._key = key
+
+    @property
+    def inserted_primary_key(self) -> tuple[Any, ...]:
+        if self._key is None:
+            raise exc.InvalidRequestError(
+                "inserted_primary_key is only for a single-row INSERT statement"
+            )
+        return self._key
 
 
 class PreparedStatements:
@@ -166,9 +181,11 @@ class PreparedStatements:
                 return plan.result(cursor, None)
             cursor = raw.execute(sql, plan.values(parameters))
             return plan.result(cursor, parameters)
-        except sqlite3.Error as error:
+        except Exception as error:
+            # As SQLAlchemy raises them: a DBAPIError subclass (IntegrityError, ...) for
+            # the database's errors, StatementError for a value no processor took.
             raise exc.DBAPIError.instance(
-                plan.sql, parameters, error, sqlite3.Error, dialect=conn.dialect
+                sql, parameters, error, sqlite3.Error, dialect=conn.dialect
             ) from error
 
     def _plan(self, conn: Connection, statement: Any, parameters: Any) -> _Plan | None:
@@ -177,7 +194,7 @@ class PreparedStatements:
             if isinstance(statement, Select | UpdateBase):
                 self._remember(statement)  # seen once: the second run prepares it
             return None
-        if conn._has_events or conn.engine._has_events:
+        if conn._has_events or conn.engine._has_events or conn.dialect._has_events:
             return None
         many = type(parameters) is list
         if many:
@@ -215,7 +232,16 @@ def _prepare(conn: Connection, statement: Any, names: tuple[str, ...], many: boo
     )
     if not isinstance(compiled, SQLCompiler) or not _reproducible(compiled):
         return None
-    plan = _Plan(compiled)
+    primary_key: tuple[str, ...] = ()
+    rowid = False
+    if compiled.isinsert and not many:
+        table = statement.table
+        columns = list(table.primary_key.columns)
+        primary_key = tuple(column.key for column in columns)
+        rowid = len(columns) == 1 and table.autoincrement_column is columns[0]
+        if not rowid and not set(primary_key) <= set(names):
+            return None  # a key SQLAlchemy would find elsewhere: let it
+    plan = _Plan(compiled, primary_key, rowid)
     return None if many and plan.lists else plan
 
 

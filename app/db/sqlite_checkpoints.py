@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +37,35 @@ class Checkpointer:
     def __init__(self, database: str, busy_timeout_ms: int) -> None:
         self._database = database
         self._busy_timeout_ms = busy_timeout_ms
+        # A thread of its own: the loop's shared pool also resolves merchants' webhook
+        # hosts, and a write held back for a reset must not queue behind those.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoint")
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
         self._running: asyncio.Future[int] | None = None
         self._commits = 0
+        self._closed = False
         self.reset_wanted = False
 
     def committed(self) -> None:
         """Count a group commit; start a checkpoint beside the loop every so often."""
         self._commits += 1
-        if self._commits < CHECKPOINT_EVERY or self._running is not None:
+        if self._commits < CHECKPOINT_EVERY or self._running is not None or self._closed:
             return
         self._commits = 0
-        self._running = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+        self._running = asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
         self._running.add_done_callback(self._finished)
 
     async def reset(self) -> None:
         """Copy back everything, while the caller holds back every writer of this
         process, so that the next transaction starts the WAL from its beginning."""
-        self.reset_wanted = False
-        if self._running is not None:
-            await asyncio.shield(self._running)
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
-        except sqlite3.Error:
+            if self._running is not None:
+                await asyncio.shield(self._running)
+            self.reset_wanted = False  # after the run above, which may have asked again
+            if not self._closed:
+                await asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
+        except Exception:
+            self.reset_wanted = False
             log.warning("WAL checkpoint failed; SQLite's own will take over", exc_info=True)
 
     def _finished(self, running: asyncio.Future[int]) -> None:
@@ -75,18 +80,25 @@ class Checkpointer:
 
     def _checkpoint(self) -> int:
         """PASSIVE: copy what no reader still needs, wait for nobody. Returns the
-        number of pages in the WAL. Runs on a worker thread."""
-        with self._lock:
-            if self._conn is None:
-                self._conn = sqlite3.connect(
-                    self._database, isolation_level=None, check_same_thread=False
-                )
-                self._conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
-            _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            return int(frames)
+        number of pages in the WAL. Runs on the checkpoint thread, the only one that
+        touches its connection."""
+        if self._closed:
+            return 0
+        if self._conn is None:
+            self._conn = sqlite3.connect(self._database, isolation_level=None)
+            self._conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        _busy, frames, _copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Stop: a checkpoint under way finishes on its thread; nothing waits for it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._thread.submit(self._close_connection)
+        self._thread.shutdown(wait=False)

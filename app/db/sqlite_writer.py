@@ -51,6 +51,7 @@ class GroupCommitWriter:
         self._conn: Connection | None = None
         self._inline: Any = None
         self._group: _Group | None = None
+        self._closed = False
         self.after_commit: list[Callable[[list[Any]], None]] = []
 
     @asynccontextmanager
@@ -77,6 +78,8 @@ class GroupCommitWriter:
         await asyncio.shield(group.done)
 
     def _connection(self) -> tuple[Connection, Any]:
+        if self._closed:
+            raise RuntimeError("the database was disposed of")
         if self._conn is None:
             self._conn = self._engine.connect()
             self._inline = self._wrap(self._conn)
@@ -139,6 +142,7 @@ class GroupCommitWriter:
         self._conn.rollback()  # SQLAlchemy's bookkeeping, also after a failed commit()
 
     def close(self) -> None:
+        self._closed = True
         if self._checkpointer is not None:
             self._checkpointer.close()
         if self._conn is not None:

@@ -5,6 +5,7 @@ WAL stays bounded under writes that never pause."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -57,3 +58,30 @@ async def test_the_wal_starts_over_under_writes_that_never_pause(
     assert largest < 300, largest
     async with db.read() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 60 * 3 * 4
+
+
+async def test_writes_go_on_when_checkpoints_fail(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = db._group_writer._checkpointer
+    assert checkpointer is not None
+
+    def broken() -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(checkpointer, "_checkpoint", broken)
+    checkpointer.reset_wanted = True  # a reset, too, finds its checkpoint failing
+    for _ in range(10):
+        await asyncio.gather(*(write(db, 2) for _ in range(3)))
+    async with db.read() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 60
+
+
+async def test_nothing_is_written_after_dispose(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'gone.db'}")
+    async with database.transaction() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    await database.dispose()
+    with pytest.raises(RuntimeError, match="disposed"):
+        await write(database, 1)
+    await database.dispose()  # twice is harmless
