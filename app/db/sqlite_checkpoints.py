@@ -3,15 +3,15 @@
 By default SQLite checkpoints inside a COMMIT once the WAL passes 1,000 pages:
 copying them and two fsyncs, 8-10 ms during which the event loop stands still (one
 commit in twenty under the write benchmark; a third of all the time spent
-committing). Here the writer never checkpoints itself. After every few commits a
-PASSIVE checkpoint runs on a worker thread with a connection of its own (SQLite
-releases the GIL while it copies and syncs), beside the loop and never blocking it.
+committing). Here the writer leaves that to a thread of its own (unless it falls far
+behind): after every few commits a PASSIVE checkpoint runs there on a connection of
+its own (SQLite releases the GIL while it copies and syncs), never blocking the loop.
 
 A WAL file only starts over from its beginning when a writer begins while every
 frame in it has been copied back, which under steady writes never happens by
 itself. So once the WAL is past `RESET_FRAMES`, the writer holds back new
-transactions for one more checkpoint (what came since the last, a few ms on the
-worker thread), and its next transaction starts the WAL afresh. The loop keeps
+transactions for one more checkpoint (what came since the last, a few ms on that
+thread), and its next transaction starts the WAL afresh. The loop keeps
 serving everything else meanwhile; writes wait.
 """
 
