@@ -14,7 +14,6 @@ from http.cookiejar import CookieJar
 from typing import Any
 
 import httpx
-import orjson
 
 from providers.base import ProviderConfig, ProviderError
 
@@ -110,8 +109,10 @@ class PspHttp:
             )
         return response
 
-    def _url(self, path: str) -> httpx.URL:
+    def _url(self, path: str) -> httpx.URL | str:
         """`path` under the base URL, as httpx itself would join them."""
+        if "://" in path or path.startswith("//"):
+            return path  # not a path under the base: httpx decides
         url = self._urls.get(path)
         if url is None:
             if len(self._urls) >= URL_CACHE_SIZE:
@@ -126,7 +127,7 @@ class PspHttp:
 def json_body(provider: str, response: httpx.Response) -> dict[str, Any]:
     """The JSON object a PSP answered, or a non-retryable ProviderError if it is not one."""
     try:
-        body = orjson.loads(response.content)
+        body = response.json()
     except ValueError:
         raise ProviderError(
             provider,

@@ -60,7 +60,8 @@ def keyed(
 ) -> Keyed:
     """The key for this mutation; `request()` is hashed only when there is a key to
     compare retries under (a request without one never looks at the digest)."""
-    return Keyed(merchant_id, operation, key, request_hash(operation, request()) if key else "")
+    digest = request_hash(operation, request()) if key is not None else ""
+    return Keyed(merchant_id, operation, key, digest)
 
 
 async def replay(conn: AsyncConnection, keyed: Keyed, now: datetime) -> MutationResult | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +19,23 @@ from providers.sandbox.state import SandboxState
 
 
 class JSONResponse(responses.JSONResponse):
-    """Starlette's JSON response, encoded by orjson: the stdlib encoder was 1% of a
-    sandbox payment's CPU (bench/NOTES.md)."""
+    """Starlette's JSON response, encoded by orjson (the stdlib encoder was 1% of a
+    sandbox payment's CPU, bench/NOTES.md), and by Starlette's own for what orjson
+    refuses (integers past 64 bits, lone surrogates)."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            return super().render(content)
+
+
+def _canonical(params: Any) -> bytes:
+    """The request's parameters, keys sorted: orjson, or the stdlib where it refuses."""
+    try:
+        return orjson.dumps(params, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:
+        return json.dumps(params, sort_keys=True, default=str).encode()
 
 
 def new_ref(prefix: str, length: int = 24) -> str:
@@ -46,9 +59,7 @@ class IdempotencyCache:
     ) -> Response:
         if not key:
             return await handler()
-        fingerprint = hashlib.sha256(
-            orjson.dumps(params, option=orjson.OPT_SORT_KEYS, default=str)
-        ).hexdigest()
+        fingerprint = hashlib.sha256(_canonical(params)).hexdigest()
         if key in self.answers:
             first_fingerprint, status, body = self.answers[key]
             if first_fingerprint != fingerprint:

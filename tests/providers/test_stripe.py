@@ -313,3 +313,20 @@ async def test_the_emulators_webhook_after_3ds_names_our_intent():
     [event] = adapter.parse_webhook(sent.sign(sent.body, now), sent.body, now)
     assert (event.provider_ref, event.status) == (payment.provider_ref, ProviderStatus.SUCCEEDED)
     assert event.intent_hint == "pi_ours"
+
+
+async def test_the_emulator_answers_amounts_too_large_for_64_bits(sandbox):
+    """Its JSON encoder (orjson) refuses such integers; the emulator still answers."""
+    huge = "9" * 30
+    response = await sandbox.post(
+        "/stripe/v1/payment_intents",
+        data={
+            "amount": huge,
+            "currency": "mxn",
+            "payment_method_data[type]": "card",
+            "payment_method_data[card][token]": "tok_visa",
+        },
+        headers={"Authorization": "Bearer sandbox", "Idempotency-Key": "huge-1"},
+    )
+    assert response.status_code == 200
+    assert response.json()["amount"] == int(huge)
