@@ -189,6 +189,8 @@ def _sqlite_engine(url: URL, *, writer: bool, own_checkpoints: bool = True) -> E
     engine = create_engine(
         url.set(drivername="sqlite"),
         poolclass=StaticPool,
+        # The writer's COMMIT runs on a thread of its own (app/db/sqlite_writer.py).
+        connect_args={"check_same_thread": not writer},
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
     )

@@ -4,6 +4,7 @@ share a COMMIT, yet each is still all-or-nothing and nobody hears of it early.""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -106,3 +107,15 @@ async def test_a_failed_commit_fails_every_transaction_in_the_group(db: Database
     assert announced == []
     await insert(db, "after")  # the writer recovers for the next group
     assert await rows(db) == ["after"]
+
+
+async def test_the_commit_runs_beside_the_loop_and_is_waited_for(db: Database) -> None:
+    threads = []
+
+    @event.listens_for(db._group_writer._engine, "commit")
+    def _where(_conn: object) -> None:
+        threads.append(threading.current_thread())
+
+    await insert(db, "a")
+    assert threads and threads[0] is not threading.current_thread()
+    assert await rows(db) == ["a"]  # insert() returned only once the COMMIT was done
