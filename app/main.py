@@ -90,7 +90,8 @@ class CobroApp(Starlette):
     error page to render). An HTTP request to /graphql skips the router and
     Starlette's error pages as well (the view answers every error itself, and
     uvicorn answers 500 for anything that escapes it), keeping the body limit:
-    about 2% of a request's CPU. Every other path goes the usual way.
+    about 2% of a request's CPU. Every other path goes the usual way. Middleware
+    added to the app does not see GraphQL traffic: wrap the view here as well.
     """
 
     def __init__(self, graphql: ASGIApp, graphql_http: ASGIApp, **kwargs: Any) -> None:
