@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -16,6 +15,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from app.domain.codec import json_bytes
 from app.domain.errors import CobroError
 from app.services.container import Services
 from resolvers.context import Context
@@ -51,10 +51,7 @@ class CobroGraphQL(GraphQL[Context, None]):
         return value
 
     def encode_json(self, data: object) -> str:
-        try:
-            return orjson.dumps(data).decode()
-        except TypeError:  # an integer beyond 64 bits in client metadata, say
-            return json.dumps(data, separators=(",", ":"))
+        return json_bytes(data).decode()  # copes with an integer beyond 64 bits in metadata
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate from `connection_init` ({"Authorization": "Bearer <key>"});

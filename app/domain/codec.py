@@ -5,8 +5,12 @@ Pure functions both ways; `intent_from_dict(intent_to_dict(i)) == i` is tested.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from app.domain.intents import PaymentError, PaymentIntent, PaymentIntentStatus
 from app.domain.methods import PaymentMethodType
@@ -18,6 +22,22 @@ from app.domain.next_action import (
     RedirectToUrl,
     SpeiInstructions,
 )
+
+
+def json_bytes(
+    value: object, *, sort_keys: bool = False, default: Callable[[Any], Any] | None = None
+) -> bytes:
+    """`value` as JSON: by orjson, or by the standard library for what orjson refuses
+    (integers beyond 64 bits, lone surrogates), so odd input never becomes a 500."""
+    try:
+        return orjson.dumps(
+            value, option=orjson.OPT_SORT_KEYS if sort_keys else None, default=default
+        )
+    except TypeError:
+        return json.dumps(
+            value, sort_keys=sort_keys, default=default, separators=(",", ":")
+        ).encode()
+
 
 _NEXT_ACTION_TYPES: dict[str, type[Any]] = {
     "oxxo_voucher": OxxoVoucher,

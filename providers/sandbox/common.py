@@ -3,39 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from starlette import responses
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from app.domain.codec import json_bytes
 from app.domain.ids import random_token
 from providers.sandbox.state import SandboxState
 
 
 class JSONResponse(responses.JSONResponse):
-    """Starlette's JSON response, encoded by orjson (the stdlib encoder was 1% of a
-    sandbox payment's CPU, bench/NOTES.md), and by Starlette's own for what orjson
-    refuses (integers past 64 bits, lone surrogates)."""
+    """Starlette's JSON response, encoded mostly by orjson: the stdlib encoder was 1%
+    of a sandbox payment's CPU (bench/NOTES.md)."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content)
-        except TypeError:
-            return super().render(content)
-
-
-def _canonical(params: Any) -> bytes:
-    """The request's parameters, keys sorted: orjson, or the stdlib where it refuses."""
-    try:
-        return orjson.dumps(params, option=orjson.OPT_SORT_KEYS, default=str)
-    except TypeError:
-        return json.dumps(params, sort_keys=True, default=str).encode()
+        return json_bytes(content)
 
 
 def new_ref(prefix: str, length: int = 24) -> str:
@@ -59,7 +46,7 @@ class IdempotencyCache:
     ) -> Response:
         if not key:
             return await handler()
-        fingerprint = hashlib.sha256(_canonical(params)).hexdigest()
+        fingerprint = hashlib.sha256(json_bytes(params, sort_keys=True, default=str)).hexdigest()
         if key in self.answers:
             first_fingerprint, status, body = self.answers[key]
             if first_fingerprint != fingerprint:
