@@ -48,8 +48,11 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._after_commit: list[Callable[[list[Any]], None]] = []
         if self.is_sqlite:
-            _ensure_parent_dir(self.url.database)
-            checkpointer = _checkpointer(self.url)
+            path = _file_path(self.url)
+            if path is not None:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Checkpoints beside the loop, for a database in a file (sqlite_checkpoints.py).
+            checkpointer = Checkpointer(path, SQLITE_BUSY_TIMEOUT_MS) if path else None
             self._sqlite_writer = _sqlite_engine(
                 self.url, writer=True, own_checkpoints=checkpointer is None
             )
@@ -168,28 +171,23 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _ensure_parent_dir(database: str | None) -> None:
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _checkpointer(url: URL) -> Checkpointer | None:
-    """A checkpointer beside the loop, for a database in a file (app/db/sqlite_checkpoints.py)."""
+def _file_path(url: URL) -> str | None:
+    """The SQLite database's file, or None for an in-memory or URI database."""
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return Checkpointer(database, SQLITE_BUSY_TIMEOUT_MS)
+    return database
 
 
 def _sqlite_engine(url: URL, *, writer: bool, own_checkpoints: bool = True) -> Engine:
-    """One sqlite3 connection, used only from the event loop's thread. The driver's
+    """One sqlite3 connection, used from the event loop's thread (and the writer's
+    COMMIT from a thread of its own, app/db/sqlite_writer.py). The driver's
     own transaction handling is switched off: the writer says BEGIN IMMEDIATE and
     COMMIT itself; the reader holds no transaction, so each read sees the latest
     commit and never pins an old snapshot."""
     engine = create_engine(
         url.set(drivername="sqlite"),
         poolclass=StaticPool,
-        # The writer's COMMIT runs on a thread of its own (app/db/sqlite_writer.py).
         connect_args={"check_same_thread": not writer},
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,

@@ -11,9 +11,9 @@ after that converts the parameters, calls sqlite3 and answers with a SQLAlchemy
 result, so callers cannot tell the difference.
 
 Whatever a plan could not reproduce exactly goes through SQLAlchemy as before:
-statements built per call (seen once), raw text, expanding IN lists, Python-side
-column defaults, RETURNING, and connections with event listeners (tests that watch
-the statements go by).
+statements built per call (seen once), raw text, empty IN lists, Python-side column
+defaults, RETURNING, keys SQLAlchemy would find elsewhere, and connections with
+event listeners (tests that watch the statements go by).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class _Plan:
             for name in compiled.positiontup
         )
         # Expanding IN lists: "IN (__[POSTCOMPILE_name])" becomes one "?" per item.
-        self.lists = frozenset(bind.key for bind in compiled.post_compile_params)
+        self.lists = tuple(sorted(bind.key for bind in compiled.post_compile_params))
         self.sql_for: dict[tuple[int, ...], str] = {}
         # (column index, processor) for each result column whose value needs one
         self.converters: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
@@ -103,13 +103,13 @@ class _Plan:
             return self.sql
         if not all(type(parameters.get(key)) in (list, tuple) for key in self.lists):
             return None  # missing or not a list: SQLAlchemy says what is wrong
-        sizes = tuple(len(parameters[key]) for key in sorted(self.lists))
+        sizes = tuple(len(parameters[key]) for key in self.lists)
         if not all(sizes):
             return None
         sql = self.sql_for.get(sizes)
         if sql is None:
             sql = self.sql
-            for key, size in zip(sorted(self.lists), sizes, strict=True):
+            for key, size in zip(self.lists, sizes, strict=True):
                 sql = sql.replace(f"__[POSTCOMPILE_{key}]", ", ".join("?" * size))
             if len(self.sql_for) < _MAX_LIST_SHAPES:
                 self.sql_for[sizes] = sql

@@ -6,9 +6,9 @@ payment takes three transactions. So transactions that run in the same turn of t
 event loop share one: each runs inside its own SAVEPOINT (an error rolls back that
 one alone), and one COMMIT at the start of the next turn makes them all durable
 together; it runs on a thread of its own, while the loop goes on with everything
-but this connection. Nobody is told before that: `transaction()` returns only after the COMMIT
-and the after-commit callbacks (the outbox relay's doorbell) run after it too. If
-the COMMIT fails, every transaction in the group fails with it.
+but this connection. Nobody is told before that: `transaction()` returns only after
+the COMMIT and the after-commit callbacks (the outbox relay's doorbell) run after it
+too. If the COMMIT fails, every transaction in the group fails with it.
 """
 
 from __future__ import annotations
@@ -122,22 +122,26 @@ class GroupCommitWriter:
                 self._rollback()
                 group.done.set_exception(error)
                 group.done.exception()  # retrieved: each member re-raises it itself
-                return
-            group.done.set_result(None)
-            if group.queued:
-                for callback in self.after_commit:
-                    try:
-                        callback(group.queued)
-                    except Exception:  # committed all the same: the relay's sweep catches up
-                        log.exception("after-commit callback failed")
-            if self._checkpointer is not None:
-                self._checkpointer.committed()
-                if self._checkpointer.reset_wanted:
+            else:
+                group.done.set_result(None)
+                self._committed(group)
+                if self._checkpointer is not None and self._checkpointer.reset_wanted:
                     # Still holding the lock: no transaction of ours starts until
                     # the WAL is all copied back, so the next one starts it afresh.
                     await self._checkpointer.reset()
         if cancelled:
             raise asyncio.CancelledError
+
+    def _committed(self, group: _Group) -> None:
+        """Tell those who act on durable changes: the relay's doorbell, the checkpointer."""
+        if group.queued:
+            for callback in self.after_commit:
+                try:
+                    callback(group.queued)
+                except Exception:  # committed all the same: the relay's sweep catches up
+                    log.exception("after-commit callback failed")
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def _fail(self, group: _Group, exc: BaseException) -> None:
         self._group = None
