@@ -22,11 +22,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the tests start themselves (a private redis-server per run).
+# Debian packages the tests start themselves: a private redis-server and a throw-away
+# PostgreSQL cluster per run (tests/support/postgres.py), never the system's own.
 system-deps:
-	@command -v redis-server >/dev/null || { \
-	  echo "installing redis-server"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing redis-server and postgresql"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq redis-server postgresql >/dev/null; }
 
 # The benchmark suite (bench/run.py): real servers on loopback, wrk and a WebSocket
 # client in their own processes. `make bench QUICK=1` runs in under 2 minutes.

@@ -1,9 +1,16 @@
-"""Shared fixtures: settings on a temporary SQLite file, a runtime for service
-tests, and a real uvicorn server for API tests over HTTP."""
+"""Shared fixtures: settings on a fresh database, a runtime for service tests, and a
+real uvicorn server for API tests over HTTP.
+
+Every test that asks for a database (`database_url`, `settings`, `runtime`,
+`server`, ...) runs twice: on a SQLite file and on a throw-away PostgreSQL cluster
+(tests/support/postgres.py). `COBRO_TEST_DATABASES=sqlite` (or `postgresql`) runs
+one of them only, for a quick look while working."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +25,7 @@ from app.main import Runtime, build_runtime, create_app
 from app.services.merchants import MerchantService, NewMerchant
 from providers.registry import ADAPTERS
 from tests.support.graphql import GraphQLClient
+from tests.support.postgres import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.server import ServerThread, free_port
 
@@ -25,10 +33,17 @@ DEV_SECRET = "sk_test_dev"
 DEV_PUBLISHABLE = "pk_test_dev"
 
 
-def make_settings(db_path: Path, **overrides: object) -> Settings:
+BACKENDS = [
+    name.strip()
+    for name in os.environ.get("COBRO_TEST_DATABASES", "sqlite,postgresql").split(",")
+    if name.strip()
+]
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "env": "test",
-        "database_url": f"sqlite+aiosqlite:///{db_path}",
+        "database_url": database_url,
         "dev_secret_key": DEV_SECRET,
         "dev_publishable_key": DEV_PUBLISHABLE,
         "provider_timeout_seconds": 2.0,
@@ -47,9 +62,70 @@ def over_http(url: str) -> dict[str, object]:
     }
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the run, with a migrated template database."""
+    server = PostgresServer().start()
+    try:
+        server.prepare_template()
+        yield server
+    finally:
+        server.destroy()
+
+
+class Databases:
+    """Fresh databases of one backend: a SQLite file, or a PostgreSQL database."""
+
+    _files = itertools.count(1)
+
+    def __init__(self, backend: str, postgres: PostgresServer | None) -> None:
+        self.backend = backend
+        self.postgres = postgres
+        self._made: list[str] = []
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.postgres is not None
+
+    def new_url(self, workdir: Path, *, migrated: bool = True) -> str:
+        """A new, empty or migrated database (SQLite files are migrated by whoever
+        opens them first: the runtime or the server)."""
+        if self.postgres is None:
+            return f"sqlite+aiosqlite:///{workdir / f'cobro-{next(self._files)}.db'}"
+        name = self.postgres.new_database(migrated=migrated)
+        self._made.append(name)
+        return self.postgres.url(name)
+
+    def drop_all(self) -> None:
+        while self._made and self.postgres is not None:
+            self.postgres.drop_database(self._made.pop())
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def databases(request: pytest.FixtureRequest, backend: str) -> Iterator[Databases]:
+    postgres = request.getfixturevalue("postgres") if backend == "postgresql" else None
+    made = Databases(backend, postgres)
+    yield made
+    made.drop_all()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "cobro.db")
+def database_url(databases: Databases, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for this test alone, dropped afterwards."""
+    url = databases.new_url(tmp_path)
+    yield url
+    if databases.postgres is not None:
+        databases.postgres.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
 
 
 @pytest.fixture
@@ -65,20 +141,23 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
             await close()
 
 
-def start_server(workdir: Path, **overrides: object) -> ServerThread:
+def start_server(database_url: str, **overrides: object) -> ServerThread:
     """A real API server on loopback, reaching its own sandbox over HTTP."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = make_settings(workdir / "cobro.db", **{**over_http(url), **overrides})
+    settings = make_settings(database_url, **{**over_http(url), **overrides})
     thread = ServerThread(create_app(settings), port).start()
     thread.settings = settings
     return thread
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    """One real API server for the API tests (each test makes its own intents)."""
-    thread = start_server(tmp_path_factory.mktemp("server"))
+def server(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
+    """One real API server per backend for the API tests (each test makes its own
+    intents)."""
+    thread = start_server(databases.new_url(tmp_path_factory.mktemp("server")))
     yield thread
     thread.stop()
 

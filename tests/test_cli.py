@@ -6,11 +6,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 
-def run_cobro(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COBRO_DATABASE_URL": f"sqlite+aiosqlite:///{db}", "COBRO_ENV": "test"}
+def run_cobro(*args: str, db: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COBRO_DATABASE_URL": db, "COBRO_ENV": "test"}
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         capture_output=True,
@@ -21,8 +20,8 @@ def run_cobro(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_merchants_create_prints_one_json_line(tmp_path):
-    done = run_cobro("merchants", "create", "--name", "Tacos El Güero", db=tmp_path / "c.db")
+def test_merchants_create_prints_one_json_line(database_url):
+    done = run_cobro("merchants", "create", "--name", "Tacos El Güero", db=database_url)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
@@ -30,17 +29,17 @@ def test_merchants_create_prints_one_json_line(tmp_path):
     assert set(merchant) == {"merchant_id", "secret_key", "publishable_key"}
     assert merchant["secret_key"].startswith("sk_test_")
     assert merchant["publishable_key"].startswith("pk_test_")
-    again = json.loads(run_cobro("merchants", "create", "--name", "B", db=tmp_path / "c.db").stdout)
+    again = json.loads(run_cobro("merchants", "create", "--name", "B", db=database_url).stdout)
     assert again["merchant_id"] != merchant["merchant_id"]
 
 
-def test_merchants_create_needs_a_name(tmp_path):
-    done = run_cobro("merchants", "create", "--name", "  ", db=tmp_path / "c.db")
+def test_merchants_create_needs_a_name(database_url):
+    done = run_cobro("merchants", "create", "--name", "  ", db=database_url)
     assert done.returncode != 0
     assert "--name" in done.stderr
 
 
-def test_export_schema_prints_the_sdl(tmp_path):
-    done = run_cobro("export-schema", db=tmp_path / "c.db")
+def test_export_schema_prints_the_sdl(database_url):
+    done = run_cobro("export-schema", db=database_url)
     assert done.returncode == 0
     assert "type PaymentIntent" in done.stdout

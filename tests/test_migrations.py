@@ -1,4 +1,5 @@
-"""The migrations build exactly the tables the code declares, and go both ways."""
+"""The migrations build exactly the tables the code declares, and go both ways, on
+SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from app.db.migrate import alembic_config, upgrade
 from app.db.tables import Base
 
 
-async def test_migrations_match_the_models_and_downgrade_cleanly(tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+async def test_migrations_match_the_models_and_downgrade_cleanly(databases, tmp_path):
+    url = databases.new_url(tmp_path, migrated=False)
     database = Database(url)
     try:
         await upgrade(database)

@@ -20,10 +20,10 @@ DAY = 86_400
 
 
 @pytest.fixture
-def clocked(tmp_path) -> Iterator[ServerThread]:
+def clocked(database_url) -> Iterator[ServerThread]:
     """A server whose clock the test may move (the sandbox clock is shared per database)."""
     thread = start_server(
-        tmp_path,
+        database_url,
         webhook_retry_base_seconds=0.1,
         delivery_poll_seconds=0.05,
         expiry_sweep_seconds=0.2,

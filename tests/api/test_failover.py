@@ -21,9 +21,9 @@ METHODS = 'query { paymentMethods(amount: "500.00") { type available } }'
 
 
 @pytest.fixture
-async def fresh(tmp_path) -> AsyncIterator[tuple[GraphQLClient, httpx.AsyncClient]]:
+async def fresh(database_url) -> AsyncIterator[tuple[GraphQLClient, httpx.AsyncClient]]:
     thread = start_server(
-        tmp_path, breaker_reset_seconds=RESET_SECONDS, provider_timeout_seconds=0.5
+        database_url, breaker_reset_seconds=RESET_SECONDS, provider_timeout_seconds=0.5
     )
     try:
         async with httpx.AsyncClient(base_url=thread.url, timeout=30) as http:

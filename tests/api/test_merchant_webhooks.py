@@ -41,10 +41,10 @@ def receiver() -> Iterator[tuple[str, Receiver]]:
 
 
 @pytest.fixture
-async def fast(tmp_path) -> AsyncIterator[GraphQLClient]:
+async def fast(database_url) -> AsyncIterator[GraphQLClient]:
     """A server that retries failed deliveries after ~0.1 s instead of ~5 s."""
     thread: ServerThread = start_server(
-        tmp_path, webhook_retry_base_seconds=0.1, delivery_poll_seconds=0.05
+        database_url, webhook_retry_base_seconds=0.1, delivery_poll_seconds=0.05
     )
     try:
         async with httpx.AsyncClient(base_url=thread.url, timeout=30) as http:

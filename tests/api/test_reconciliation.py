@@ -11,10 +11,10 @@ from tests.support.graphql import GET, GraphQLClient, confirm, create_intent
 from tests.support.server import free_port
 
 
-async def test_a_payment_whose_webhook_was_lost_is_found_by_reconciliation(tmp_path):
+async def test_a_payment_whose_webhook_was_lost_is_found_by_reconciliation(database_url):
     dead_end = f"http://127.0.0.1:{free_port()}"  # nothing listens: every webhook is lost
     thread = start_server(
-        tmp_path,
+        database_url,
         sandbox_webhook_url=dead_end,
         reconcile_after_seconds=0,
         reconcile_every_seconds=0.5,

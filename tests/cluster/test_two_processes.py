@@ -18,13 +18,13 @@ from tests.support.ws import INTENT_UPDATED, GraphQLWebSocket
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, redis_server) -> Iterator[tuple[ApiProcess, ApiProcess]]:
+def cluster(tmp_path_factory, databases, redis_server) -> Iterator[tuple[ApiProcess, ApiProcess]]:
     """A serves checkouts and hosts the PSP sandbox; the sandbox's webhooks go to B."""
     workdir = tmp_path_factory.mktemp("cluster")
     a_port, b_port = free_port(), free_port()
     common = {
         "COBRO_ENV": "test",
-        "COBRO_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'cobro.db'}",
+        "COBRO_DATABASE_URL": databases.new_url(workdir),
         "COBRO_REDIS_URL": redis_server.url,
         **{
             f"COBRO_PROVIDERS__{name.upper()}__BASE_URL": f"http://127.0.0.1:{a_port}/sandbox/{name}"

@@ -16,10 +16,10 @@ from tests.support.receiver import Receiver
 PAYMENTS = 15
 
 
-async def test_two_workers_deliver_every_event_exactly_once(tmp_path):
+async def test_two_workers_deliver_every_event_exactly_once(tmp_path, database_url):
     env = {
         "COBRO_ENV": "test",
-        "COBRO_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cobro.db'}",
+        "COBRO_DATABASE_URL": database_url,
         "COBRO_WEBHOOK_RETRY_BASE_SECONDS": "0.1",
         "COBRO_DELIVERY_POLL_SECONDS": "0.05",
     }

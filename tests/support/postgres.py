@@ -1,0 +1,165 @@
+"""A throw-away PostgreSQL cluster (Debian's packages) on a free port, and a fresh
+database for each test, cloned from a migrated template.
+
+PostgreSQL refuses to run as root, so when the tests run as root the cluster runs
+as the `postgres` user the Debian package creates, in a directory of its own under
+the system's temp dir (pytest's own temp dirs are private to root). Durability is
+switched off (fsync, synchronous_commit, full_page_writes): a test cluster that
+dies is thrown away anyway, and every test still commits for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from glob import glob
+from pathlib import Path
+
+from tests.support.server import free_port
+
+STARTUP_TIMEOUT = 30.0
+TEMPLATE = "cobro_template"
+_names = itertools.count(1)
+
+
+def postgres_bindir() -> Path:
+    """The newest installed server's binaries (Debian keeps them off PATH)."""
+    found = sorted(glob("/usr/lib/postgresql/*/bin/initdb"), key=_major_version)
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: `make test` installs it")
+    return Path(found[-1]).parent
+
+
+def _major_version(path: str) -> int:
+    return int(Path(path).parent.parent.name)
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        self.bindir = postgres_bindir()
+        self.user = "postgres" if os.geteuid() == 0 else None
+        self.root = Path(tempfile.mkdtemp(prefix="cobro-pg-"))
+        self.datadir = self.root / "data"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self.root.chmod(0o755)
+        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  "--locale=C", "--no-sync")
+
+    def url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
+        return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> PostgresServer:
+        options = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.root}",
+            "-c fsync=off",
+            "-c synchronous_commit=off",
+            "-c full_page_writes=off",
+            "-c max_connections=400",
+            "-c shared_buffers=128MB",
+        ]
+        with (self.root / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                self._command("postgres", "-D", str(self.datadir), *" ".join(options).split()),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._ready():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"PostgreSQL did not start; see {self.root / 'server.log'}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, *, fast: bool = True) -> None:
+        """Stop it: SIGINT (fast shutdown) by default, SIGKILL when `fast` is False."""
+        if self.process is None:
+            return
+        # The postmaster itself (runuser, when root, does not pass signals on).
+        pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT if fast else signal.SIGKILL)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self, down_for: float = 0.0, *, crash: bool = False) -> None:
+        self.stop(fast=not crash)
+        time.sleep(down_for)
+        self.start()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        done = subprocess.run(
+            [str(self.bindir.parent / "bin" / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
+             "-c", statement],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"psql failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def prepare_template(self) -> None:
+        """One migrated database that every test's database is cloned from."""
+        from app.db.engine import Database
+        from app.db.migrate import upgrade
+
+        self.sql(f"CREATE DATABASE {TEMPLATE}")
+
+        async def migrate() -> None:
+            database = Database(self.url(TEMPLATE))
+            try:
+                await upgrade(database)
+            finally:
+                await database.dispose()
+
+        asyncio.run(migrate())
+
+    def new_database(self, *, migrated: bool = True) -> str:
+        """A fresh database's name: a clone of the template, or empty."""
+        name = f"cobro_test_{os.getpid()}_{next(_names)}"
+        template = f" TEMPLATE {TEMPLATE}" if migrated else ""
+        self.sql(f"CREATE DATABASE {name}{template}")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def _ready(self) -> bool:
+        done = subprocess.run(
+            [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+            check=False,
+        )
+        return done.returncode == 0
+
+    def _command(self, program: str, *args: str) -> list[str]:
+        command = [str(self.bindir / program), *args]
+        if self.user is None:
+            return command
+        return ["runuser", "-u", self.user, "--", *command]
+
+    def _run(self, program: str, *args: str) -> None:
+        done = subprocess.run(
+            self._command(program, *args), capture_output=True, text=True, timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} failed: {done.stderr.strip()}")
