@@ -32,6 +32,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from app.db.outage import Outage, is_unreachable
 from app.db.prepared import PreparedStatements
 from app.db.sqlite_checkpoints import FALLBACK_AUTOCHECKPOINT, Checkpointer
 from app.db.sqlite_writer import GroupCommitWriter
@@ -39,6 +40,9 @@ from app.db.sqlite_writer import GroupCommitWriter
 # Another process may hold SQLite's write lock (two API processes on one file):
 # wait this long for it before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A PostgreSQL that does not answer is reported unavailable after this long (asyncpg's
+# own default is a minute, and every request would wait it out).
+CONNECT_TIMEOUT_SECONDS = 3.0
 _AFTER_COMMIT = "cobro.after_commit"
 
 
@@ -47,6 +51,7 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._after_commit: list[Callable[[list[Any]], None]] = []
+        self.outage = Outage()
         if self.is_sqlite:
             path = _file_path(self.url)
             if path is not None:
@@ -69,6 +74,7 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=True,
+                connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
@@ -100,12 +106,19 @@ class Database:
             async with self._group_writer.transaction() as conn:
                 yield conn
             return
-        async with self.engine.begin() as conn:
-            conn.info[_AFTER_COMMIT] = []
-            try:
-                yield conn
-            finally:
-                committed = conn.info.pop(_AFTER_COMMIT)
+        try:
+            async with self.engine.begin() as conn:
+                conn.info[_AFTER_COMMIT] = []
+                try:
+                    yield conn
+                finally:
+                    committed = conn.info.pop(_AFTER_COMMIT)
+        except Exception as error:
+            if is_unreachable(error):
+                raise self.outage.failed(error) from error
+            raise
+        if self.outage.ongoing:
+            self.outage.succeeded()
         if committed:
             for callback in self._after_commit:
                 callback(committed)
@@ -115,9 +128,16 @@ class Database:
         """A connection to read with (no transaction on SQLite: the latest commit)."""
         if self.is_sqlite:
             yield self._reader()  # type: ignore[misc]
-        else:
+            return
+        try:
             async with self.engine.connect() as conn:
                 yield conn
+        except Exception as error:
+            if is_unreachable(error):
+                raise self.outage.failed(error) from error
+            raise
+        if self.outage.ongoing:
+            self.outage.succeeded()
 
     def _reader(self) -> _Inline:
         """SQLite's one reading connection, kept open: checking a connection out of a

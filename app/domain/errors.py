@@ -93,3 +93,9 @@ class PaymentFailed(CobroError):
     """The PSP said no for a reason that is not a card decline."""
 
     code = "PAYMENT_FAILED"
+
+
+class ServiceUnavailable(CobroError):
+    """A dependency (the database) cannot be reached: nothing was written, retry later."""
+
+    code = "SERVICE_UNAVAILABLE"
