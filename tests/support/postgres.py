@@ -53,8 +53,18 @@ class PostgresServer:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self.root.chmod(0o755)
-        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--locale=C", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
 
     def url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
@@ -108,10 +118,28 @@ class PostgresServer:
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         done = subprocess.run(
-            [str(self.bindir.parent / "bin" / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-             "-c", statement],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                str(self.bindir / "psql"),
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                statement,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr.strip()}")
@@ -158,7 +186,10 @@ class PostgresServer:
 
     def _run(self, program: str, *args: str) -> None:
         done = subprocess.run(
-            self._command(program, *args), capture_output=True, text=True, timeout=120,
+            self._command(program, *args),
+            capture_output=True,
+            text=True,
+            timeout=120,
             check=False,
         )
         if done.returncode != 0:
