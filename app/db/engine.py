@@ -21,6 +21,7 @@ only for as long as the statements take; another process holding the write lock
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -108,11 +110,15 @@ class Database:
             return
         try:
             async with self.engine.begin() as conn:
-                conn.info[_AFTER_COMMIT] = []
+                committed: list[Any] = []
+                conn.info[_AFTER_COMMIT] = committed
                 try:
                     yield conn
                 finally:
-                    committed = conn.info.pop(_AFTER_COMMIT)
+                    # A connection the server dropped refuses even `info` until the
+                    # rollback that leaving this block does.
+                    with contextlib.suppress(SQLAlchemyError):
+                        del conn.info[_AFTER_COMMIT]
         except Exception as error:
             if is_unreachable(error):
                 raise self.outage.failed(error) from error

@@ -172,7 +172,7 @@ class ConfirmService:
         now = self.clock.now()
         until = now + self.lease
         async with self.db.transaction() as conn:
-            replayed = await idempotency.begin(conn, keyed, now)
+            replayed = await idempotency.begin(conn, keyed, now, self.lease)
             if replayed is not None:
                 return replayed
             if not await intent_rows.take_lease(conn, intent.id, intent.version, now, until):

@@ -76,10 +76,19 @@ async def replay(conn: AsyncConnection, keyed: Keyed, now: datetime) -> Mutation
     return MutationResult.from_dict(stored.response)
 
 
-async def begin(conn: AsyncConnection, keyed: Keyed, now: datetime) -> MutationResult | None:
+async def begin(
+    conn: AsyncConnection,
+    keyed: Keyed,
+    now: datetime,
+    in_flight_limit: timedelta = IN_FLIGHT_LIMIT,
+) -> MutationResult | None:
     """Claim the key in the caller's transaction. Returns the first result when that
     request already finished; raises IdempotencyConflict when the input differs or the
-    first request is still running; returns None when this request may go ahead."""
+    first request is still running; returns None when this request may go ahead.
+
+    A request that lost its database halfway could not release its claim; past
+    `in_flight_limit` (for a confirmation, its lease on the intent) a retry takes
+    over and finds out what the first one did."""
     if keyed.key is None:
         return None
     claimed = await rows.claim(
@@ -98,7 +107,7 @@ async def begin(conn: AsyncConnection, keyed: Keyed, now: datetime) -> MutationR
     _same_request(stored, keyed)
     if stored.finished:
         return MutationResult.from_dict(stored.response)
-    if now - stored.created_at < IN_FLIGHT_LIMIT:
+    if now - stored.created_at < in_flight_limit:
         raise IdempotencyConflict(
             f"a request with idempotencyKey {keyed.key!r} is still in progress; retry shortly",
             FIELD,

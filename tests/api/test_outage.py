@@ -26,14 +26,6 @@ QUICKLY = 3.5
 
 
 @pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A cluster of this test's own, so stopping it disturbs no other test."""
-    server = PostgresServer().start()
-    yield server
-    server.destroy()
-
-
-@pytest.fixture
 def on_own_postgres(own_postgres: PostgresServer) -> Iterator[ServerThread]:
     url = own_postgres.url(own_postgres.new_database(migrated=False))
     thread = start_server(url, expiry_sweep_seconds=0.2, delivery_poll_seconds=0.1)

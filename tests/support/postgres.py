@@ -3,9 +3,10 @@ database for each test, cloned from a migrated template.
 
 PostgreSQL refuses to run as root, so when the tests run as root the cluster runs
 as the `postgres` user the Debian package creates, in a directory of its own under
-the system's temp dir (pytest's own temp dirs are private to root). Durability is
-switched off (fsync, synchronous_commit, full_page_writes): a test cluster that
-dies is thrown away anyway, and every test still commits for real.
+the system's temp dir (pytest's own temp dirs are private to root). fsync and
+full_page_writes are off: they guard against the machine losing power, which a test
+cluster never outlives. synchronous_commit stays on, so a crash of the server itself
+(tests kill it) keeps every commit it acknowledged, as a production server does.
 """
 
 from __future__ import annotations
@@ -75,7 +76,6 @@ class PostgresServer:
             "-c listen_addresses=127.0.0.1",
             f"-c unix_socket_directories={self.root}",
             "-c fsync=off",
-            "-c synchronous_commit=off",
             "-c full_page_writes=off",
             "-c max_connections=400",
             "-c shared_buffers=128MB",
