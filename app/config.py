@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # Where people and PSPs reach us; hosted voucher and 3-D Secure links start here.
     public_url: str | None = None
     log_level: str = "info"
+    # On SIGTERM: requests in flight get this long to finish (WebSockets are closed
+    # at once with 1012, "service restart", which clients reconnect on). Below the
+    # usual 30 s between an orchestrator's SIGTERM and its SIGKILL.
+    graceful_shutdown_seconds: float = 25.0
 
     # Where the sandbox posts PSP webhooks; unset means this process, in-process.
     # Point several API processes' sandboxes at one of them to test a cluster.
