@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     # A confirmation holds its intent this long at most; longer than every provider
     # timing out in turn, so a crashed process never blocks an intent for good.
     confirm_lease_seconds: float = 60.0
+    # A PSP call left without an answer this long (its process died, or the PSP went
+    # silent) is replayed by the worker, same key and same bytes, to learn what it did.
+    unanswered_seconds: float = 60.0
     # How long an SPEI reference waits for the transfer.
     spei_expiry_hours: float = 72.0
     # Run the background jobs (expiry, merchant webhooks, reconciliation) in the API

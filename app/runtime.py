@@ -47,8 +47,8 @@ from providers.sandbox.state import SandboxState
 
 # Host name the embedded sandbox answers on through the in-process transport.
 SANDBOX_HOST = "http://sandbox.internal"
-# A PSP call left without an answer this long is asked about again.
-UNANSWERED = timedelta(seconds=60)
+# How often the worker looks for PSP calls left without an answer, at most.
+UNANSWERED_SCAN_SECONDS = 15.0
 # How often every process adopts a sandbox clock another process moved.
 CLOCK_SYNC_SECONDS = 1.0
 
@@ -167,6 +167,8 @@ def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) ->
     housekeeping = Housekeeping(
         services.db, services.clock, timedelta(days=settings.outbox_retention_days)
     )
+    unanswered = timedelta(seconds=settings.unanswered_seconds)
+    scan = min(UNANSWERED_SCAN_SECONDS, settings.unanswered_seconds)
     jobs = [
         Job("expiry", settings.expiry_sweep_seconds, services.expiry.sweep),
         Job("webhook-delivery", settings.delivery_poll_seconds, webhooks.dispatch_due),
@@ -177,8 +179,8 @@ def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) ->
         ),
         Job("housekeeping", 3_600, housekeeping.run_once),
         # Attempts and refunds whose PSP never answered: ask again, same key.
-        Job("stale-attempts", 15, lambda: services.confirm.recover_stale(UNANSWERED)),
-        Job("pending-refunds", 15, lambda: services.refunds.resolve_pending(UNANSWERED)),
+        Job("stale-attempts", scan, lambda: services.confirm.recover_stale(unanswered)),
+        Job("pending-refunds", scan, lambda: services.refunds.resolve_pending(unanswered)),
         # Webhooks that arrived before the payment they name was recorded.
         Job("unmatched-events", 10, services.provider_events.retry_unmatched),
     ]
