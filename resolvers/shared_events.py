@@ -79,13 +79,23 @@ class SharedEventExecution(ExecutorThrowingOnIncremental):
     # Strawberry's resolve info (with the operation's extensions), as its own context has.
     build_resolve_info = StrawberryGraphQLCoreExecutionContext.build_resolve_info
 
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """graphql-core's per-event copy shares the subscription's memo of collected
+        subfields, keyed by lists made afresh for every event: it never hits across
+        events and grew by a few hundred bytes per change for as long as the
+        subscription lived. Each event gets a memo of its own."""
+        executor = super().build_per_event_executor(payload)
+        executor._relevant_sub_fields = {}
+        return executor
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         # graphql-core runs each subscription event with execute_operation(False).
         if serially is not False or self.operation.operation is not OperationType.SUBSCRIPTION:
             return super().execute_operation(serially)
         try:
             coerced = self.variable_values.coerced
-            variables = orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS)
+            # As text: orjson's bytes keep its 4 KiB buffer, which a key would pin.
+            variables = orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS).decode()
             viewer = getattr(self.context_value, "principal", None)
         except TypeError:  # variables JSON cannot hold (orjson.JSONEncodeError is one)
             return super().execute_operation(serially)

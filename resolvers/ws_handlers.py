@@ -17,6 +17,7 @@ import logging
 from contextlib import suppress
 from typing import Any
 
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -37,7 +38,13 @@ def _cancelled_by_someone_else() -> bool:
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
-    """graphql-transport-ws: a stray cancellation becomes an `error` message."""
+    """graphql-transport-ws: a stray cancellation becomes an `error` message, and a
+    client gone while a message was on its way is not logged as a server error."""
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        if isinstance(error, WebSocketDisconnected):
+            return  # the client left mid-send: nothing to tell anyone
+        await super().handle_task_exception(error)
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
         try:
