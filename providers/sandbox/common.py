@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from providers.sandbox.state import SandboxState
 from providers.sandbox.store import Answer, Conflict, Tx
 
 T = TypeVar("T")
+log = logging.getLogger("cobro.sandbox")
 # How often a call runs again when another writer got there first.
 MAX_TRIES = 5
 
@@ -180,7 +182,7 @@ class Emulator:
                 # it: the work runs in a task of its own.
                 work = asyncio.ensure_future(endpoint(request))
                 self._background.add(work)
-                work.add_done_callback(self._background.discard)
+                work.add_done_callback(self._done)
                 response = await asyncio.shield(work)
                 await asyncio.sleep(SLOW_SECONDS)
                 return response
@@ -191,6 +193,12 @@ class Emulator:
                 )
 
         return answer
+
+    def _done(self, work: asyncio.Future[Any]) -> None:
+        """Forget finished background work; what failed is logged, not lost silently."""
+        self._background.discard(work)
+        if not work.cancelled() and work.exception() is not None:
+            log.error("sandbox %s: background work failed", self.name, exc_info=work.exception())
 
     async def guard(self, request: Request) -> Response | None:
         """An auth failure answered instead of the real handler, or None (faults are

@@ -381,7 +381,7 @@ class StpEmulator(Emulator):
         """Run `work` after this answer, keeping a reference so it is not collected."""
         task = asyncio.create_task(work)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._done)
 
 
 def _operating_day(now: datetime) -> str:
