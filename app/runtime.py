@@ -37,6 +37,7 @@ from app.services.reconcile import ReconciliationService
 from app.services.refunds import RefundService
 from app.services.routing import Router
 from app.services.sandbox_clock import SandboxClock
+from app.services.sandbox_store import DatabaseSandboxStore
 from app.services.webhook_endpoints import WebhookEndpointService
 from app.worker import Job, Worker
 from providers.base import Provider, ProviderConfig
@@ -95,7 +96,7 @@ class Runtime:
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or Clock()
     db = Database(settings.database_url)
-    sandbox = _build_sandbox(settings, clock) if settings.sandbox_enabled else None
+    sandbox = _build_sandbox(settings, clock, db) if settings.sandbox_enabled else None
     providers = {
         name: _build_provider(name, settings, sandbox)
         for name in ADAPTERS
@@ -205,7 +206,7 @@ def _clock_advance(services: Services) -> Callable[[object], Awaitable[dict[str,
     return advance
 
 
-def _build_sandbox(settings: Settings, clock: Clock) -> Sandbox:
+def _build_sandbox(settings: Settings, clock: Clock, db: Database) -> Sandbox:
     configs = {
         name: EmulatorConfig(
             api_key=settings.provider(name).api_key.get_secret_value(),
@@ -214,7 +215,10 @@ def _build_sandbox(settings: Settings, clock: Clock) -> Sandbox:
         )
         for name in ADAPTERS
     }
-    return Sandbox(SandboxState(clock=clock, public_url=settings.base_url), configs)
+    # The PSPs keep what they know in Cobro's own database: it outlives this process and
+    # is the same for every process on that database.
+    state = SandboxState(clock=clock, public_url=settings.base_url, store=DatabaseSandboxStore(db))
+    return Sandbox(state, configs)
 
 
 def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> Provider:

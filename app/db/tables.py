@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -323,3 +324,71 @@ class SandboxClock(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     offset_seconds: Mapped[float]
+
+
+# -- the sandbox's PSPs (never used in production; providers/sandbox/store.py) ---------
+
+
+class SandboxObject(Base):
+    """One object a sandbox PSP holds (a Stripe PaymentIntent, a Conekta order, an STP
+    order, a Bitso quote...), as that emulator's JSON, with a version that every write
+    checks and bumps, so concurrent writers never lose each other's updates."""
+
+    __tablename__ = "sandbox_objects"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(128))
+    ref: Mapped[str | None] = mapped_column(String(128))  # a second way to find it
+    version: Mapped[int]
+    body: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "kind", "key"),
+        Index(None, "provider", "kind", "ref"),
+    )
+
+
+class SandboxHandle(Base):
+    """A name a customer pays through ("oxxo:<reference>", "clabe:<CLABE>",
+    "address:<deposit address>", "3ds:<Cobro intent id>") and the object it leads to."""
+
+    __tablename__ = "sandbox_handles"
+
+    name: Mapped[str] = mapped_column(String(160), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(128))
+
+
+class SandboxIdempotency(Base):
+    """The first answer a sandbox PSP gave to an Idempotency-Key, replayed to retries."""
+
+    __tablename__ = "sandbox_idempotency"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SandboxFault(Base):
+    """A sandbox PSP's fault mode, and its calls counted in that mode (for `flaky`)."""
+
+    __tablename__ = "sandbox_faults"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(8))
+    calls: Mapped[int]
+
+
+class SandboxWebhook(Base):
+    """A webhook a sandbox PSP sent, as sent, for /sandbox/webhooks/redeliver."""
+
+    __tablename__ = "sandbox_webhooks"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    body: Mapped[bytes] = mapped_column(LargeBinary)

@@ -5,7 +5,8 @@ tokens of contract section 5: tok_visa / tok_mastercard succeed,
 tok_chargeDeclined is declined (HTTP 402 card_error), tok_threeDSecureRequired
 needs a redirect that POST /sandbox/3ds/{intent id}/complete finishes. Stripe's
 tok_chargeDeclinedProcessingError fails with a card_error that is no decline
-(`processing_error`).
+(`processing_error`). PaymentIntents and refunds live in the sandbox store
+(providers/sandbox/store.py), a PaymentIntent filed under Cobro's intent id.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.domain.expiry import OXXO_DEFAULT_DAYS, oxxo_expires_at
 from app.domain.ids import random_token
 from providers.sandbox.common import Emulator, JSONResponse, new_ref
 from providers.sandbox.forms import FormError, decode_form
+from providers.sandbox.store import Tx
 from providers.stripe import sign_payload
 
 SUCCEEDING_TOKENS = frozenset({"tok_visa", "tok_mastercard"})
@@ -45,11 +47,6 @@ def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
 class StripeEmulator(Emulator):
     name = "stripe"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.intents: dict[str, dict[str, Any]] = {}
-        self.refunds: dict[str, dict[str, Any]] = {}
-
     def routes(self) -> list[Route]:
         return [
             Route("/v1/payment_intents", self.create_intent, methods=["POST"]),
@@ -66,14 +63,14 @@ class StripeEmulator(Emulator):
         params = await _form_params(request)
         if isinstance(params, Response):
             return params
-        return await self.idempotency.run(
+        return await self.call(
             request.headers.get("idempotency-key"),
             params,
-            lambda: self._create_intent(params),
+            lambda tx: self._create_intent(tx, params),
             _idempotency_conflict,
         )
 
-    async def _create_intent(self, params: dict[str, Any]) -> Response:
+    async def _create_intent(self, tx: Tx, params: dict[str, Any]) -> Response:
         amount = str(params.get("amount", ""))
         if not amount.isdigit() or int(amount) <= 0:
             return _error(400, "invalid_request_error", "Invalid positive integer", param="amount")
@@ -98,12 +95,12 @@ class StripeEmulator(Emulator):
         }
         intent["client_secret"] = f"{intent['id']}_secret_{random_token()}"
         if method == "card":
-            return self._confirm_card(intent, params)
+            return self._confirm_card(tx, intent, params)
         if method == "oxxo":
-            return self._confirm_oxxo(intent, params)
+            return self._confirm_oxxo(tx, intent, params)
         return _error(400, "invalid_request_error", f"Unsupported payment method {method!r}")
 
-    def _confirm_card(self, intent: dict[str, Any], params: dict[str, Any]) -> Response:
+    def _confirm_card(self, tx: Tx, intent: dict[str, Any], params: dict[str, Any]) -> Response:
         token = ((params.get("payment_method_data") or {}).get("card") or {}).get("token")
         if token in SUCCEEDING_TOKENS:
             self._succeed(intent)
@@ -111,7 +108,7 @@ class StripeEmulator(Emulator):
             code, decline_code, message = CARD_ERRORS[token]
             error = {"code": code, **({"decline_code": decline_code} if decline_code else {})}
             intent["last_payment_error"] = {"type": "card_error", "message": message, **error}
-            self.intents[intent["id"]] = intent
+            _put(tx, intent)
             return _error(402, "card_error", message, **error, payment_intent=intent)
         elif token == THREE_DS_TOKEN:
             cobro_id = intent["metadata"].get("cobro_intent_id", intent["id"])
@@ -123,7 +120,8 @@ class StripeEmulator(Emulator):
                     "return_url": params.get("return_url"),
                 },
             }
-            self.state.settlers[f"3ds:{cobro_id}"] = lambda: self.settle(intent["id"])
+            # Cobro's next attempt at the same intent may ask again: the latest wins.
+            tx.bind(f"3ds:{cobro_id}", "payment_intent", intent["id"], replace=True)
         else:
             return _error(
                 400,
@@ -132,10 +130,10 @@ class StripeEmulator(Emulator):
                 code="resource_missing",
                 param="payment_method_data[card][token]",
             )
-        self.intents[intent["id"]] = intent
+        _put(tx, intent)
         return JSONResponse(intent)
 
-    def _confirm_oxxo(self, intent: dict[str, Any], params: dict[str, Any]) -> Response:
+    def _confirm_oxxo(self, tx: Tx, intent: dict[str, Any], params: dict[str, Any]) -> Response:
         if intent["currency"] != "mxn":
             return _error(400, "invalid_request_error", "OXXO only supports mxn")
         if not OXXO_MIN <= intent["amount"] <= OXXO_MAX:
@@ -157,24 +155,27 @@ class StripeEmulator(Emulator):
                 "hosted_voucher_url": f"{self.state.public_url}/sandbox/vouchers/{reference}",
             },
         }
-        self.intents[intent["id"]] = intent
-        self.state.settlers[f"oxxo:{reference}"] = lambda: self.settle(intent["id"])
+        _put(tx, intent)
+        tx.bind(f"oxxo:{reference}", "payment_intent", intent["id"])
         return JSONResponse(intent)
 
     async def get_intent(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
             return refused
-        intent = self.intents.get(request.path_params["id"])
+        intent = await self.store.get(self.name, "payment_intent", request.path_params["id"])
         if intent is None:
             return _missing("payment_intent", request.path_params["id"])
-        return JSONResponse(intent)
+        return JSONResponse(intent.body)
 
     async def cancel_intent(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
             return refused
-        intent = self.intents.get(request.path_params["id"])
+        return (await self.run(lambda tx: self._cancel(tx, request.path_params["id"])))[0]
+
+    async def _cancel(self, tx: Tx, intent_id: str) -> Response:
+        intent = await tx.get("payment_intent", intent_id)
         if intent is None:
-            return _missing("payment_intent", request.path_params["id"])
+            return _missing("payment_intent", intent_id)
         if intent["status"] in {"succeeded", "processing"}:
             return _error(
                 400,
@@ -185,6 +186,7 @@ class StripeEmulator(Emulator):
             )
         intent["status"] = "canceled"
         intent["next_action"] = None
+        _put(tx, intent)
         return JSONResponse(intent)
 
     async def create_refund(self, request: Request) -> Response:
@@ -193,24 +195,22 @@ class StripeEmulator(Emulator):
         params = await _form_params(request)
         if isinstance(params, Response):
             return params
-        return await self.idempotency.run(
+        return await self.call(
             request.headers.get("idempotency-key"),
             params,
-            lambda: self._create_refund(params),
+            lambda tx: self._create_refund(tx, params),
             _idempotency_conflict,
         )
 
-    async def _create_refund(self, params: dict[str, Any]) -> Response:
-        intent = self.intents.get(str(params.get("payment_intent")))
+    async def _create_refund(self, tx: Tx, params: dict[str, Any]) -> Response:
+        intent = await tx.get("payment_intent", str(params.get("payment_intent")))
         if intent is None or intent["status"] != "succeeded":
             return _error(
                 400, "invalid_request_error", "This PaymentIntent has no charge to refund"
             )
         if "oxxo" in intent["payment_method_types"]:
             return _error(400, "invalid_request_error", "OXXO payments cannot be refunded")
-        refunded = sum(
-            r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"]
-        )
+        refunded = sum(r["amount"] for r in await tx.find("refund", intent["id"]))
         amount = int(params.get("amount") or intent["amount"] - refunded)
         if amount <= 0 or refunded + amount > intent["amount"]:
             return _error(
@@ -228,7 +228,8 @@ class StripeEmulator(Emulator):
             "currency": intent["currency"],
             "metadata": params.get("metadata") or {},
         }
-        self.refunds[refund["id"]] = refund
+        tx.put("refund", refund["id"], refund, ref=intent["id"])
+        _put(tx, intent)  # unchanged, but a refund racing this one now conflicts
         return JSONResponse(refund)
 
     # -- what happens outside the API: settlement and webhooks ----------------------
@@ -239,15 +240,16 @@ class StripeEmulator(Emulator):
         intent["next_action"] = None
         intent["latest_charge"] = new_ref("ch")
 
-    async def settle(self, intent_id: str) -> int | None:
+    async def settle(self, tx: Tx, key: str) -> None:
         """The customer paid (OXXO store, 3-D Secure passed): succeed and tell Cobro."""
-        intent = self.intents[intent_id]
-        if intent["status"] != "requires_action":
-            return None
+        intent = await tx.get("payment_intent", key)
+        if intent is None or intent["status"] != "requires_action":
+            return
         self._succeed(intent)
-        return await self.send_event("payment_intent.succeeded", intent)
+        _put(tx, intent)
+        self.send_event(tx, "payment_intent.succeeded", intent)
 
-    async def send_event(self, kind: str, obj: dict[str, Any]) -> int | None:
+    def send_event(self, tx: Tx, kind: str, obj: dict[str, Any]) -> None:
         event = {
             "id": new_ref("evt"),
             "object": "event",
@@ -256,12 +258,16 @@ class StripeEmulator(Emulator):
             "data": {"object": dict(obj)},
             "livemode": False,
         }
-        secret = self.webhook_secret
-        return await self.state.send_webhook(
-            self.name,
-            json.dumps(event).encode(),
-            lambda body, t: {"Stripe-Signature": sign_payload(body, secret, t)},
-        )
+        tx.webhook(json.dumps(event).encode())
+
+    def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
+        return {"Stripe-Signature": sign_payload(body, self.webhook_secret, timestamp)}
+
+
+def _put(tx: Tx, intent: dict[str, Any]) -> None:
+    """Store a PaymentIntent, filed under the Cobro intent it pays (if the metadata says)."""
+    cobro_id = intent["metadata"].get("cobro_intent_id") if intent["metadata"] else None
+    tx.put("payment_intent", intent["id"], intent, ref=cobro_id)
 
 
 async def _form_params(request: Request) -> dict[str, Any] | Response:

@@ -29,6 +29,7 @@ from providers.sandbox.common import EmulatorConfig
 from providers.sandbox.state import SandboxState
 from providers.sandbox.stripe import StripeEmulator
 from providers.stripe import StripeProvider, payment_from_stripe, sign_payload, verify_signature
+from tests.support.sandbox import last_webhook, settle
 
 
 def card(token: str, intent_id: str = "pi_test", amount: int = 50_000) -> PaymentRequest:
@@ -307,10 +308,10 @@ async def test_the_emulators_webhook_after_3ds_names_our_intent():
     config = ProviderConfig("http://stripe.test", "sk_test", webhook_secrets=("whsec_emu",))
     adapter = StripeProvider(config, transport=transport)
     payment = await adapter.create_payment(card("tok_threeDSecureRequired", "pi_ours"), "k-hint")
-    await state.settlers["3ds:pi_ours"]()
+    await settle(emulator, "3ds:pi_ours")
     await adapter.aclose()
-    sent, now = state.sent[-1], int(time.time())
-    [event] = adapter.parse_webhook(sent.sign(sent.body, now), sent.body, now)
+    now = int(time.time())
+    [event] = adapter.parse_webhook(*await last_webhook(emulator, now), now)
     assert (event.provider_ref, event.status) == (payment.provider_ref, ProviderStatus.SUCCEEDED)
     assert event.intent_hint == "pi_ours"
 
