@@ -233,7 +233,6 @@ def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> P
         webhook_secrets=tuple(s.get_secret_value() for s in own.webhook_secrets),
         timeout_seconds=settings.provider_timeout_seconds,
         connect_timeout_seconds=settings.provider_connect_timeout_seconds,
-        public_url=settings.base_url,
         options=options,
     )
     return build_provider(name, config, transport)

@@ -70,6 +70,7 @@ class ConektaEmulator(Emulator):
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/orders", self.create_order, methods=["POST"]),
+            Route("/orders", self.list_orders, methods=["GET"]),
             Route("/orders/{id}", self.get_order, methods=["GET"]),
             Route("/orders/{id}/cancel", self.cancel_order, methods=["POST"]),
             Route("/orders/{id}/refunds", self.create_refund, methods=["POST"]),
@@ -86,6 +87,21 @@ class ConektaEmulator(Emulator):
 
     async def create_order(self, request: Request) -> Response:
         return await self._idempotent(request, "create", self._create_order)
+
+    async def list_orders(self, request: Request) -> Response:
+        """GET /orders, newest first; `search` matches an order's id, metadata values,
+        customer name or email (Conekta's "general order search")."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        term = request.query_params.get("search", "")
+        limit = min(int(request.query_params.get("limit") or 20), 250)
+        found = [
+            order
+            for order_id in reversed(self.orders)
+            if (order := self._order(order_id)) is not None and _matches(order, term)
+        ]
+        page = listing(found[:limit]) | {"has_more": len(found) > limit}
+        return JSONResponse(page | {"next_page_url": None, "previous_page_url": None})
 
     async def get_order(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
@@ -343,3 +359,12 @@ class ConektaEmulator(Emulator):
             reference = f"93{secrets.randbelow(10**12):012d}"
             if f"oxxo:{reference}" not in self.state.settlers:
                 return reference
+
+
+def _matches(order: dict[str, Any], term: str) -> bool:
+    if not term:
+        return True
+    customer = order.get("customer_info") or {}
+    fields = [order["id"], *map(str, (order.get("metadata") or {}).values())]
+    fields += [str(customer.get("name", "")), str(customer.get("email", ""))]
+    return any(term in field for field in fields)

@@ -11,6 +11,7 @@ tok_chargeDeclinedProcessingError fails with a card_error that is no decline
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,6 +37,8 @@ CARD_ERRORS = {
 }
 THREE_DS_TOKEN = "tok_threeDSecureRequired"
 OXXO_MIN, OXXO_MAX = 10_00, 10_000_00  # MXN centavos, Stripe's OXXO limits
+# The one Search Query Language clause this emulator understands: metadata['key']:'value'.
+METADATA_CLAUSE = re.compile(r"\s*metadata\['([^']+)'\]\s*:\s*'([^']*)'\s*")
 
 
 def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
@@ -53,6 +56,7 @@ class StripeEmulator(Emulator):
     def routes(self) -> list[Route]:
         return [
             Route("/v1/payment_intents", self.create_intent, methods=["POST"]),
+            Route("/v1/payment_intents/search", self.search_intents, methods=["GET"]),
             Route("/v1/payment_intents/{id}", self.get_intent, methods=["GET"]),
             Route("/v1/payment_intents/{id}/cancel", self.cancel_intent, methods=["POST"]),
             Route("/v1/refunds", self.create_refund, methods=["POST"]),
@@ -66,11 +70,30 @@ class StripeEmulator(Emulator):
         params = await _form_params(request)
         if isinstance(params, Response):
             return params
+        key = request.headers.get("idempotency-key")
         return await self.idempotency.run(
-            request.headers.get("idempotency-key"),
-            params,
-            lambda: self._create_intent(params),
-            _idempotency_conflict,
+            key, params, lambda: self._create_intent(params), lambda: _idempotency_conflict(key)
+        )
+
+    async def search_intents(self, request: Request) -> Response:
+        """GET /v1/payment_intents/search for metadata['key']:'value' (Stripe's search
+        is eventually consistent; this one is not, which a caller must not count on)."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        query = request.query_params.get("query", "")
+        match = METADATA_CLAUSE.fullmatch(query)
+        if match is None:
+            return _error(400, "invalid_request_error", f"Invalid search query: {query!r}")
+        key, value = match.groups()
+        found = [i for i in self.intents.values() if i["metadata"].get(key) == value]
+        return JSONResponse(
+            {
+                "object": "search_result",
+                "url": "/v1/payment_intents/search",
+                "has_more": False,
+                "next_page": None,
+                "data": found[: int(request.query_params.get("limit") or 10)],
+            }
         )
 
     async def _create_intent(self, params: dict[str, Any]) -> Response:
@@ -193,11 +216,9 @@ class StripeEmulator(Emulator):
         params = await _form_params(request)
         if isinstance(params, Response):
             return params
+        key = request.headers.get("idempotency-key")
         return await self.idempotency.run(
-            request.headers.get("idempotency-key"),
-            params,
-            lambda: self._create_refund(params),
-            _idempotency_conflict,
+            key, params, lambda: self._create_refund(params), lambda: _idempotency_conflict(key)
         )
 
     async def _create_refund(self, params: dict[str, Any]) -> Response:
@@ -276,10 +297,12 @@ def _missing(kind: str, ref: str) -> JSONResponse:
     return _error(404, "invalid_request_error", f"No such {kind}: '{ref}'", code="resource_missing")
 
 
-def _idempotency_conflict() -> Response:
+def _idempotency_conflict(key: str | None) -> Response:
+    """Stripe's answer to a key reused with other parameters, word for word."""
     return _error(
         400,
         "idempotency_error",
         "Keys for idempotent requests can only be used with the same parameters they were "
-        "first used with.",
+        f"first used with. Try using a key other than '{key}' if you meant to execute a "
+        "different request.",
     )
