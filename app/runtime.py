@@ -25,6 +25,7 @@ from app.events.relay import OutboxRelay
 from app.resilience.breaker import Breakers
 from app.resilience.shared import SharedCircuits
 from app.services.auth import Authenticator
+from app.services.charge_search import ChargeSearch
 from app.services.confirm import ConfirmService
 from app.services.container import Services
 from app.services.expiry import ExpiryService
@@ -118,6 +119,18 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     relay = OutboxRelay(db, broker, clock, webhooks)
     router = Router(settings.methods, providers, breakers)
     provider_events = ProviderEventService(db, clock)
+    confirm = ConfirmService(
+        db,
+        clock,
+        router,
+        lease_seconds=settings.confirm_lease_seconds,
+        spei_expiry=timedelta(hours=settings.spei_expiry_hours),
+        public_url=settings.base_url,
+    )
+    refunds = RefundService(db, clock, router, settings.spei_payout_providers)
+    quiet_for = timedelta(seconds=settings.reconcile_after_seconds)
+    every = timedelta(seconds=settings.reconcile_every_seconds)
+    searches = ChargeSearch(db, clock, router, confirm, refunds, quiet_for=quiet_for, every=every)
     services = Services(
         db=db,
         clock=clock,
@@ -125,14 +138,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         router=router,
         merchants=MerchantService(db, clock),
         intents=IntentService(db, clock, router),
-        confirm=ConfirmService(
-            db,
-            clock,
-            router,
-            lease_seconds=settings.confirm_lease_seconds,
-            spei_expiry=timedelta(hours=settings.spei_expiry_hours),
-        ),
-        refunds=RefundService(db, clock, router, settings.spei_payout_providers),
+        confirm=confirm,
+        refunds=refunds,
         provider_events=provider_events,
         live=LiveService(db, broker, clock),
         webhook_endpoints=WebhookEndpointService(db, clock, allow_private=settings.sandbox_enabled),
@@ -142,8 +149,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             clock,
             router,
             provider_events,
-            quiet_for=timedelta(seconds=settings.reconcile_after_seconds),
-            every=timedelta(seconds=settings.reconcile_every_seconds),
+            quiet_for=quiet_for,
+            every=every,
+            searches=searches,
         ),
     )
     worker = Worker(_jobs(settings, services, webhooks))
@@ -239,7 +247,6 @@ def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> P
         webhook_secrets=tuple(s.get_secret_value() for s in own.webhook_secrets),
         timeout_seconds=settings.provider_timeout_seconds,
         connect_timeout_seconds=settings.provider_connect_timeout_seconds,
-        public_url=settings.base_url,
         options=options,
     )
     return build_provider(name, config, transport)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -106,17 +107,31 @@ class ProviderPayment(Base):
     provider: Mapped[str] = mapped_column(String(32))
     method: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
-    # pending -> succeeded | requires_action | processing | failed | error
+    # pending -> succeeded | requires_action | processing | failed | error | unknown,
+    # and extra: a charge the intent did not need (found by reconciliation, refunded)
     status: Mapped[str] = mapped_column(String(20))
     provider_ref: Mapped[str | None] = mapped_column(String(100))  # the PSP's own id
+    # The PaymentRequest's fields and, under "wire", the exact request sent (replays too).
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # When reconciliation should search the PSP for a payment this attempt may have made
+    # though Cobro does not hold it (its outcome was unknown, or it was marked failed).
+    # NULL for nearly every row, so the partial index costs the write path nothing.
+    search_after: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
-    __table_args__ = (Index(None, "provider", "provider_ref"),)
+    __table_args__ = (
+        Index(None, "provider", "provider_ref"),
+        Index(
+            None,
+            "search_after",
+            sqlite_where=text("search_after IS NOT NULL"),
+            postgresql_where=text("search_after IS NOT NULL"),
+        ),
+    )
 
 
 class AuditEvent(Base):
@@ -187,6 +202,9 @@ class Refund(Base):
     # whose outcome was unknown is settled later by the worker.
     client_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The PSP payment this refund returns when it is not the intent's own: an extra
+    # charge reconciliation found. NULL: the payment that paid the intent.
+    charge_ref: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

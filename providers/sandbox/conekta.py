@@ -66,6 +66,7 @@ class ConektaEmulator(Emulator):
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/orders", self.create_order, methods=["POST"]),
+            Route("/orders", self.list_orders, methods=["GET"]),
             Route("/orders/{id}", self.get_order, methods=["GET"]),
             Route("/orders/{id}/cancel", self.cancel_order, methods=["POST"]),
             Route("/orders/{id}/refunds", self.create_refund, methods=["POST"]),
@@ -82,6 +83,26 @@ class ConektaEmulator(Emulator):
 
     async def create_order(self, request: Request) -> Response:
         return await self._idempotent(request, "create", self._create_order)
+
+    async def list_orders(self, request: Request) -> Response:
+        """GET /orders, newest first; `search` matches an order's id, metadata values,
+        customer name or email (Conekta's "general order search")."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        term = request.query_params.get("search", "")
+        if not term:
+            return fail("parameter_validation_error", "search")
+        limit_text = request.query_params.get("limit", "20")
+        limit = min(int(limit_text) if limit_text.isdigit() else 20, 250)
+        # Orders are filed under the Cobro intent they pay; that is what Cobro searches.
+        filed = await self.store.find(self.name, "order", term)
+        found = [
+            order
+            for _, doc in reversed(filed)
+            if _matches(order := _expired(doc.body, self.now()), term)
+        ]
+        page = listing(found[:limit]) | {"has_more": len(found) > limit}
+        return JSONResponse(page | {"next_page_url": None, "previous_page_url": None})
 
     async def get_order(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
@@ -181,7 +202,7 @@ class ConektaEmulator(Emulator):
         elif token in DECLINED_TOKENS:
             charge.update(failure_code="card_declined", failure_message=ERRORS["declined"][2])
             self._set_status(order, "declined")
-            tx.put("order", order["id"], order)
+            _put(tx, order["id"], order)
             return fail("declined", data=order)
         elif token == THREE_DS_TOKEN:
             cobro_id = str(order["metadata"].get("cobro_intent_id") or order["id"])
@@ -192,7 +213,7 @@ class ConektaEmulator(Emulator):
             tx.bind(f"3ds:{cobro_id}", "order", order["id"], replace=True)
         else:
             return fail("token", "charges.payment_method.token_id")
-        tx.put("order", order["id"], order)
+        _put(tx, order["id"], order)
         return JSONResponse(order)
 
     def _issue_reference(self, tx: Tx, order: dict[str, Any], method: dict[str, Any]) -> Response:
@@ -231,7 +252,7 @@ class ConektaEmulator(Emulator):
             tx.bind(f"oxxo:{reference}", "order", order["id"])
         else:
             return fail("amount", "amount")
-        tx.put("order", order["id"], order)
+        _put(tx, order["id"], order)
         return JSONResponse(order)
 
     async def _cancel(self, tx: Tx, order_id: str) -> Response:
@@ -241,7 +262,7 @@ class ConektaEmulator(Emulator):
         if order["payment_status"] != "pending_payment":
             return fail("not_cancelable")
         self._set_status(order, "canceled")
-        tx.put("order", order_id, order)
+        _put(tx, order_id, order)
         return JSONResponse(order)
 
     async def _refund(self, tx: Tx, order_id: str, params: dict[str, Any]) -> Response:
@@ -264,7 +285,7 @@ class ConektaEmulator(Emulator):
         order["amount_refunded"] += amount
         order["is_refundable"] = amount < remaining
         self._set_status(order, "partially_refunded" if amount < remaining else "refunded")
-        tx.put("order", order_id, order)
+        _put(tx, order_id, order)
         return JSONResponse(order)
 
     # -- what happens outside the API: settlement and webhooks ----------------------
@@ -292,7 +313,7 @@ class ConektaEmulator(Emulator):
         if order is None or order["payment_status"] != "pending_payment":
             return
         self._pay(order)
-        tx.put("order", key, order)
+        _put(tx, key, order)
         self.send_event(tx, "order.paid", order, {"payment_status": "pending_payment"})
 
     async def receive(self, tx: Tx, key: str, amount: int) -> None:
@@ -309,7 +330,7 @@ class ConektaEmulator(Emulator):
         if accepted:
             self._pay(order)
             self.send_event(tx, "order.paid", order, {"payment_status": "pending_payment"})
-        tx.put("order", key, order)
+        _put(tx, key, order)
 
     def send_event(
         self, tx: Tx, kind: str, order: dict[str, Any], previous: dict[str, Any]
@@ -352,3 +373,18 @@ def _set_status(order: dict[str, Any], status: str, now: int) -> None:
     order["payment_status"] = order["charges"]["data"][0]["status"] = status
     order["updated_at"] = now
     order.pop("next_action", None)
+
+
+def _put(tx: Tx, key: str, order: dict[str, Any]) -> None:
+    """Store an order, filed under the Cobro intent it pays (if the metadata says)."""
+    cobro_id = (order.get("metadata") or {}).get("cobro_intent_id")
+    tx.put("order", key, order, ref=str(cobro_id) if cobro_id else None)
+
+
+def _matches(order: dict[str, Any], term: str) -> bool:
+    if not term:
+        return True
+    customer = order.get("customer_info") or {}
+    fields = [order["id"], *map(str, (order.get("metadata") or {}).values())]
+    fields += [str(customer.get("name", "")), str(customer.get("email", ""))]
+    return any(term in field for field in fields)

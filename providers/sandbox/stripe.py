@@ -12,6 +12,7 @@ tok_chargeDeclinedProcessingError fails with a card_error that is no decline
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -38,6 +39,8 @@ CARD_ERRORS = {
 }
 THREE_DS_TOKEN = "tok_threeDSecureRequired"
 OXXO_MIN, OXXO_MAX = 10_00, 10_000_00  # MXN centavos, Stripe's OXXO limits
+# The one Search Query Language clause this emulator understands: metadata['key']:'value'.
+METADATA_CLAUSE = re.compile(r"\s*metadata\['([^']+)'\]\s*:\s*'([^']*)'\s*")
 
 
 def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
@@ -50,6 +53,7 @@ class StripeEmulator(Emulator):
     def routes(self) -> list[Route]:
         return [
             Route("/v1/payment_intents", self.create_intent, methods=["POST"]),
+            Route("/v1/payment_intents/search", self.search_intents, methods=["GET"]),
             Route("/v1/payment_intents/{id}", self.get_intent, methods=["GET"]),
             Route("/v1/payment_intents/{id}/cancel", self.cancel_intent, methods=["POST"]),
             Route("/v1/refunds", self.create_refund, methods=["POST"]),
@@ -63,11 +67,40 @@ class StripeEmulator(Emulator):
         params = await _form_params(request)
         if isinstance(params, Response):
             return params
+        key = request.headers.get("idempotency-key")
         return await self.call(
-            request.headers.get("idempotency-key"),
+            key,
             params,
             lambda tx: self._create_intent(tx, params),
-            _idempotency_conflict,
+            lambda: _idempotency_conflict(key),
+        )
+
+    async def search_intents(self, request: Request) -> Response:
+        """GET /v1/payment_intents/search for metadata['cobro_intent_id']:'…', the one
+        query Cobro asks (Stripe's search is eventually consistent; this one is not,
+        which a caller must not count on)."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        query = request.query_params.get("query", "")
+        match = METADATA_CLAUSE.fullmatch(query)
+        if match is None or match.group(1) != "cobro_intent_id":
+            return _error(
+                400,
+                "invalid_request_error",
+                f"Invalid search query: {query!r} (the sandbox searches "
+                "metadata['cobro_intent_id'] only)",
+            )
+        found = await self.store.find(self.name, "payment_intent", match.group(2))
+        limit = request.query_params.get("limit", "10")
+        count = int(limit) if limit.isdigit() else 10
+        return JSONResponse(
+            {
+                "object": "search_result",
+                "url": "/v1/payment_intents/search",
+                "has_more": False,
+                "next_page": None,
+                "data": [doc.body for _, doc in found][:count],
+            }
         )
 
     async def _create_intent(self, tx: Tx, params: dict[str, Any]) -> Response:
@@ -195,11 +228,12 @@ class StripeEmulator(Emulator):
         params = await _form_params(request)
         if isinstance(params, Response):
             return params
+        key = request.headers.get("idempotency-key")
         return await self.call(
-            request.headers.get("idempotency-key"),
+            key,
             params,
             lambda tx: self._create_refund(tx, params),
-            _idempotency_conflict,
+            lambda: _idempotency_conflict(key),
         )
 
     async def _create_refund(self, tx: Tx, params: dict[str, Any]) -> Response:
@@ -282,10 +316,12 @@ def _missing(kind: str, ref: str) -> JSONResponse:
     return _error(404, "invalid_request_error", f"No such {kind}: '{ref}'", code="resource_missing")
 
 
-def _idempotency_conflict() -> Response:
+def _idempotency_conflict(key: str | None) -> Response:
+    """Stripe's answer to a key reused with other parameters, word for word."""
     return _error(
         400,
         "idempotency_error",
         "Keys for idempotent requests can only be used with the same parameters they were "
-        "first used with.",
+        f"first used with. Try using a key other than '{key}' if you meant to execute a "
+        "different request.",
     )

@@ -22,6 +22,7 @@ from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import CryptoInstructions
 from providers.base import (
+    IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     PaymentRequest,
     ProviderConfig,
@@ -185,11 +186,12 @@ async def test_same_idempotency_key_replays_the_same_quote_and_address(bitso):
     assert instructions_of(again).address == instructions_of(first).address
 
 
-async def test_same_key_with_another_amount_is_refused(bitso):
+async def test_same_key_with_another_amount_is_an_unknown_outcome(bitso):
     await bitso.create_payment(crypto(amount=50_000), "bitso-conflict-1")
     with pytest.raises(ProviderError) as caught:
         await bitso.create_payment(crypto(amount=60_000), "bitso-conflict-1")
-    assert caught.value.code == INVALID_REQUEST
+    assert caught.value.code == IDEMPOTENCY_MISMATCH
+    assert caught.value.outcome_unknown  # the key did something once: never "failed"
     assert "other parameters" in caught.value.message
 
 
