@@ -104,6 +104,19 @@ def require_secret_key(principal: Principal | None) -> Principal:
     return principal
 
 
+def owns(principal: Principal | None, intent: PaymentIntent) -> bool:
+    """Whether this viewer sees the intent whole. Contract section 2: `metadata`,
+    `events`, `clientSecret`, `refunds` and the PSP's references belong to the
+    merchant's secret key; a client secret is held by the customer's checkout and
+    reads only what a checkout shows (as Stripe's publishable key + client secret
+    reads a limited PaymentIntent)."""
+    return (
+        principal is not None
+        and principal.kind is KeyKind.SECRET
+        and principal.merchant_id == intent.merchant_id
+    )
+
+
 def can_read(principal: Principal, intent: PaymentIntent) -> bool:
     """Secret key: its merchant's intents. Client secret: its one intent."""
     if principal.kind is KeyKind.SECRET:
