@@ -24,6 +24,7 @@ from app.events.redis_broker import RedisBroker
 from app.events.relay import OutboxRelay
 from app.resilience.breaker import Breakers
 from app.resilience.shared import SharedCircuits
+from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
 from app.services.confirm import ConfirmService
 from app.services.container import Services
@@ -117,12 +118,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     relay = OutboxRelay(db, broker, clock, webhooks)
     router = Router(settings.methods, providers, breakers)
     provider_events = ProviderEventService(db, clock)
+    auth = Authenticator(db, clock)
     services = Services(
         db=db,
         clock=clock,
-        auth=Authenticator(db),
+        auth=auth,
         router=router,
         merchants=MerchantService(db, clock),
+        api_keys=ApiKeyService(db, clock, auth),
         intents=IntentService(db, clock, router),
         confirm=ConfirmService(
             db,
