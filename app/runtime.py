@@ -24,6 +24,7 @@ from app.events.redis_broker import RedisBroker
 from app.events.relay import OutboxRelay
 from app.resilience.breaker import Breakers
 from app.resilience.shared import SharedCircuits
+from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
 from app.services.charge_search import ChargeSearch
 from app.services.confirm import ConfirmService
@@ -131,12 +132,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     quiet_for = timedelta(seconds=settings.reconcile_after_seconds)
     every = timedelta(seconds=settings.reconcile_every_seconds)
     searches = ChargeSearch(db, clock, router, confirm, refunds, quiet_for=quiet_for, every=every)
+    auth = Authenticator(db, clock)
     services = Services(
         db=db,
         clock=clock,
-        auth=Authenticator(db),
+        auth=auth,
         router=router,
         merchants=MerchantService(db, clock),
+        api_keys=ApiKeyService(db, clock, auth),
         intents=IntentService(db, clock, router),
         confirm=confirm,
         refunds=refunds,

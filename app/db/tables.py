@@ -59,8 +59,11 @@ class ApiKey(Base):
     kind: Mapped[str] = mapped_column(String(16))  # "secret" | "publishable"
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_prefix: Mapped[str] = mapped_column(String(16))  # shown in logs, never the key
+    last4: Mapped[str] = mapped_column(String(4))  # shown by `apiKeys`; "" if never known
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Set when the key is rolled: it keeps working until then (contract section 10).
+    expires_at: Mapped[datetime | None]
 
 
 class PaymentIntentRow(Base):
@@ -287,6 +290,8 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[Any]] = mapped_column(JSON)  # event types; ["*"] for all
     secret: Mapped[str] = mapped_column(String(100))
+    # Secrets rolled away but still signing until their time: [{"secret", "expires_at"}].
+    retiring_secrets: Mapped[list[Any] | None] = mapped_column(JSON)
     enabled: Mapped[bool]
     created_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
