@@ -45,19 +45,25 @@ async def test_the_writer_leaves_checkpoints_to_the_checkpointer(db: Database) -
     assert limit == sqlite_checkpoints.FALLBACK_AUTOCHECKPOINT
 
 
+ROUNDS = 180
+
+
 async def test_the_wal_starts_over_under_writes_that_never_pause(
     db: Database, tmp_path: Path
 ) -> None:
     wal = tmp_path / "wal.db-wal"
     largest = 0
-    for _ in range(60):  # about 600 pages written, in group commits of three
+    for _ in range(ROUNDS):  # about 1,800 pages written, in group commits of three
         await asyncio.gather(*(write(db, 4) for _ in range(3)))
         largest = max(largest, wal_pages(wal))
     # Without a reset the WAL would hold every page written; with one it is reused
-    # from its beginning once it passes RESET_FRAMES (64).
-    assert largest < 300, largest
+    # from its beginning once it passes RESET_FRAMES (64). How far past that it gets
+    # depends on how soon the checkpoint thread answers (later on a busy machine), not
+    # on how much was written: a third of the total leaves room for that, and none for
+    # a WAL that never starts over.
+    assert largest < 600, largest
     async with db.read() as conn:
-        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 60 * 3 * 4
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == ROUNDS * 3 * 4
 
 
 async def test_writes_go_on_when_checkpoints_fail(
