@@ -28,6 +28,7 @@ from app.db.repositories import handles
 from app.db.repositories import intents as intent_rows
 from app.db.repositories.attempts import Attempt
 from app.db.repositories.audit import NewAuditEvent
+from app.db.repositories.refunds import RefundRow
 from app.domain.errors import CobroError
 from app.domain.intents import PaymentIntentStatus
 from app.domain.money import Money
@@ -115,17 +116,18 @@ class ChargeSearch:
         if intent.status is PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
             # It still waits for a payment: this one pays it (busy: search again later).
             return int(await self.confirm.settle_found(attempt, payment))
-        amount = await self._record_extra(attempt, payment)
+        refund = await self._record_extra(attempt, payment)
         try:
-            await self.refunds.refund_extra(intent, attempt.provider, payment.provider_ref, amount)
+            await self.refunds.send_extra(intent, refund)
         except CobroError as exc:
             # Recorded either way: a pending refund is resent by the worker, a refused
             # one is on the intent's trail for the merchant to act on.
             log.warning("extra charge %s not refunded yet: %s", payment.provider_ref, exc)
         return 1
 
-    async def _record_extra(self, attempt: Attempt, payment: ProviderPayment) -> int:
-        """Hold the charge as extra money on the intent; return its amount (minor units)."""
+    async def _record_extra(self, attempt: Attempt, payment: ProviderPayment) -> RefundRow:
+        """Hold the charge as extra money on the intent and record its refund, in one
+        transaction; return the refund, to send."""
         now = self.clock.now()
         async with self.db.transaction() as conn:
             current = await intent_rows.get(conn, attempt.intent_id, for_update=True)
@@ -153,10 +155,11 @@ class ChargeSearch:
                     f"the intent was {current.status.value}: refunded",
                 },
             )
-            await record_change(
-                conn, current, current.changed(now, amount_received=received), [event], now
+            changed = current.changed(now, amount_received=received)
+            await record_change(conn, current, changed, [event], now)
+            return await self.refunds.reserve_extra(
+                conn, changed, attempt.provider, payment.provider_ref, amount, now
             )
-        return amount
 
     async def _searched(self, attempt: Attempt) -> None:
         async with self.db.transaction() as conn:

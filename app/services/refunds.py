@@ -14,7 +14,9 @@ by Cobro itself, against that charge rather than the intent's own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
 from app.db.engine import Database
@@ -120,17 +122,31 @@ class RefundService:
             return reserved
         return await self._send(intent, reserved, plan, reason, keyed)
 
-    async def refund_extra(
-        self, intent: PaymentIntent, provider: str, charge_ref: str, amount: int
-    ) -> None:
-        """Give back a charge the intent did not need (reconciliation's call): all of it,
-        to the card it came from. Raises ProviderUnavailable if the PSP cannot be told now
-        (an unknown outcome stays pending and the worker resends it)."""
+    async def reserve_extra(
+        self,
+        conn: AsyncConnection,
+        intent: PaymentIntent,
+        provider: str,
+        charge_ref: str,
+        amount: int,
+        now: datetime,
+    ) -> RefundRow:
+        """Record the refund of a charge the intent did not need (all of it, to the card
+        it came from) in the caller's transaction, the one that records the charge: a
+        crash after it leaves a pending refund the worker sends, never extra money that
+        nobody gives back."""
         plan = _Plan([provider], None, charge_ref, extra=True)
         keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
         money = Money(amount, intent.amount.currency)
-        refund = await self._reserve(intent, money, plan, EXTRA_CHARGE_REASON, keyed)
+        refund = await self._reserve_in(conn, intent, money, plan, EXTRA_CHARGE_REASON, keyed, now)
         assert isinstance(refund, RefundRow)
+        return refund
+
+    async def send_extra(self, intent: PaymentIntent, refund: RefundRow) -> None:
+        """Send a refund `reserve_extra` recorded. Raises ProviderUnavailable if the PSP
+        cannot be told now (an unknown outcome stays pending and the worker resends it)."""
+        plan = _Plan([refund.provider or ""], None, refund.charge_ref, extra=True)
+        keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
         await self._send(intent, refund, plan, EXTRA_CHARGE_REASON, keyed)
 
     async def resolve_pending(self, older_than: timedelta) -> int:
@@ -187,54 +203,66 @@ class RefundService:
         """Claim the key, check what is left to refund and record the refund, at once."""
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            replayed = await idempotency.begin(conn, keyed, now)
-            if replayed is not None:
-                return replayed
-            current = await intent_rows.get(conn, intent.id, for_update=True)
-            assert current is not None
-            pending = await refund_rows.pending_total(conn, intent.id)
-            left = current.amount_received.minor - current.amount_refunded.minor - pending
-            wanted = amount.minor if amount is not None else left
-            if wanted <= 0 or wanted > left:
-                shown = Money(max(left, 0), current.amount.currency).to_decimal_string()
-                raise RefundExceedsAmount(
-                    f"at most {shown} {current.amount.currency.value} is left to refund",
-                    ("input", "amount"),
+            return await self._reserve_in(conn, intent, amount, plan, reason, keyed, now)
+
+    async def _reserve_in(
+        self,
+        conn: AsyncConnection,
+        intent: PaymentIntent,
+        amount: Money | None,
+        plan: _Plan,
+        reason: str | None,
+        keyed: idempotency.Keyed,
+        now: datetime,
+    ) -> RefundRow | MutationResult:
+        replayed = await idempotency.begin(conn, keyed, now)
+        if replayed is not None:
+            return replayed
+        current = await intent_rows.get(conn, intent.id, for_update=True)
+        assert current is not None
+        pending = await refund_rows.pending_total(conn, intent.id)
+        left = current.amount_received.minor - current.amount_refunded.minor - pending
+        wanted = amount.minor if amount is not None else left
+        if wanted <= 0 or wanted > left:
+            shown = Money(max(left, 0), current.amount.currency).to_decimal_string()
+            raise RefundExceedsAmount(
+                f"at most {shown} {current.amount.currency.value} is left to refund",
+                ("input", "amount"),
+            )
+        refund_id = new_id("re")
+        refund = RefundRow(
+            id=refund_id,
+            intent_id=intent.id,
+            merchant_id=intent.merchant_id,
+            amount=wanted,
+            currency=current.amount.currency.value,
+            status="pending",
+            provider=plan.providers[0] if plan.extra else None,
+            provider_ref=None,
+            idempotency_key=f"cobro-{refund_id}",
+            clabe=plan.clabe,
+            reason=reason,
+            client_key=keyed.key,
+            request_hash=keyed.digest,
+            charge_ref=plan.provider_ref if plan.extra else None,
+        )
+        await refund_rows.insert_refund(conn, refund, now=now)
+        await record_events(
+            conn,
+            current,
+            [
+                NewAuditEvent(
+                    "refund.requested",
+                    data={
+                        "refund": refund_id,
+                        "amount": _decimal(wanted, current),
+                        "clabe": plan.clabe,
+                        "reason": reason,
+                    },
                 )
-            refund_id = new_id("re")
-            refund = RefundRow(
-                id=refund_id,
-                intent_id=intent.id,
-                merchant_id=intent.merchant_id,
-                amount=wanted,
-                currency=current.amount.currency.value,
-                status="pending",
-                provider=plan.providers[0] if plan.extra else None,
-                provider_ref=None,
-                idempotency_key=f"cobro-{refund_id}",
-                clabe=plan.clabe,
-                reason=reason,
-                client_key=keyed.key,
-                request_hash=keyed.digest,
-                charge_ref=plan.provider_ref if plan.extra else None,
-            )
-            await refund_rows.insert_refund(conn, refund, now=now)
-            await record_events(
-                conn,
-                current,
-                [
-                    NewAuditEvent(
-                        "refund.requested",
-                        data={
-                            "refund": refund_id,
-                            "amount": _decimal(wanted, current),
-                            "clabe": plan.clabe,
-                            "reason": reason,
-                        },
-                    )
-                ],
-                now,
-            )
+            ],
+            now,
+        )
         return refund
 
     async def _send(
