@@ -48,7 +48,7 @@ schema: $(STAMP)
 	$(BIN)/cobro export-schema --output schema.graphql
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/hadolint Dockerfile
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
