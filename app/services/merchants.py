@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
+
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import merchants as rows
@@ -79,7 +81,18 @@ class MerchantService:
                     "use the key rollApiKey answered with"
                 )
             return owner.merchant_id
-        merchant = await self.create(
-            "Dev merchant", live=False, secret_key=secret_key, publishable_key=publishable_key
-        )
+        try:
+            merchant = await self.create(
+                "Dev merchant", live=False, secret_key=secret_key, publishable_key=publishable_key
+            )
+        except IntegrityError:
+            # Processes starting together on a fresh database (a cluster's first start)
+            # race to seed it: the key's uniqueness lets one win; the rest use its merchant
+            # (read in a write transaction, which SQLite's group commit shares with the
+            # winner, so its row is seen before it is committed).
+            async with self.db.transaction() as conn:
+                owner = await rows.owner_of_key(conn, hash_key(secret_key))
+            if owner is None:
+                raise
+            return owner.merchant_id
         return merchant.merchant_id
