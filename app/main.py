@@ -72,7 +72,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app = CobroApp(
         graphql,
-        BodySizeLimit(graphql, max_bytes=settings.max_body_bytes),
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
@@ -82,32 +81,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 
 class CobroApp(Starlette):
-    """Starlette, with GraphQL requests handed straight to the GraphQL view.
+    """Starlette, with GraphQL WebSockets handed straight to the GraphQL view.
 
     A WebSocket lives for hours; on the way through the middleware stack and the
     router it keeps a suspended frame in each of them for as long as it is open, a
     few kilobytes per subscriber that do nothing for it (no body to limit, no HTTP
-    error page to render). An HTTP request to /graphql skips the router and
-    Starlette's error pages as well (the view answers every error itself, and
-    uvicorn answers 500 for anything that escapes it), keeping the body limit:
-    about 2% of a request's CPU. Every other path goes the usual way. Middleware
-    added to the app does not see GraphQL traffic: wrap the view here as well.
+    error page to render). So a WebSocket to /graphql skips them. Every HTTP request,
+    /graphql included, goes the usual way, through the app's middleware (the body
+    limit, and whatever an operator adds: tests/api/test_middleware.py fails if
+    /graphql stops passing through it).
     """
 
-    def __init__(self, graphql: ASGIApp, graphql_http: ASGIApp, **kwargs: Any) -> None:
+    def __init__(self, graphql: ASGIApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._graphql = graphql
-        self._graphql_http = graphql_http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan" or scope["path"] != GRAPHQL_PATH:
-            await super().__call__(scope, receive, send)
-        elif scope["type"] == "websocket":
+        if scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:
             scope["app"] = self
             await self._graphql(scope, receive, send)
-        elif scope["type"] == "http" and scope["method"] in GRAPHQL_METHODS:
-            scope["app"] = self
-            await self._graphql_http(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
