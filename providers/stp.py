@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -293,7 +294,8 @@ class StpProvider:
         verify_callback(headers, body, self.config.webhook_secrets, self.webhook_token)
         payload: Any = None
         try:
-            payload = load_json(body, parse_float=str)  # montos keep their exact text
+            # Montos stay exact, and a number is never mistaken for text (an id part).
+            payload = load_json(body, parse_float=Decimal)
             callback = Fields(payload, "callback")
             if callback.has("cuentaBeneficiario"):
                 return [self._abono_event(callback)]
@@ -311,6 +313,8 @@ class StpProvider:
     def _abono_event(self, abono: Fields) -> ProviderEvent:
         """A transfer landed at one of our CLABEs (abono_event_id says how it is named)."""
         clabe = abono.text("cuentaBeneficiario", max_length=MAX_HANDLE).strip()
+        if not clabe:
+            raise Malformed("callback.cuentaBeneficiario", "is blank")
         try:
             amount = parse_monto(abono.raw("monto"))
         except InvalidAmount as exc:

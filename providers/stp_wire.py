@@ -110,9 +110,12 @@ def monto_text(minor: int) -> str:
 def parse_monto(value: object) -> int:
     """Centavos in an STP monto (0.01, "1234.56", 500), exactly; InvalidAmount if it is not.
 
-    JSON numbers must reach here as their text (json.loads(parse_float=str)). Java writes
-    doubles of 10^7 and more as "1.2E7", so exponents are expanded first.
+    JSON numbers must reach here as their text (json.loads(parse_float=str)) or as a
+    Decimal (parse_float=Decimal). Java writes doubles of 10^7 and more as "1.2E7", so
+    exponents are expanded first.
     """
+    if isinstance(value, Decimal):
+        value = str(value)
     if isinstance(value, str) and "e" in value.lower():
         try:
             number = Decimal(value)
