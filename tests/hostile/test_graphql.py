@@ -36,7 +36,7 @@ MUTATIONS = sorted(graphql.build_schema(SCHEMA).mutation_type.fields)  # type: i
 SECRET_MUTATIONS = [name for name in MUTATIONS if name != "rollApiKey"]
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=80,
     deadline=None,
     derandomize=True,
     database=None,

@@ -53,7 +53,7 @@ from tests.hostile.strategies import (
 # Hypothesis settings for every test here: a fixed sequence of examples (CI sees what
 # a developer saw), no time limit per example (the server is real), no example database.
 FUZZ = settings(
-    max_examples=40,
+    max_examples=60,
     deadline=None,
     derandomize=True,
     database=None,
