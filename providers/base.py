@@ -284,7 +284,24 @@ class ProviderError(Exception):
 
 
 class WebhookRejected(Exception):
-    """A webhook we will not accept: bad signature, stale timestamp, malformed body."""
+    """A webhook we will not accept because nothing proves the PSP sent it: a bad or
+    missing signature, a stale timestamp, a body the signature cannot be checked on.
+    Nothing is stored; the webhook door answers 400."""
+
+
+class MalformedEvent(WebhookRejected):
+    """A validly signed event whose content is not what the PSP documents.
+
+    The PSP did send it, so sending it again will not mend it: the webhook door stores
+    it as rejected, with `reason`, changes nothing else, and acknowledges it so the
+    PSP stops retrying. `reply` is the acknowledgement body the PSP expects for a
+    refusal when it expects one (STP: a transfer is returned with a SPEI cause);
+    None means the door's own {"received": [...]}."""
+
+    def __init__(self, reason: str, *, reply: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reply = reply
 
 
 class Provider(Protocol):

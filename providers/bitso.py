@@ -39,6 +39,7 @@ from providers.base import (
     IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     Deposit,
+    MalformedEvent,
     PaymentRequest,
     ProviderConfig,
     ProviderError,
@@ -47,11 +48,11 @@ from providers.base import (
     ProviderRefund,
     ProviderStatus,
     RefundRequest,
-    WebhookRejected,
     WireRequest,
 )
 from providers.bitso_wire import PUBLIC_KEYS_OPTION, BitsoAuth, load_public_keys, verify_signature
 from providers.http import PspHttp, json_body
+from providers.shapes import MAX_EVENT_TYPE, Fields, Malformed, check_text
 
 # Bitso's codes for a quote it no longer knows (its RFQ API: `quote_not_found`): the
 # contract's QUOTE_EXPIRED.
@@ -62,6 +63,11 @@ KEY_REUSED_CODES = frozenset({"idempotency_key_reused"})
 
 FUNDINGS_PAGE = 100  # the most recent fundings fetch_payment reads: Bitso's largest page
 CENT = Decimal("0.01")
+# An amount string longer than this, or above 10^12 units, is not an amount.
+MAX_AMOUNT_TEXT = 40
+MAX_AMOUNT_EXPONENT = 12
+MAX_FID = 120  # a funding id (32 hex digits in Bitso's examples) and ...
+MAX_STATUS = 40  # ... its status make the event id, within the inbox's 200
 
 COMPLETE = "complete"  # the funding status under which the deposit is credited
 FUNDING_STATUS_MAP = {
@@ -223,37 +229,38 @@ class BitsoProvider:
         """Bitso's scheme signs the payload without a timestamp, so `now` plays no part:
         a replay is the same event, which the core's inbox applies once."""
         envelope = verify_signature(body, headers, self.public_keys)
-        kind, payload = str(envelope["event"]), envelope["payload"]
-        if kind != "funding":
-            event_id = f"{kind}:{hashlib.sha256(body).hexdigest()[:32]}"
-            return [ProviderEvent(self.name, event_id, kind, None, raw=envelope)]
-        return [self._funding_event(payload, envelope)]
+        try:
+            kind = check_text(envelope["event"], "event", max_length=MAX_EVENT_TYPE)
+            if kind != "funding":
+                event_id = f"{kind}:{hashlib.sha256(body).hexdigest()[:32]}"
+                return [ProviderEvent(self.name, event_id, kind, None, raw=envelope)]
+            return [self._funding_event(Fields(envelope["payload"], "payload"), envelope)]
+        except Malformed as exc:
+            raise MalformedEvent(f"not a Bitso event: {exc}") from None
 
-    def _funding_event(self, payload: dict[str, Any], envelope: dict[str, Any]) -> ProviderEvent:
-        fid, status = payload.get("fid"), payload.get("status")
-        if not isinstance(status, str):
-            raise WebhookRejected("funding payload lacks a status")
-        try:
-            # pending and complete are two events of one funding: both must reach the core.
-            event_id = funding_event_id(fid, status)
-        except ValueError:
-            raise WebhookRejected("funding payload lacks a fid") from None
-        conversion = conversion_of(payload)
+    def _funding_event(self, payload: Fields, envelope: dict[str, Any]) -> ProviderEvent:
+        """A funding (docs.bitso.com "Event Payloads": fid, status, details...)."""
+        fid = payload.text("fid", max_length=MAX_FID)
+        status = payload.text("status", max_length=MAX_STATUS)
+        details = payload.optional_fields("details")
+        conversion = details.optional_fields("conversion") if details else None
         neutral = FUNDING_STATUS_MAP.get(status, ProviderStatus.PENDING)
-        try:
-            credited = neutral is ProviderStatus.SUCCEEDED and "to_amount" in conversion
-            amount = centavos(conversion["to_amount"]) if credited else None
-        except ValueError as exc:
-            raise WebhookRejected(f"funding conversion amount: {exc}") from None
+        amount = None
+        if neutral is ProviderStatus.SUCCEEDED and conversion and conversion.has("to_amount"):
+            try:
+                amount = centavos(conversion.raw("to_amount"))
+            except ValueError as exc:
+                raise Malformed("payload.details.conversion.to_amount", str(exc)) from None
         return ProviderEvent(
             provider=self.name,
-            event_id=event_id,
+            # pending and complete are two events of one funding: both must reach the core.
+            event_id=funding_event_id(fid, status),
             type="funding",
             status=neutral,
-            provider_ref=_str_or_none(conversion.get("quote_id")),
-            lookup_key=_str_or_none(details_of(payload).get("receiving_address")),
+            provider_ref=conversion.optional_text("quote_id") if conversion else None,
+            lookup_key=details.optional_text("receiving_address") if details else None,
             amount=amount,
-            occurred_at=_iso_or_none(payload.get("created_at")),
+            occurred_at=_iso_or_none(payload.raw("created_at")),
             # No intent_hint: neither a quote nor a funding carries a reference of ours
             # (Bitso's conversions take none), in Bitso's API or in the sandbox.
             raw=envelope,
@@ -331,13 +338,20 @@ def conversion_of(funding: Mapping[str, Any]) -> dict[str, Any]:
 
 def _decimal(value: Any, *, positive: bool = False) -> Decimal:
     """A finite Decimal from a decimal *string* (Bitso sends amounts as strings; a JSON number
-    would already have been through a float): never negative, never zero if `positive`."""
+    would already have been through a float): never negative, never zero if `positive`, and
+    of a size money has (quantizing 1E+999999 to centavos is an InvalidOperation)."""
+    text = value if isinstance(value, str) and len(value) <= MAX_AMOUNT_TEXT else "NaN"
     try:
-        amount = Decimal(value if isinstance(value, str) else "NaN")
+        amount = Decimal(text)
     except InvalidOperation:
         amount = Decimal("NaN")
-    if not amount.is_finite() or amount < 0 or (positive and amount == 0):
-        raise ValueError(f"not a decimal amount: {value!r}")
+    if (
+        not amount.is_finite()
+        or amount < 0
+        or (positive and amount == 0)
+        or amount.adjusted() > MAX_AMOUNT_EXPONENT
+    ):
+        raise ValueError(f"not a decimal amount: {ascii(value)[:40]}")
     return amount
 
 
@@ -366,6 +380,7 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def _iso_or_none(value: Any) -> datetime | None:
+    """An ISO 8601 time, or None: a funding's created_at is for the record only."""
     try:
         return datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from providers.base import WebhookRejected
+from providers.shapes import Malformed, load_json
 
 # Bitso's "Webhook Signatures": Base64 RSA-SHA256 (PKCS#1 v1.5) of the payload, and its key id.
 SIGNATURE_HEADER = "x-bitso-webhook-event-signature"
@@ -85,8 +86,10 @@ def public_key_option(key_id: str, key: rsa.RSAPublicKey) -> str:
 
 def signed_bytes(payload: Any, *, ascii_only: bool = True) -> bytes:
     """The compact JSON of `payload`, the bytes Bitso signs (its docs: Python's
-    separators=(',', ':'), which escape non-ASCII by default)."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=ascii_only).encode()
+    separators=(',', ':'), which escape non-ASCII by default). An unpaired surrogate
+    (JSON's "\\ud800") is kept as it is, so the bytes simply do not verify."""
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=ascii_only)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def verify_signature(
@@ -104,9 +107,14 @@ def verify_signature(
         raise WebhookRejected(f"no Bitso webhook public key {key_id!r} is configured")
     try:
         signature = base64.b64decode(encoded, validate=True)
-        envelope = json.loads(body)
-    except (binascii.Error, ValueError):
-        raise WebhookRejected("signature is not Base64 or body is not JSON") from None
+    except (binascii.Error, ValueError):  # ValueError: a non-ASCII header
+        raise WebhookRejected("signature is not Base64") from None
+    try:
+        # Read before it is verified (the signature covers the payload, re-encoded), so
+        # through load_json's limits: a body nested 10,000 deep is refused, not a crash.
+        envelope = load_json(body)
+    except Malformed as exc:
+        raise WebhookRejected(f"body is not a Bitso event: {exc}") from None
     if not (
         isinstance(envelope, dict)
         and isinstance(envelope.get("event"), str)

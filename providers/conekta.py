@@ -28,10 +28,12 @@ from typing import Any
 import httpx
 
 from app.domain.methods import PaymentMethodType
+from app.domain.money import MAX_MINOR
 from app.domain.next_action import NextAction, OxxoVoucher, RedirectToUrl, SpeiInstructions
 from providers.base import (
     IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
+    MalformedEvent,
     PaymentRequest,
     ProviderConfig,
     ProviderError,
@@ -40,7 +42,6 @@ from providers.base import (
     ProviderRefund,
     ProviderStatus,
     RefundRequest,
-    WebhookRejected,
     WireRequest,
 )
 from providers.conekta_wire import (
@@ -56,6 +57,7 @@ from providers.conekta_wire import (
     verify_signature,
 )
 from providers.http import PspHttp, json_body
+from providers.shapes import MAX_EVENT_ID, MAX_EVENT_TYPE, Fields, Malformed, load_json
 
 # The Orders API version this adapter speaks (conekta-python's OrdersApi sends it).
 ACCEPT = "application/vnd.conekta-v2.2.0+json"
@@ -72,6 +74,10 @@ REFUND_REASON = "requested_by_client"
 SEARCH_LIMIT = 250
 # SPEI's referencia numérica is 1 to 7 digits (Banxico; stpmex-python accepts 1-9,999,999).
 MAX_NUMERIC_REFERENCE = 9_999_999
+# Longest URL (3-D Secure redirect) and failure message read from Conekta.
+MAX_URL = 2048
+MAX_MESSAGE = 1000
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class ConektaProvider:
@@ -118,10 +124,15 @@ class ConektaProvider:
         body = json_body(self.name, response)
         if response.status_code >= 400:
             raise _api_error(self.name, response.status_code, body)
-        orders = [o for o in _list(body) if isinstance(o, Mapping)]
-        return [
-            payment_from_order(o, self.beneficiary) for o in orders if _intent_hint(o) == intent_id
-        ]
+        try:
+            orders = Fields(body, "list").each_fields("data")
+            return [
+                payment_from_order(o, self.beneficiary)
+                for o in orders
+                if _intent_hint(o) == intent_id
+            ]
+        except Malformed as exc:
+            raise _unreadable(self.name, exc) from None
 
     def _order_params(self, request: PaymentRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -170,7 +181,10 @@ class ConektaProvider:
             return _declined(body)
         if response.status_code >= 400:
             raise _api_error(self.name, response.status_code, body)
-        return payment_from_order(body, self.beneficiary)
+        try:
+            return payment_from_order(body, self.beneficiary)
+        except Malformed as exc:
+            raise _unreadable(self.name, exc) from None
 
     async def fetch_payment(self, provider_ref: str) -> ProviderPayment:
         response = await self.http.request("GET", f"/orders/{provider_ref}")
@@ -196,140 +210,204 @@ class ConektaProvider:
         body = json_body(self.name, response)
         if response.status_code >= 400:
             raise _api_error(self.name, response.status_code, body)
-        refund = _latest_refund(body)
-        if not refund.get("id"):
-            raise ProviderError(self.name, "answered a refund without one", retryable=False)
-        return ProviderRefund(str(refund["id"]), _refund_status(body, refund), raw=body)
+        try:
+            order = Fields(body, "order")
+            refund = _latest_refund(order)
+            refund_id = refund.optional_text("id") if refund else None
+            if refund is None or refund_id is None:
+                raise ProviderError(self.name, "answered a refund without one", retryable=False)
+            return ProviderRefund(refund_id, _refund_status(order, refund), raw=body)
+        except Malformed as exc:
+            raise _unreadable(self.name, exc) from None
 
     def parse_webhook(
         self, headers: Mapping[str, str], body: bytes, now: int
     ) -> list[ProviderEvent]:
         header = next((v for k, v in headers.items() if k.lower() == DIGEST_HEADER), "")
         verify_signature(body, header, self.webhook_keys)
-        event, kind, obj = _event_parts(body)
-        occurred = datetime.fromtimestamp(_int(event.get("created_at")) or now, UTC)
-        common: dict[str, Any] = {"provider": self.name, "event_id": str(event["id"])}
-        common.update(type=kind, occurred_at=occurred, raw=event)
+        try:
+            return [self._event(Fields(load_json(body), "event"), now)]
+        except Malformed as exc:
+            raise MalformedEvent(f"not a Conekta event: {exc}") from None
+
+    def _event(self, event: Fields, now: int) -> ProviderEvent:
+        """A Conekta event ({id, type, created_at, data: {object}}) in neutral terms."""
+        kind = event.text("type", max_length=MAX_EVENT_TYPE)
+        occurred = event.optional_epoch_seconds("created_at") or datetime.fromtimestamp(now, UTC)
+        obj = event.fields("data").fields("object")
+        common: dict[str, Any] = {
+            "provider": self.name,
+            "event_id": event.text("id", max_length=MAX_EVENT_ID),
+            "type": kind,
+            "occurred_at": occurred,
+            "raw": dict(event.values),
+        }
         if kind in REFUND_EVENTS:
             # Refund news names the refund alone, as the core expects of it.
             refund = _latest_refund(obj)
-            ref = str(refund["id"]) if refund.get("id") else None
-            status = _refund_status(obj, refund) if ref else None
-            return [ProviderEvent(**common, status=status, refund_ref=ref)]
-        order_id = obj.get("id") if obj.get("object") == "order" else obj.get("order_id")
+            ref = refund.optional_text("id") if refund else None
+            status = _refund_status(obj, refund) if refund and ref else None
+            return ProviderEvent(**common, status=status, refund_ref=ref)
+        order_id = obj.optional_text("id" if _is_order(obj) else "order_id")
         # A type not in the table is still returned (and acknowledged), with no status.
         status = EVENT_STATUS.get(kind)
-        return [
-            ProviderEvent(
-                **common,
-                status=status,
-                provider_ref=str(order_id) if order_id else None,
-                lookup_key=_lookup_key(next(iter(_charges(obj)), {}).get("payment_method")),
-                amount=_amount_paid(obj) if status is ProviderStatus.SUCCEEDED else None,
-                intent_hint=_intent_hint(obj),
-            )
-        ]
+        charges = _charges(obj)
+        return ProviderEvent(
+            **common,
+            status=status,
+            provider_ref=order_id,
+            lookup_key=_lookup_key(charges[0].optional_fields("payment_method"))
+            if charges
+            else None,
+            amount=_amount_paid(obj) if status is ProviderStatus.SUCCEEDED else None,
+            intent_hint=_intent_hint(obj),
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
 
-def payment_from_order(order: Mapping[str, Any], beneficiary: str) -> ProviderPayment:
-    """A Conekta order in neutral terms (unknown status: PENDING)."""
-    charge = next(iter(_charges(order)), {})
-    status = STATUS_MAP.get(str(order.get("payment_status")), ProviderStatus.PENDING)
+def payment_from_order(order: Mapping[str, Any] | Fields, beneficiary: str) -> ProviderPayment:
+    """A Conekta order in neutral terms (unknown status: PENDING); Malformed if it is
+    not one."""
+    fields = order if isinstance(order, Fields) else Fields(order, "order")
+    charges = _charges(fields)
+    charge = charges[0] if charges else None
+    payment_status = fields.optional_text("payment_status", max_length=MAX_EVENT_TYPE)
+    status = STATUS_MAP.get(payment_status or "", ProviderStatus.PENDING)
     next_action = None
     if status is ProviderStatus.REQUIRES_ACTION:
-        next_action = _next_action(order, charge, beneficiary)
+        next_action = _next_action(fields, charge, beneficiary)
         if next_action is None:
             status = ProviderStatus.PENDING  # pending, with nothing for the customer to do
-    key = _lookup_key(charge.get("payment_method"))
+    key = _lookup_key(charge.optional_fields("payment_method")) if charge else None
+    message = charge.optional_text("failure_message", max_length=MAX_MESSAGE) if charge else None
     return ProviderPayment(
-        provider_ref=str(order.get("id") or ""),
+        provider_ref=fields.optional_text("id") or "",
         status=status,
         next_action=next_action,
-        amount_received=_amount_paid(order),
+        amount_received=_amount_paid(fields),
         error_code="CARD_DECLINED" if status is ProviderStatus.FAILED else None,
-        error_message=charge.get("failure_message"),
+        error_message=message,
         lookup_keys=(key,) if key else (),
-        attempt_hint=_metadata(order, ATTEMPT_METADATA_KEY),
-        raw=dict(order),
+        attempt_hint=_metadata(fields, ATTEMPT_METADATA_KEY),
+        raw=dict(fields.values),
     )
 
 
-def _next_action(
-    order: Mapping[str, Any], charge: Mapping[str, Any], beneficiary: str
-) -> NextAction | None:
-    redirect = (order.get("next_action") or {}).get("redirect_to_url") or {}
-    if redirect.get("url"):
-        return RedirectToUrl(url=str(redirect["url"]), return_url=redirect.get("return_url"))
-    method = charge.get("payment_method") or {}
-    expires = _int(method.get("expires_at"))
-    expires_at = datetime.fromtimestamp(expires, UTC) if expires else None
-    if method.get("object") == "cash_payment" and method.get("reference") and expires_at:
+def _next_action(order: Fields, charge: Fields | None, beneficiary: str) -> NextAction | None:
+    action = order.optional_fields("next_action")
+    redirect = action.optional_fields("redirect_to_url") if action else None
+    url = redirect.optional_text("url", max_length=MAX_URL) if redirect else None
+    if redirect and url:
+        return RedirectToUrl(
+            url=url, return_url=redirect.optional_text("return_url", max_length=MAX_URL)
+        )
+    method = charge.optional_fields("payment_method") if charge else None
+    if method is None or charge is None:
+        return None
+    expires_at = method.optional_epoch_seconds("expires_at")
+    kind = method.optional_text("object", max_length=MAX_EVENT_TYPE)
+    reference = method.optional_text("reference")
+    if kind == "cash_payment" and reference and expires_at:
         # barcode_url is an image, not a voucher page: Conekta hosts no voucher.
-        return OxxoVoucher(reference=str(method["reference"]), expires_at=expires_at)
+        return OxxoVoucher(reference=reference, expires_at=expires_at)
     clabe = _lookup_key(method)
-    if method.get("object") == "bank_transfer_payment" and clabe:
+    if kind == "bank_transfer_payment" and clabe:
+        bank = method.optional_text("receiving_account_bank") or method.optional_text("bank")
         return SpeiInstructions(
             clabe=clabe,
-            bank=str(method.get("receiving_account_bank") or method.get("bank") or "STP"),
+            bank=bank or "STP",
             beneficiary=beneficiary,
-            reference=str(charge.get("reference_id") or order.get("id") or ""),
+            reference=charge.optional_text("reference_id") or order.optional_text("id") or "",
             expires_at=expires_at,
         )
     return None
 
 
-def _intent_hint(obj: Mapping[str, Any]) -> str | None:
+def _is_order(obj: Fields) -> bool:
+    return obj.optional_text("object", max_length=MAX_EVENT_TYPE) == "order"
+
+
+def _intent_hint(obj: Fields) -> str | None:
     """Our intent id, as an order's metadata echoes it (a charge carries none)."""
     return _metadata(obj, INTENT_METADATA_KEY)
 
 
-def _metadata(obj: Mapping[str, Any], key: str) -> str | None:
-    metadata = obj.get("metadata") if obj.get("object") == "order" else None
-    hint = metadata.get(key) if isinstance(metadata, Mapping) else None
-    return hint if isinstance(hint, str) and hint else None
+def _metadata(obj: Fields, key: str) -> str | None:
+    metadata = obj.optional_fields("metadata") if _is_order(obj) else None
+    return metadata.optional_text(key) if metadata else None
 
 
-def _lookup_key(method: Any) -> str | None:
+def _lookup_key(method: Fields | None) -> str | None:
     """The handle a webhook finds the payment by: OXXO reference or SPEI CLABE."""
-    if not isinstance(method, Mapping):
+    if method is None:
         return None
-    if method.get("object") == "cash_payment":
-        value = method.get("reference")
-    elif method.get("object") == "bank_transfer_payment":
-        value = method.get("clabe") or method.get("receiving_account_number")
-    else:
-        value = None
-    return str(value) if value else None
+    kind = method.optional_text("object", max_length=MAX_EVENT_TYPE)
+    if kind == "cash_payment":
+        return method.optional_text("reference")
+    if kind == "bank_transfer_payment":
+        return method.optional_text("clabe") or method.optional_text("receiving_account_number")
+    return None
 
 
-def _charges(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _charges(obj: Fields) -> list[Fields]:
     """An order's charges, or the charge itself (charge.* events carry a charge)."""
-    charges = _list(obj.get("charges")) if obj.get("object") == "order" else [obj]
-    return [c for c in charges if isinstance(c, Mapping)]
+    return _list_of(obj, "charges") if _is_order(obj) else [obj]
 
 
-def _amount_paid(obj: Mapping[str, Any]) -> int:
+def _list_of(obj: Fields, key: str) -> list[Fields]:
+    """Conekta's list objects ({"object": "list", "data": [...]}) or a bare list."""
+    if isinstance(obj.raw(key), dict):
+        return obj.fields(key).each_fields("data")
+    return obj.each_fields(key)
+
+
+def _amount_paid(obj: Fields) -> int:
     """Minor units paid in: the amounts of the charges that were paid."""
-    paid = (c for c in _charges(obj) if c.get("status") in PAID_CHARGE_STATUSES)
-    return sum(_int(c.get("amount")) for c in paid)
+    paid = sum(
+        c.amount("amount")
+        for c in _charges(obj)
+        if c.optional_text("status", max_length=MAX_EVENT_TYPE) in PAID_CHARGE_STATUSES
+    )
+    if paid > MAX_MINOR:
+        raise Malformed(obj.path, f"its charges were paid more than {MAX_MINOR} in total")
+    return paid
 
 
-def _latest_refund(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    refunds = [r for c in _charges(obj) for r in _list(c.get("refunds")) if isinstance(r, Mapping)]
-    return max(refunds, key=lambda r: _int(r.get("created_at")), default={})
+def _latest_refund(obj: Fields) -> Fields | None:
+    refunds = [r for c in _charges(obj) for r in _list_of(c, "refunds")]
+    created = [r.optional_epoch_seconds("created_at") for r in refunds]
+    latest = max(
+        zip(created, range(len(refunds)), strict=True),
+        key=lambda pair: (pair[0] or _EPOCH, -pair[1]),  # the first of equals
+        default=None,
+    )
+    return refunds[latest[1]] if latest else None
 
 
-def _refund_status(obj: Mapping[str, Any], refund: Mapping[str, Any]) -> ProviderStatus:
+def _refund_status(obj: Fields, refund: Fields) -> ProviderStatus:
     """A refund's own status when it has one; else instant once the order says refunded."""
-    if refund.get("status"):
-        return REFUND_STATUS_MAP.get(str(refund["status"]), ProviderStatus.PENDING)
+    own = refund.optional_text("status", max_length=MAX_EVENT_TYPE)
+    if own:
+        return REFUND_STATUS_MAP.get(own, ProviderStatus.PENDING)
     # An order says so in payment_status, a charge (charge.refunded) in status.
-    state = obj.get("payment_status") or obj.get("status")
+    state = obj.optional_text("payment_status", max_length=MAX_EVENT_TYPE) or obj.optional_text(
+        "status", max_length=MAX_EVENT_TYPE
+    )
     done = state in {"refunded", "partially_refunded"}
-    return ProviderStatus.SUCCEEDED if done and refund else ProviderStatus.PENDING
+    return ProviderStatus.SUCCEEDED if done else ProviderStatus.PENDING
+
+
+def _unreadable(provider: str, exc: Malformed) -> ProviderError:
+    """A 2xx answer Cobro cannot read: the PSP may have acted on the request, so the
+    outcome is unknown (the attempt stays pending, and is replayed or searched for)."""
+    return ProviderError(
+        provider,
+        f"answered something Cobro cannot read ({exc})",
+        retryable=True,
+        outcome_unknown=True,
+    )
 
 
 def _declined(body: Mapping[str, Any]) -> ProviderPayment:
@@ -371,20 +449,6 @@ def _details(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [d for d in _list(body.get("details")) if isinstance(d, Mapping)]
 
 
-def _event_parts(body: bytes) -> tuple[dict[str, Any], str, Mapping[str, Any]]:
-    try:
-        event = json.loads(body)
-        kind = str(event["type"])
-        obj = event["data"]["object"]
-        if not event["id"]:
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        raise WebhookRejected("body is not a Conekta event") from None
-    if not isinstance(obj, Mapping):
-        raise WebhookRejected("event data.object is not an object")
-    return event, kind, obj
-
-
 def _spei_reference(request: PaymentRequest) -> str:
     """The number the customer may type as referencia numérica (1 to 7 digits)."""
     if request.reference_number is None:
@@ -397,7 +461,3 @@ def _list(value: Any) -> list[Any]:
     if isinstance(value, Mapping):
         value = value.get("data")
     return value if isinstance(value, list) else []
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -53,6 +54,7 @@ from app.domain.next_action import SpeiInstructions
 from providers.base import (
     INVALID_REQUEST,
     Deposit,
+    MalformedEvent,
     PaymentRequest,
     ProviderConfig,
     ProviderError,
@@ -61,10 +63,17 @@ from providers.base import (
     ProviderRefund,
     ProviderStatus,
     RefundRequest,
-    WebhookRejected,
     WireRequest,
 )
 from providers.http import PspHttp
+from providers.shapes import (
+    MAX_EPOCH_SECONDS,
+    MAX_HANDLE,
+    Fields,
+    Malformed,
+    check_integer,
+    load_json,
+)
 from providers.stp_wire import (
     CLAVE_DUPLICADA,
     CLAVE_USED,
@@ -86,6 +95,7 @@ from providers.stp_wire import (
     cadena_original,
     listed_abono_id,
     load_signing_key,
+    malformed_reply,
     parse_monto,
     refund_order,
     same_order,
@@ -101,6 +111,8 @@ CUENTA_PATH = "/speiws/rest/cuentaModule/moral"
 
 RECEIVED = "R"  # consOrdenesFech `estado`: orders we received (E: sent)
 CLABE_PREFIX_DIGITS = 10  # bank 646 + plaza 180 + the company's 4 digits; 7 are ours to assign
+MAX_FOLIO = 10**18 - 1  # STP's order ids are Java longs; ours are far shorter
+MAX_ESTADO = 40  # LIQUIDACION, DEVOLUCION, CANCELACION, EXITO...
 
 # Options a misconfigured deployment should fail on at start-up, not at STP's first refusal.
 REQUIRED_OPTIONS = (
@@ -280,55 +292,57 @@ class StpProvider:
         self, headers: Mapping[str, str], body: bytes, now: int
     ) -> list[ProviderEvent]:
         verify_callback(headers, body, self.config.webhook_secrets, self.webhook_token)
+        payload: Any = None
         try:
-            payload = json.loads(body, parse_float=str)  # montos keep their exact text
-        except ValueError:
-            raise WebhookRejected("STP callback body is not JSON") from None
-        if not isinstance(payload, dict):
-            raise WebhookRejected("STP callback body is not a JSON object")
-        if "cuentaBeneficiario" in payload:
-            return [self._abono_event(payload)]
-        if "Estado" in payload or "estado" in payload:
-            return [self._orden_event(payload)]
-        raise WebhookRejected("STP callback is neither an abono nor an order status")
+            # Montos stay exact, and a number is never mistaken for text (an id part).
+            payload = load_json(body, parse_float=Decimal)
+            callback = Fields(payload, "callback")
+            if callback.has("cuentaBeneficiario"):
+                return [self._abono_event(callback)]
+            if callback.has("Estado") or callback.has("estado"):
+                return [self._orden_event(callback)]
+            raise Malformed("callback", "is neither an abono nor an order status")
+        except Malformed as exc:
+            reply = malformed_reply(payload)
+            raise MalformedEvent(f"not an STP callback: {exc}", reply=reply) from None
 
     def webhook_ack(self, events: list[ProviderEvent]) -> dict[str, Any]:
         """The 200 body STP expects for a callback the webhook route accepted."""
         return abono_reply(events[0] if events else None)
 
-    def _abono_event(self, payload: dict[str, Any]) -> ProviderEvent:
+    def _abono_event(self, abono: Fields) -> ProviderEvent:
         """A transfer landed at one of our CLABEs (abono_event_id says how it is named)."""
+        clabe = abono.text("cuentaBeneficiario", max_length=MAX_HANDLE).strip()
+        if not clabe:
+            raise Malformed("callback.cuentaBeneficiario", "is blank")
         try:
-            clabe = str(payload["cuentaBeneficiario"])
-            amount = parse_monto(payload["monto"])
-            event_id = abono_event_id(payload)
-        except (KeyError, InvalidAmount) as exc:
-            raise WebhookRejected(f"STP abono lacks or garbles a field: {exc}") from None
+            amount = parse_monto(abono.raw("monto"))
+        except InvalidAmount as exc:
+            raise Malformed("callback.monto", exc.message) from None
         return ProviderEvent(
             provider=self.name,
-            event_id=event_id,
+            event_id=abono_event_id(abono),
             type="abono",
             status=ProviderStatus.SUCCEEDED,
             provider_ref=clabe,
             lookup_key=clabe,
             amount=amount,
-            occurred_at=_from_millis(payload.get("tsLiquidacion")),
-            raw=payload,
+            occurred_at=_from_millis(abono),
+            raw=dict(abono.values),
         )
 
-    def _orden_event(self, payload: dict[str, Any]) -> ProviderEvent:
+    def _orden_event(self, payload: Fields) -> ProviderEvent:
         """An order of ours (a refund) settled, came back, or was cancelled."""
-        folio = payload.get("id")
-        if not (_is_int(folio) or (isinstance(folio, str) and folio.isdigit())):
-            raise WebhookRejected("STP order status has no order id")
-        estado = str(payload.get("Estado", payload.get("estado"))).upper()
+        folio = _folio(payload)
+        key = "Estado" if payload.has("Estado") else "estado"
+        estado = payload.text(key, max_length=MAX_ESTADO).upper()
         return ProviderEvent(
             provider=self.name,
             event_id=f"orden:{folio}:{estado}",  # one order may settle, then come back
             type=f"orden.{estado}",
             status=ORDEN_STATUS.get(estado, ProviderStatus.PENDING),
-            refund_ref=str(folio),
-            raw=payload,
+            refund_ref=folio,
+            raw=dict(payload.values),
         )
 
     async def _cuenta(self, method: str, clabe: str, idempotency_key: str) -> dict[str, Any]:
@@ -406,11 +420,16 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _from_millis(value: object) -> datetime | None:
-    """STP's ts* fields are epoch milliseconds."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    try:
-        return datetime.fromtimestamp(value / 1000, UTC)
-    except (OverflowError, ValueError, OSError):  # out of datetime's range: not a time
-        return None
+def _folio(payload: Fields) -> str:
+    """The order id STP gave a refund (registraOrden's `resultado.id`): a positive
+    integer, sent as a number or as its digits."""
+    folio = payload.raw("id")
+    if isinstance(folio, str) and folio.isascii() and folio.isdigit() and len(folio) <= 19:
+        folio = int(folio)
+    return str(check_integer(folio, "callback.id", minimum=1, maximum=MAX_FOLIO))
+
+
+def _from_millis(abono: Fields) -> datetime | None:
+    """STP's tsLiquidacion: epoch milliseconds, when it is sent."""
+    millis = abono.optional_integer("tsLiquidacion", minimum=0, maximum=MAX_EPOCH_SECONDS * 1000)
+    return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC)

@@ -31,6 +31,7 @@ from app.domain.clabe import institution_code, with_check_digit
 from app.domain.errors import InvalidAmount
 from app.domain.money import Currency, parse_amount
 from providers.base import ProviderEvent, ProviderStatus, RefundRequest, WebhookRejected
+from providers.shapes import Fields, Malformed, check_integer
 
 STP_INSTITUTION = "90646"  # STP's Banxico code: the operating institution of our orders
 TIPO_CUENTA_CLABE = 40  # SPEI account type of an 18-digit CLABE
@@ -92,6 +93,13 @@ NO_ORDERS = -100  # consOrdenesFech / consOrdEnvRastreo: nothing found, an empty
 CLAVE_DUPLICADA = -1  # registraOrden: this claveRastreo was used today already, when ...
 CLAVE_USED = re.compile(r"La clave de rastreo .+ ya fue utilizada")  # ... it says so (stpmex)
 CUENTA_OK = frozenset({0, 3})  # registered ("Cuenta en revisión." included), or already so
+# SPEI's return cause 14, "Falta información mandatoria para completar el pago" (Banxico's
+# catalogue of causas de devolución): what an abono Cobro cannot read is returned with.
+MALFORMED_RETURN_CAUSE = 14
+# The fields that name an abono, and how long each may be.
+ABONO_ID_FIELDS = ("fechaOperacion", "institucionOrdenante", "claveRastreo")
+MAX_ID_PART = 40  # a claveRastreo has at most 30 characters; dates and bank codes fewer
+MAX_ID_NUMBER = 10**12
 
 
 def monto_text(minor: int) -> str:
@@ -102,15 +110,19 @@ def monto_text(minor: int) -> str:
 def parse_monto(value: object) -> int:
     """Centavos in an STP monto (0.01, "1234.56", 500), exactly; InvalidAmount if it is not.
 
-    JSON numbers must reach here as their text (json.loads(parse_float=str)). Java writes
-    doubles of 10^7 and more as "1.2E7", so exponents are expanded first.
+    JSON numbers must reach here as their text (json.loads(parse_float=str)) or as a
+    Decimal (parse_float=Decimal). Java writes doubles of 10^7 and more as "1.2E7", so
+    exponents are expanded first.
     """
+    if isinstance(value, Decimal):
+        value = str(value)
     if isinstance(value, str) and "e" in value.lower():
         try:
             number = Decimal(value)
         except InvalidOperation:
             number = Decimal("NaN")
-        if number.is_finite() and number.adjusted() <= MAX_AMOUNT_EXPONENT:
+        # Both ways: "1E-99999999" written out would be a hundred million characters.
+        if number.is_finite() and abs(number.adjusted()) <= MAX_AMOUNT_EXPONENT:
             value = format(number, "f")
     return parse_amount(value, Currency.MXN).minor
 
@@ -214,10 +226,21 @@ def same_order(listed: Mapping[str, Any], clabe: str, minor: int) -> bool:
     return str(listed.get("cuentaBeneficiario", "")).strip() == clabe and amount == minor
 
 
-def abono_event_id(abono: Mapping[str, Any]) -> str:
+def abono_event_id(abono: Mapping[str, Any] | Fields) -> str:
     """An abono's event id. SPEI makes (fechaOperacion, institucionOrdenante, claveRastreo)
-    unique; KeyError if one is missing."""
-    return _abono_key(abono["fechaOperacion"], abono["institucionOrdenante"], abono["claveRastreo"])
+    unique; Malformed if one is missing or is not a short number or text."""
+    fields = abono if isinstance(abono, Fields) else Fields(abono, "callback")
+    return _abono_key(*(_id_part(fields, key) for key in ABONO_ID_FIELDS))
+
+
+def _id_part(abono: Fields, key: str) -> str:
+    value = abono.raw(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(check_integer(value, f"callback.{key}", minimum=0, maximum=MAX_ID_NUMBER))
+    text = abono.text(key, max_length=MAX_ID_PART).strip()
+    if not text:
+        raise Malformed(f"callback.{key}", "is blank")
+    return text
 
 
 def listed_abono_id(row: Mapping[str, Any]) -> str:
@@ -261,6 +284,16 @@ def verify_callback(
 def _utf8(text: str) -> bytes:
     # surrogatepass: even a str no header decoder produces becomes bytes, not an error.
     return text.encode("utf-8", "surrogatepass")
+
+
+def malformed_reply(payload: Any) -> dict[str, Any]:
+    """What STP hears of a signed callback Cobro cannot read: an order status is
+    acknowledged ("recibido"); anything else may be money, which Cobro cannot record,
+    so it goes back to the payer with a SPEI return cause."""
+    is_orden = isinstance(payload, dict) and ("Estado" in payload or "estado" in payload)
+    if is_orden and "cuentaBeneficiario" not in payload:
+        return {"mensaje": "recibido"}
+    return abono_reply(None, return_cause=MALFORMED_RETURN_CAUSE)
 
 
 def abono_reply(event: ProviderEvent | None, return_cause: int | None = None) -> dict[str, Any]:

@@ -8,9 +8,7 @@ verified with Stripe's `Stripe-Signature` scheme (HMAC-SHA256 of "t.body", any
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +20,7 @@ from app.domain.next_action import NextAction, OxxoVoucher, RedirectToUrl
 from providers.base import (
     IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
+    MalformedEvent,
     PaymentRequest,
     ProviderConfig,
     ProviderError,
@@ -34,6 +33,14 @@ from providers.base import (
     WireRequest,
 )
 from providers.http import PspHttp, json_body
+from providers.shapes import (
+    MAX_EVENT_ID,
+    MAX_EVENT_TYPE,
+    MAX_HANDLE,
+    Fields,
+    Malformed,
+    load_json,
+)
 
 # Stripe rejects webhook timestamps older than this (stripe-python DEFAULT_TOLERANCE).
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -67,6 +74,9 @@ API_VERSION = "2024-06-20"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # Search pages hold up to 100 objects; an intent has a handful of attempts at most.
 SEARCH_LIMIT = 100
+# Longest URL (voucher page, 3-D Secure redirect) and error message read from Stripe.
+MAX_URL = 2048
+MAX_MESSAGE = 1000
 
 
 def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -150,8 +160,11 @@ class StripeProvider:
         body = json_body(self.name, response)
         if response.status_code >= 400:
             raise _api_error(self.name, response.status_code, body)
-        found = [payment_from_stripe(o) for o in body.get("data") or [] if isinstance(o, dict)]
-        return [p for p in found if _intent_hint(p.raw) == intent_id]
+        try:
+            found = [payment_from_stripe(o) for o in Fields(body, "list").each_fields("data")]
+        except Malformed as exc:
+            raise _unreadable(self.name, exc) from None
+        return [p for p in found if _intent_hint(Fields(p.raw, "")) == intent_id]
 
     def _create_params(self, request: PaymentRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -195,7 +208,10 @@ class StripeProvider:
             return self._declined(body["error"])
         if response.status_code >= 400:
             raise _api_error(self.name, response.status_code, body)
-        return payment_from_stripe(body)
+        try:
+            return payment_from_stripe(body)
+        except Malformed as exc:
+            raise _unreadable(self.name, exc) from None
 
     def _declined(self, error: Mapping[str, Any]) -> ProviderPayment:
         """A card_error as an answer: FAILED whatever its code (raw keeps the code)."""
@@ -246,103 +262,116 @@ class StripeProvider:
         header = next((v for k, v in headers.items() if k.lower() == "stripe-signature"), "")
         verify_signature(body, header, self.config.webhook_secrets, now=now)
         try:
-            event = json.loads(body)
-            kind = str(event["type"])
-            obj = event["data"]["object"]
-            event_id = str(event["id"])
-        except (ValueError, KeyError, TypeError):
-            raise WebhookRejected("body is not a Stripe event") from None
-        if not isinstance(obj, dict):
-            raise WebhookRejected("event data.object is not an object")
-        occurred = datetime.fromtimestamp(int(event.get("created") or now), UTC)
+            return [self._event(Fields(load_json(body), "event"))]
+        except Malformed as exc:
+            raise MalformedEvent(f"not a Stripe event: {exc}") from None
+
+    def _event(self, event: Fields) -> ProviderEvent:
+        """A Stripe Event (docs.stripe.com/api/events/object) read into neutral terms."""
+        event_id = event.text("id", max_length=MAX_EVENT_ID)
+        kind = event.text("type", max_length=MAX_EVENT_TYPE)
+        occurred = event.epoch_seconds("created")
+        obj = event.fields("data").fields("object")
         if kind.startswith("payment_intent."):
             payment = payment_from_stripe(obj)
-            return [
-                ProviderEvent(
-                    provider=self.name,
-                    event_id=event_id,
-                    type=kind,
-                    status=payment.status,
-                    provider_ref=payment.provider_ref,
-                    amount=payment.amount_received,
-                    occurred_at=occurred,
-                    intent_hint=_intent_hint(obj),
-                    raw=event,
-                )
-            ]
+            return ProviderEvent(
+                provider=self.name,
+                event_id=event_id,
+                type=kind,
+                status=payment.status,
+                provider_ref=payment.provider_ref,
+                amount=payment.amount_received,
+                occurred_at=occurred,
+                intent_hint=_intent_hint(obj),
+                raw=dict(event.values),
+            )
         if kind.startswith("refund.") or kind == "charge.refund.updated":
-            return [
-                ProviderEvent(
-                    provider=self.name,
-                    event_id=event_id,
-                    type=kind,
-                    status=REFUND_STATUS_MAP.get(str(obj.get("status")), ProviderStatus.PENDING),
-                    refund_ref=str(obj.get("id")),
-                    occurred_at=occurred,
-                    raw=event,
-                )
-            ]
+            status = obj.optional_text("status", max_length=MAX_EVENT_TYPE)
+            return ProviderEvent(
+                provider=self.name,
+                event_id=event_id,
+                type=kind,
+                status=REFUND_STATUS_MAP.get(status or "", ProviderStatus.PENDING),
+                refund_ref=obj.text("id", max_length=MAX_HANDLE),
+                occurred_at=occurred,
+                raw=dict(event.values),
+            )
         # An event type we do not act on is still acknowledged (and stored).
-        return [ProviderEvent(self.name, event_id, kind, None, occurred_at=occurred, raw=event)]
+        return ProviderEvent(
+            self.name, event_id, kind, None, occurred_at=occurred, raw=dict(event.values)
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
 
-def payment_from_stripe(obj: Mapping[str, Any]) -> ProviderPayment:
-    """A Stripe PaymentIntent object in neutral terms (unknown status: PENDING)."""
-    status = STATUS_MAP.get(str(obj.get("status")), ProviderStatus.PENDING)
-    error = obj.get("last_payment_error") or {}
-    if status is ProviderStatus.FAILED and not error:
+def payment_from_stripe(obj: Mapping[str, Any] | Fields) -> ProviderPayment:
+    """A Stripe PaymentIntent object in neutral terms (unknown status: PENDING);
+    Malformed if it is not one."""
+    fields = obj if isinstance(obj, Fields) else Fields(obj, "payment_intent")
+    status_text = fields.optional_text("status", max_length=MAX_EVENT_TYPE)
+    status = STATUS_MAP.get(status_text or "", ProviderStatus.PENDING)
+    error = fields.optional_fields("last_payment_error")
+    if status is ProviderStatus.FAILED and error is None:
         # requires_payment_method with no error is a fresh intent, not a failure.
         status = ProviderStatus.PENDING
-    next_action = _next_action(obj.get("next_action"))
+    next_action = _next_action(fields.optional_fields("next_action"))
     lookup = (next_action.reference,) if isinstance(next_action, OxxoVoucher) else ()
     failed = status is ProviderStatus.FAILED
+    message = error.optional_text("message", max_length=MAX_MESSAGE) if error else None
     return ProviderPayment(
-        provider_ref=str(obj.get("id") or ""),
+        provider_ref=fields.text("id", max_length=MAX_HANDLE),
         status=status,
         next_action=next_action,
-        amount_received=_int_or_none(obj.get("amount_received")),
+        amount_received=fields.optional_amount("amount_received"),
         # A failed attempt failed on the card, whatever Stripe's code (raw keeps it).
         error_code=CARD_DECLINED if failed else None,
-        error_message=error.get("message") if failed else None,
+        error_message=message if failed else None,
         lookup_keys=lookup,
-        attempt_hint=_metadata(obj, ATTEMPT_METADATA_KEY),
-        raw=dict(obj),
+        attempt_hint=_metadata(fields, ATTEMPT_METADATA_KEY),
+        raw=dict(fields.values),
     )
 
 
-def _next_action(data: Any) -> NextAction | None:
-    if not isinstance(data, Mapping):
+def _next_action(action: Fields | None) -> NextAction | None:
+    if action is None:
         return None
-    kind = data.get("type")
+    kind = action.optional_text("type", max_length=MAX_EVENT_TYPE)
     if kind == "oxxo_display_details":
-        details = data["oxxo_display_details"]
+        details = action.fields("oxxo_display_details")
         return OxxoVoucher(
-            reference=str(details["number"]),
-            expires_at=datetime.fromtimestamp(int(details["expires_after"]), UTC),
-            hosted_voucher_url=details.get("hosted_voucher_url"),
+            reference=details.text("number", max_length=MAX_HANDLE),
+            expires_at=details.epoch_seconds("expires_after"),
+            hosted_voucher_url=details.optional_text("hosted_voucher_url", max_length=MAX_URL),
         )
     if kind == "redirect_to_url":
-        redirect = data["redirect_to_url"]
-        return RedirectToUrl(url=str(redirect["url"]), return_url=redirect.get("return_url"))
+        redirect = action.fields("redirect_to_url")
+        return RedirectToUrl(
+            url=redirect.text("url", max_length=MAX_URL),
+            return_url=redirect.optional_text("return_url", max_length=MAX_URL),
+        )
     return None
 
 
-def _intent_hint(obj: Mapping[str, Any]) -> str | None:
+def _intent_hint(obj: Fields) -> str | None:
     """Our intent id, as the PaymentIntent's metadata echoes it."""
     return _metadata(obj, INTENT_METADATA_KEY)
 
 
-def _metadata(obj: Mapping[str, Any], key: str) -> str | None:
-    metadata = obj.get("metadata")
-    hint = metadata.get(key) if isinstance(metadata, Mapping) else None
-    return hint if isinstance(hint, str) and hint else None
+def _metadata(obj: Fields, key: str) -> str | None:
+    metadata = obj.optional_fields("metadata")
+    return metadata.optional_text(key, max_length=MAX_HANDLE) if metadata else None
 
 
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _unreadable(provider: str, exc: Malformed) -> ProviderError:
+    """A 2xx answer Cobro cannot read: the PSP may have acted on the request, so the
+    outcome is unknown (the attempt stays pending, and is replayed or searched for)."""
+    return ProviderError(
+        provider,
+        f"answered something Cobro cannot read ({exc})",
+        retryable=True,
+        outcome_unknown=True,
+    )
 
 
 def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderError:

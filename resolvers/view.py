@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -52,6 +53,17 @@ class CobroGraphQL(GraphQL[Context, None]):
         payload = value.get("payload") if type(value) is dict else None
         if type(payload) is dict and type(query := payload.get("query")) is str:
             payload["query"] = sys.intern(query)
+        return value
+
+    def parse_json(self, data: str | bytes) -> object:
+        """JSON of an HTTP request (its body; a GET's `variables` and `extensions`).
+
+        Strawberry reads keys from whatever this returns, so `null`, `5`, `"x"` or
+        `true` would be an AttributeError, a 500: anything but an object (or a list,
+        which Strawberry answers as a batch) is the client's mistake, a 400."""
+        value = super().parse_json(data)
+        if not isinstance(value, dict | list):
+            raise HTTPException(400, "The request's JSON must be an object")
         return value
 
     def encode_json(self, data: object) -> str:

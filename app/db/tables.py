@@ -230,7 +230,9 @@ class WebhookInbox(Base):
     """Every PSP event as received, unique per (provider, event id): a replay is a no-op.
 
     Stored and applied in one transaction, and only then acknowledged. An event that
-    matches no payment yet (it beat our own commit) waits here as `unmatched`.
+    matches no payment yet (it beat our own commit) waits here as `unmatched`. A
+    validly signed event whose content is malformed is kept as `rejected` with its
+    `reason`, under an id made from its body (its own may be the malformed part).
     """
 
     __tablename__ = "webhook_inbox"
@@ -242,8 +244,9 @@ class WebhookInbox(Base):
     handle: Mapped[str | None] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)  # the raw body, exactly as the PSP sent it
     event: Mapped[dict[str, Any]] = mapped_column(JSON)  # as the adapter parsed it
-    # applied | ignored | unmatched
+    # applied | ignored | unmatched | rejected
     outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)  # why a rejected event was refused
     intent_id: Mapped[str | None] = mapped_column(String(40))
     received_at: Mapped[datetime]
 

@@ -12,6 +12,9 @@ import hashlib
 import hmac
 
 DEFAULT_TOLERANCE_SECONDS = 300
+# A Unix time in seconds has 10 digits until the year 2286; 12 is ample. Longer is not
+# a time: Python refuses to turn more than 4,300 digits into an int at all.
+MAX_TIMESTAMP_DIGITS = 12
 
 
 class BadSignature(ValueError):
@@ -50,6 +53,8 @@ def verify(
         or not (timestamps[0].isascii() and timestamps[0].isdigit())
     ):
         raise BadSignature("signature header missing or malformed")
+    if len(timestamps[0]) > MAX_TIMESTAMP_DIGITS:
+        raise BadSignature(f"signature timestamp has more than {MAX_TIMESTAMP_DIGITS} digits")
     timestamp = int(timestamps[0])
     if now - timestamp > tolerance:
         raise BadSignature("signature timestamp is outside the tolerance")

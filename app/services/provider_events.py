@@ -9,6 +9,7 @@ recorded yet (the PSP was faster than our own commit) waits in the inbox as
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,12 +35,15 @@ log = logging.getLogger("cobro.webhooks")
 # Unmatched events are retried for this long; after that they wait for a person.
 UNMATCHED_WINDOW = timedelta(days=7)
 BATCH = 200
+# Rejected events are kept under this prefix and a digest of their body.
+REJECTED_PREFIX = "rejected:"
 
 
 @dataclass(frozen=True, slots=True)
 class Received:
     event_id: str
-    outcome: str  # applied | ignored | unmatched | duplicate
+    outcome: str  # applied | ignored | unmatched | duplicate | rejected
+    reason: str | None = None  # why a rejected event was refused
 
 
 class ProviderEventService:
@@ -50,6 +54,31 @@ class ProviderEventService:
     async def receive(self, events: list[ProviderEvent], body: bytes) -> list[Received]:
         """Store and apply each event; return only once all of them are committed."""
         return [await self._receive(event, body) for event in events]
+
+    async def reject(self, provider: str, body: bytes, reason: str) -> Received:
+        """Keep a validly signed but malformed event as `rejected`, and nothing else.
+
+        Its id comes from its body, not from what it claims (that may be the malformed
+        part), so a PSP's retry of the same bytes is kept once; were the same event
+        ever applied after all (it is resent well-formed), it would not collide."""
+        event_id = REJECTED_PREFIX + hashlib.sha256(body).hexdigest()[:32]
+        async with self.db.transaction() as conn:
+            stored = await inbox.store_rejected(
+                conn,
+                provider=provider,
+                event_id=event_id,
+                body=_storable(body),
+                reason=reason,
+                now=self.clock.now(),
+            )
+        log.warning(
+            "%s event %s rejected%s: %s",
+            provider,
+            event_id,
+            "" if stored else " again",
+            reason,
+        )
+        return Received(event_id, "rejected", reason)
 
     async def retry_unmatched(self) -> int:
         """Apply stored events whose payment or refund we now know (the worker's job).
@@ -205,6 +234,13 @@ async def _apply_refund_news(
         now,
     )
     return "applied", intent.id
+
+
+def _storable(body: bytes) -> str:
+    """A body as text any database keeps: bytes that are not UTF-8 and NUL (which
+    PostgreSQL refuses in text) written as escapes. A body that was applied is JSON,
+    and JSON is UTF-8 without NUL, so only rejected bodies can ever differ."""
+    return body.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
 def _amount(minor: int | None, intent: PaymentIntent) -> str | None:

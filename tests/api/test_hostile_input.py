@@ -22,6 +22,17 @@ async def test_json_that_is_not_an_object_is_a_400(http):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("body", [b"null", b"5", b'"x"', b"true", b"1e400"])
+async def test_json_that_is_a_scalar_is_a_400(http, body):
+    for headers in ({}, AUTH):  # a client with no key at all, too
+        response = await http.post(
+            "/graphql", content=body, headers={**headers, "content-type": "application/json"}
+        )
+        assert response.status_code == 400, body
+    get = await http.get("/graphql", params={"query": "{ __typename }", "variables": "5"})
+    assert get.status_code == 400
+
+
 async def test_oversized_body_is_a_413(http):
     query = "query { __typename }" + " " * 70_000
     response = await http.post("/graphql", json={"query": query}, headers=AUTH)
@@ -194,3 +205,17 @@ async def test_a_non_ascii_stripe_signature_is_a_400(http):
         headers={"Stripe-Signature": "t=1,v1=ñ".encode(), "content-type": "application/json"},
     )
     assert response.status_code == 400
+
+
+async def test_a_stripe_signature_timestamp_of_thousands_of_digits_is_a_400(http):
+    for digits in (13, 5_000):
+        response = await http.post(
+            "/webhooks/stripe",
+            content=b"{}",
+            headers={
+                "Stripe-Signature": f"t={'9' * digits},v1=00",
+                "content-type": "application/json",
+            },
+        )
+        assert response.status_code == 400
+        assert "digits" in response.json()["error"]

@@ -51,6 +51,34 @@ async def store(
     return int(row.id) if row else None
 
 
+async def store_rejected(
+    conn: AsyncConnection,
+    *,
+    provider: str,
+    event_id: str,
+    body: str,
+    reason: str,
+    now: datetime,
+) -> bool:
+    """Keep a malformed signed event as `rejected`; False when it was kept before."""
+    result = await conn.execute(
+        insert_ignore(conn, T, ["provider", "event_id"])
+        .values(
+            provider=provider,
+            event_id=event_id,
+            event_type="malformed",
+            handle=None,
+            body=body,
+            event={},
+            outcome="rejected",
+            reason=reason,
+            received_at=now,
+        )
+        .returning(T.c.id)
+    )
+    return result.first() is not None
+
+
 async def set_outcome(
     conn: AsyncConnection, row_id: int, outcome: str, intent_id: str | None
 ) -> None:

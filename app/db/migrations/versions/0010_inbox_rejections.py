@@ -1,0 +1,25 @@
+"""webhook inbox: the reason a malformed signed event was rejected
+
+Revision ID: 0010
+Revises: 0008
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("webhook_inbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("reason", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("webhook_inbox", schema=None) as batch_op:
+        batch_op.drop_column("reason")
