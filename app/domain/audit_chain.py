@@ -52,9 +52,13 @@ class ChainedEvent:
 
 
 def utc_text(at: datetime) -> str:
-    if at.tzinfo is None:
+    """`2026-01-31T12:00:00.123456Z` (isoformat: a third of strftime's cost)."""
+    offset = at.utcoffset()
+    if offset is None:
         raise ValueError("naive datetime: audit times are aware UTC")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if offset:
+        at = at.astimezone(UTC)
+    return at.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def canonical(

@@ -465,3 +465,40 @@ async def counts(runtime) -> tuple[int, ...]:
         for table in (T, PaymentIntentRow.__table__, Refund.__table__, H):
             found.append(int(await conn.scalar(select(func.count()).select_from(table))))
         return tuple(found)
+
+
+async def test_a_head_moved_by_another_process_is_read_again(runtime):
+    """A writer remembers the heads it moved (SQLite's one connection) and moves
+    them from there; another process writing the same file meanwhile makes that
+    miss, and the head is read afresh: no fork, no failure."""
+    intent_id = await pay(runtime)
+    me = await merchant_id(runtime)
+    services = runtime.services
+    other = Database(services.db.url.render_as_string(hide_password=False))
+
+    async def note(db: Database, name: str) -> None:
+        async with db.transaction() as conn:
+            await audit.append(
+                conn,
+                intent_id=intent_id,
+                merchant_id=me,
+                events=[NewAuditEvent(name)],
+                at=services.clock.now(),
+            )
+
+    try:
+        for n in range(3):
+            await note(services.db, f"here.{n}")
+            await note(other, f"there.{n}")
+    finally:
+        await other.dispose()
+    chain = await rows(runtime)
+    assert [r.type for r in chain[-6:]] == [
+        "here.0",
+        "there.0",
+        "here.1",
+        "there.1",
+        "here.2",
+        "there.2",
+    ]
+    assert await verify(runtime) == (len(chain), "")

@@ -39,7 +39,12 @@ _MOVE_HEAD = (
     .where(H.c.merchant_id == bindparam("m"))
     .values(seq=bindparam("seq"), hash=bindparam("hash"))
 )
+_MOVE_KNOWN_HEAD = _MOVE_HEAD.where(
+    H.c.seq == bindparam("old_seq"), H.c.hash == bindparam("old_hash")
+)
 _NEW_HEAD = {"seq": 0, "hash": GENESIS}
+_KNOWN_HEADS = "cobro.audit_heads"
+_KNOWN_HEADS_MAX = 10_000
 _HOOK = "audit_chain"
 # Rows read at a time when walking a chain (verify, export).
 PAGE = 1_000
@@ -105,12 +110,48 @@ async def append(
 
 
 async def _chain(conn: AsyncConnection, merchant_id: str, rows: list[dict[str, Any]]) -> None:
+    # SQLite: one writer connection per process, which remembers each head it moved.
+    # Moving it only from there (compare-and-set) spares reading it; another process
+    # on the same file that moved it meanwhile makes the update miss, and the head
+    # is read as on PostgreSQL, where a pool's connections rarely know the latest.
+    known: dict[str, tuple[int, str]] | None = (
+        conn.info.setdefault(_KNOWN_HEADS, {}) if conn.dialect.name == "sqlite" else None
+    )
+    if known is not None and (head := known.get(merchant_id)) is not None:
+        seq, last = _link(merchant_id, rows, *head)
+        moved = await conn.execute(
+            _MOVE_KNOWN_HEAD,
+            {"m": merchant_id, "seq": seq, "hash": last, "old_seq": head[0], "old_hash": head[1]},
+        )
+        if moved.rowcount != 1:
+            known.pop(merchant_id, None)
+            head = await _locked_head(conn, merchant_id)
+            seq, last = _link(merchant_id, rows, *head)
+            await conn.execute(_MOVE_HEAD, {"m": merchant_id, "seq": seq, "hash": last})
+    else:
+        head = await _locked_head(conn, merchant_id)
+        seq, last = _link(merchant_id, rows, *head)
+        await conn.execute(_MOVE_HEAD, {"m": merchant_id, "seq": seq, "hash": last})
+    await conn.execute(_INSERT, rows)
+    if known is not None:
+        # Wrong if this transaction rolls back after all: then the next
+        # compare-and-set misses and the head is read again.
+        if len(known) >= _KNOWN_HEADS_MAX:
+            known.clear()
+        known[merchant_id] = (seq, last)
+
+
+async def _locked_head(conn: AsyncConnection, merchant_id: str) -> tuple[int, str]:
     head = (await conn.execute(_HEAD_LOCKED, {"m": merchant_id})).first()
     if head is None:
         await _create_head(conn, merchant_id)
         head = (await conn.execute(_HEAD_LOCKED, {"m": merchant_id})).first()
         assert head is not None
-    seq, prev = head
+    return head[0], head[1]
+
+
+def _link(merchant_id: str, rows: list[dict[str, Any]], seq: int, prev: str) -> tuple[int, str]:
+    """Number and hash `rows` on from (seq, prev); the new head."""
     for row in rows:
         seq += 1
         row["seq"] = seq
@@ -128,8 +169,7 @@ async def _chain(conn: AsyncConnection, merchant_id: str, rows: list[dict[str, A
                 data=row["data"],
             ),
         )
-    await conn.execute(_INSERT, rows)
-    await conn.execute(_MOVE_HEAD, {"m": merchant_id, "seq": seq, "hash": prev})
+    return seq, prev
 
 
 async def _create_head(conn: AsyncConnection, merchant_id: str) -> None:
