@@ -1,14 +1,19 @@
-"""The `cobro` command: serve, migrate, merchants create, export-schema."""
+"""The `cobro` command: serve, migrate, merchants create, audit verify|export,
+export-schema."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from app.config import Settings
 
@@ -25,6 +30,31 @@ def main(argv: list[str] | None = None) -> int:
     merchant_commands = merchants.add_subparsers(dest="merchant_command", required=True)
     create = merchant_commands.add_parser("create", help="add a merchant and print its keys")
     create.add_argument("--name", required=True)
+    audit = commands.add_parser("audit", help="check or export the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="walk the audit chains; exit status 1 at a broken link"
+    )
+    verify.add_argument("--merchant", help="this merchant's chain only (default: every one)")
+    export_audit = audit_commands.add_parser(
+        "export", help="write a merchant's audit events as JSON lines"
+    )
+    export_audit.add_argument("--merchant", required=True)
+    export_audit.add_argument(
+        "--from",
+        dest="since",
+        required=True,
+        type=_time_arg("from"),
+        help="YYYY-MM-DD (UTC day, included) or an ISO 8601 time with offset",
+    )
+    export_audit.add_argument(
+        "--to",
+        dest="until",
+        required=True,
+        type=_time_arg("to"),
+        help="YYYY-MM-DD (UTC day, included) or an ISO 8601 time with offset (excluded)",
+    )
+    export_audit.add_argument("--output", type=Path, help="write to this file instead of stdout")
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument("--output", type=Path, help="write to this file instead of stdout")
     args = parser.parse_args(argv)
@@ -49,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         merchant = asyncio.run(_create_merchant(settings, args.name))
         print(json.dumps(merchant))
         return 0
+    if args.command == "audit":
+        if args.audit_command == "verify":
+            return asyncio.run(_audit_verify(settings, args.merchant))
+        if args.since >= args.until:
+            parser.error("--from must be before --to")
+        return asyncio.run(
+            _audit_export(settings, args.merchant, args.since, args.until, args.output)
+        )
     if args.command == "export-schema":
         from resolvers.schema import schema
 
@@ -91,6 +129,93 @@ async def _create_merchant(settings: Settings, name: str) -> dict[str, str]:
     finally:
         await database.dispose()
     return merchant.as_dict()
+
+
+def _time_arg(name: str) -> Any:
+    """--from/--to: a UTC day (--to's day is included: it ends at the next midnight)
+    or an ISO 8601 time with its offset."""
+
+    def parse(text: str) -> datetime:
+        try:
+            if len(text) == len("YYYY-MM-DD"):
+                day = datetime.combine(date.fromisoformat(text), time(), UTC)
+                return day + timedelta(days=1) if name == "to" else day
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time"
+            ) from None
+        if value.tzinfo is None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} has no offset: write it in UTC with Z or +00:00, or give a date"
+            )
+        return value.astimezone(UTC)
+
+    return parse
+
+
+async def _audit_verify(settings: Settings, merchant_id: str | None) -> int:
+    from app.db.engine import Database
+    from app.domain.errors import NotFound
+    from app.services.audit_trail import AuditTrail
+
+    database = Database(settings.database_url)
+    try:
+        reports = await AuditTrail(database).verify(merchant_id)
+    except NotFound as error:
+        print(f"cobro: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        await database.dispose()
+    broken = [r for r in reports if r.broken is not None]
+    for report in reports:
+        print(report.describe(), file=sys.stderr if report.broken else sys.stdout)
+    if broken:
+        print(
+            f"audit chain BROKEN for {len(broken)} of {len(reports)} merchant(s); "
+            f"first: {broken[0].describe()}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"audit chains intact: {len(reports)} merchant(s)")
+    return 0
+
+
+async def _audit_export(
+    settings: Settings, merchant_id: str, since: datetime, until: datetime, output: Path | None
+) -> int:
+    from app.db.engine import Database
+    from app.domain.codec import json_bytes
+    from app.domain.errors import NotFound
+    from app.services.audit_trail import AuditTrail
+
+    database = Database(settings.database_url)
+    # Written beside the target and moved into place at the end: a failed export
+    # leaves no half file (and an existing one as it was).
+    partial = output.with_name(output.name + ".partial") if output else None
+    count = 0
+    try:
+        with partial.open("wb") if partial else _stdout_bytes() as out:
+            async for line in AuditTrail(database).export(merchant_id, since, until):
+                out.write(json_bytes(line, sort_keys=True) + b"\n")
+                count += 1
+        if partial and output:
+            partial.replace(output)
+    except NotFound as error:
+        print(f"cobro: {error.message}", file=sys.stderr)
+        return 2
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        await database.dispose()
+    print(f"exported {count} audit event(s) of {merchant_id}", file=sys.stderr)
+    return 0
+
+
+@contextlib.contextmanager
+def _stdout_bytes() -> Iterator[BinaryIO]:
+    yield sys.stdout.buffer
+    sys.stdout.buffer.flush()
 
 
 async def run_worker(settings: Settings) -> None:

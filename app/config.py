@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from limits import parse_many
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -89,6 +90,41 @@ class ProviderSettings(BaseModel):
     options: dict[str, str] = Field(default_factory=dict)
 
 
+class RateLimits(BaseModel):
+    """Requests per key kind, in the `limits` library's notation: "100/second",
+    "100/second;3000/minute"; "" for none. Defaults above what `make bench` sends
+    with one secret key (2,500 reads/s), far above what a checkout or a merchant's
+    back end needs; lower them to what yours do."""
+
+    secret: str = "5000/second"
+    publishable: str = "1000/second"
+    client_secret: str = "50/second"
+
+    @field_validator("secret", "publishable", "client_secret")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit such as '100/second' or "
+                    "'100/second;3000/minute' (empty for none)"
+                ) from None
+        return value
+
+    def parsed(self) -> dict[Any, list[Any]]:
+        """KeyKind value -> limits' items."""
+        return {
+            kind: list(parse_many(text)) if text.strip() else []
+            for kind, text in (
+                ("secret", self.secret),
+                ("publishable", self.publishable),
+                ("client_secret", self.client_secret),
+            )
+        }
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COBRO_",
@@ -154,6 +190,9 @@ class Settings(BaseSettings):
     max_query_tokens: int = 2_000
     max_query_aliases: int = 30
     max_body_bytes: int = 64 * 1024
+
+    # Per key (contract section 10); app/services/rate_limits.py.
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
 
     @field_validator("methods", mode="before")
     @classmethod

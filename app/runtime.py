@@ -35,6 +35,7 @@ from app.services.intents import IntentService
 from app.services.live import LiveService
 from app.services.merchants import MerchantService
 from app.services.provider_events import ProviderEventService
+from app.services.rate_limits import RateLimiter
 from app.services.reconcile import ReconciliationService
 from app.services.refunds import RefundService
 from app.services.routing import Router
@@ -156,6 +157,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             every=every,
             searches=searches,
         ),
+        rate_limiter=RateLimiter(settings.rate_limits.parsed(), settings.redis_url),
     )
     worker = Worker(_jobs(settings, services, webhooks))
     runtime = Runtime(settings, services, providers, sandbox, broker, relay, webhooks, worker)
@@ -167,7 +169,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         runtime.loops.append(shared.run)
         runtime.closers.append(shared.aclose)
     runtime.closers += [p.aclose for p in providers.values()]
-    runtime.closers += [webhooks.aclose, broker.close, db.dispose]
+    runtime.closers += [webhooks.aclose, broker.close, services.rate_limiter.close, db.dispose]
     return runtime
 
 

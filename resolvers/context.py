@@ -32,7 +32,8 @@ class Loaders:
 class Context:
     services: Services
     principal: Principal | None
-    # A key that was sent but is no good; raised when something needs the principal.
+    # A key that was sent but is no good, or one over its rate limit; raised when
+    # something needs the principal (a mutation shows it as a UserError).
     auth_error: CobroError | None = None
     request: Any = None
     response: Any = None

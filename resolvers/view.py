@@ -19,6 +19,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from app.domain.codec import json_bytes
 from app.domain.errors import CobroError
 from app.services.container import Services
+from app.services.rate_limits import RateLimited
 from resolvers.context import Context
 from resolvers.errors import to_graphql_error
 from resolvers.ws_handlers import LegacyWSHandler, TransportWSHandler
@@ -40,6 +41,14 @@ class CobroGraphQL(GraphQL[Context, None]):
             context.principal = await self.services.auth.authenticate(
                 request.headers.get("authorization")
             )
+            if context.principal is not None and isinstance(response, Response):
+                await self.services.rate_limiter.hit(context.principal)
+        except RateLimited as error:
+            # Contract section 10: 429 and Retry-After. Whatever needs the caller
+            # raises it: an extensions.code in queries, a UserError in mutations.
+            context.auth_error = error
+            response.status_code = 429
+            response.headers["Retry-After"] = str(error.retry_after)
         except CobroError as error:
             context.auth_error = error
         return context

@@ -22,8 +22,11 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
+from app.services.rate_limits import RateLimited
 from resolvers.errors import INTERNAL_CODE
 
 log = logging.getLogger("cobro.graphql")
@@ -37,9 +40,37 @@ def _cancelled_by_someone_else() -> bool:
     return task is not None and not task.cancelling()
 
 
+async def _over_limit(context: Any) -> dict[str, object] | None:
+    """Each operation started on a WebSocket counts once against its key's rate
+    limit (contract section 10); over it, the error payload refusing it."""
+    principal = getattr(context, "principal", None)
+    if principal is None:
+        return None
+    try:
+        await context.services.rate_limiter.hit(principal)
+    except RateLimited as error:
+        return {
+            "message": error.message,
+            "extensions": {"code": error.code, "retryAfter": error.retry_after},
+        }
+    return None
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     """graphql-transport-ws: a stray cancellation becomes an `error` message, and a
-    client gone while a message was on its way is not logged as a server error."""
+    client gone while a message was on its way is not logged as a server error. A
+    `subscribe` over its key's rate limit is refused with an `error` message (the
+    connection and its other subscriptions go on)."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            refused = await _over_limit(self.context)
+            if refused is not None:
+                await self.send_message(
+                    {"id": message["id"], "type": "error", "payload": [refused]}
+                )
+                return
+        await super().handle_subscribe(message)
 
     async def handle_task_exception(self, error: Exception) -> None:
         if isinstance(error, WebSocketDisconnected):
@@ -62,7 +93,15 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
     """graphql-ws: an exception (its handler's task has no one to hear it) becomes
-    an `error` message."""
+    an `error` message; a `start` over its key's rate limit is refused with one."""
+
+    async def handle_start(self, message: StartMessage) -> None:
+        if self.connection_acknowledged:
+            refused = await _over_limit(self.context)
+            if refused is not None:
+                await self.send_message({"type": "error", "id": message["id"], "payload": refused})
+                return
+        await super().handle_start(message)
 
     async def handle_async_results(
         self,

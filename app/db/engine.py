@@ -25,7 +25,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -46,6 +46,16 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # own default is a minute, and every request would wait it out).
 CONNECT_TIMEOUT_SECONDS = 3.0
 _AFTER_COMMIT = "cobro.after_commit"
+_BEFORE_COMMIT = "cobro.before_commit"
+
+
+class BeforeCommit(Protocol):
+    """Work a transaction saves for its end (the audit chain's one link-up)."""
+
+    async def flush(self, conn: AsyncConnection) -> None: ...
+
+
+_Hook = TypeVar("_Hook", bound=BeforeCommit)
 
 
 class Database:
@@ -100,25 +110,48 @@ class Database:
         """Queue `item` for the after-commit callbacks; dropped if the transaction fails."""
         conn.info[_AFTER_COMMIT].append(item)
 
+    @staticmethod
+    def before_commit(conn: AsyncConnection, key: str, make: Callable[[], _Hook]) -> _Hook:
+        """The transaction's hook under `key`, made by `make` the first time it is
+        asked for. Each hook's `flush(conn)` runs once, in the order they were made,
+        as the last work of the transaction (still inside it: an error rolls it all
+        back); dropped unrun if the transaction fails first."""
+        hooks: dict[str, Any] = conn.info[_BEFORE_COMMIT]
+        hook = hooks.get(key)
+        if hook is None:
+            hook = hooks[key] = make()
+        return hook  # type: ignore[no-any-return]
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed when the block ends (and only then does
         this return), rolled back on error."""
         if self.is_sqlite:
             async with self._group_writer.transaction() as conn:
-                yield conn
+                hooks: dict[str, BeforeCommit] = {}
+                conn.info[_BEFORE_COMMIT] = hooks
+                try:
+                    yield conn
+                    for hook in hooks.values():
+                        await hook.flush(conn)
+                finally:
+                    conn.info.pop(_BEFORE_COMMIT, None)
             return
         try:
             async with self.engine.begin() as conn:
                 committed: list[Any] = []
                 conn.info[_AFTER_COMMIT] = committed
+                hooks = conn.info[_BEFORE_COMMIT] = {}
                 try:
                     yield conn
+                    for hook in hooks.values():
+                        await hook.flush(conn)
                 finally:
                     # A connection the server dropped refuses even `info` until the
                     # rollback that leaving this block does.
                     with contextlib.suppress(SQLAlchemyError):
                         del conn.info[_AFTER_COMMIT]
+                        del conn.info[_BEFORE_COMMIT]
         except Exception as error:
             if is_unreachable(error):
                 raise self.outage.failed(error) from error

@@ -138,7 +138,13 @@ class ProviderPayment(Base):
 
 
 class AuditEvent(Base):
-    """The append-only trail: nothing updates or deletes these rows."""
+    """The append-only trail: nothing updates or deletes these rows.
+
+    Each merchant's events form a hash chain (app/domain/audit_chain.py): `seq` is
+    the event's position in its merchant's chain, `prev_hash` the hash of the one
+    before, `hash` this one's link. Unique on (merchant_id, seq): a fork cannot be
+    written, whatever the writers do.
+    """
 
     __tablename__ = "audit_events"
 
@@ -150,6 +156,25 @@ class AuditEvent(Base):
     provider: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime]
+    seq: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("merchant_id", "seq"),)
+
+
+class AuditChainHead(Base):
+    """The last link of each merchant's audit chain. A transaction that writes audit
+    events locks its merchant's row (FOR UPDATE on PostgreSQL; SQLite has one
+    writer), chains its events on from here and moves the head, once, just before
+    it commits. `cobro audit verify` also checks that the chain ends here, so a
+    deleted last event shows."""
+
+    __tablename__ = "audit_chain_heads"
+
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class IdempotencyKey(Base):

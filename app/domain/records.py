@@ -18,6 +18,7 @@ class AuditRecord:
     provider: str | None
     at: datetime
     data: dict[str, Any] | None
+    hash: str  # this event's link in its merchant's chain (app/domain/audit_chain.py)
 
 
 @dataclass(frozen=True, slots=True)

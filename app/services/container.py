@@ -14,6 +14,7 @@ from app.services.intents import IntentService
 from app.services.live import LiveService
 from app.services.merchants import MerchantService
 from app.services.provider_events import ProviderEventService
+from app.services.rate_limits import RateLimiter
 from app.services.reconcile import ReconciliationService
 from app.services.refunds import RefundService
 from app.services.routing import Router
@@ -36,3 +37,4 @@ class Services:
     webhook_endpoints: WebhookEndpointService
     expiry: ExpiryService
     reconciliation: ReconciliationService
+    rate_limiter: RateLimiter

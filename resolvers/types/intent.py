@@ -33,6 +33,12 @@ class PaymentEvent:
     provider: str | None
     at: datetime
     data: JSON | None
+    hash: str = strawberry.field(
+        description=(
+            "This event's link in the merchant's audit chain: SHA-256 over the previous "
+            "event's hash and this event's canonical content (README, Security)."
+        )
+    )
 
     @classmethod
     def from_record(cls, record: AuditRecord) -> PaymentEvent:
@@ -43,6 +49,7 @@ class PaymentEvent:
             provider=record.provider,
             at=record.at,
             data=record.data,
+            hash=record.hash,
         )
 
 

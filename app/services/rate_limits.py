@@ -1,0 +1,178 @@
+"""Rate limits per key (contract section 10), counted by the `limits` library.
+
+Who is counted: a merchant's secret keys, its publishable keys, and each intent's
+client secret, each kind with its own limits (`COBRO_RATE_LIMITS__*`, in the
+library's notation: "100/second;3000/minute"). Keys of one kind rolled side by side
+share their merchant's count, so rolling a key never doubles what it may do.
+Requests without a key, or with a bad one, are not counted (they are refused
+anyway). PSP webhooks are not GraphQL and never pass here.
+
+Where the count lives: in this process (limits' MemoryStorage) without Redis; with
+`COBRO_REDIS_URL`, in Redis (limits' RedisStorage, on redis-py), so every process
+shares it. A Redis round trip per request would cost the hot path (about a tenth
+of a read's CPU, README "Security"), so each process takes its share of a busy
+key's limit from Redis in slices (1% of the limit, one INCRBY each) and spends them
+locally for the rest of that window: a key may go over its limit by at most a
+slice per process per window, and quiet keys (a slice of 1) are counted exactly.
+While Redis cannot be reached, each process counts on its own (never failing a
+request for it) and says so once in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+
+from app.domain.errors import CobroError
+from app.services.auth import KeyKind, Principal
+
+log = logging.getLogger("cobro.rate_limits")
+
+# A slice of a key's limit taken from Redis at once: this share of it.
+SLICE_SHARE = 0.01
+# After Redis failed, count in this process for this long before trying it again.
+REDIS_RETRY_SECONDS = 5.0
+REDIS_TIMEOUT_SECONDS = 0.25
+# Keys remembered at once (slices, refusals); cleared when full.
+MAX_TRACKED = 100_000
+
+
+class RateLimited(CobroError):
+    """Over the key's limit: retry after `retry_after` seconds."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limit exceeded for this key: retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+def parse_limits(text: str) -> list[RateLimitItem]:
+    """ "100/second;3000/minute" -> limits' items; "" means no limit. ValueError
+    with the reason for anything else."""
+    if not text.strip():
+        return []
+    try:
+        return list(parse_many(text))
+    except ValueError as error:
+        raise ValueError(
+            f"{text!r} is not a rate limit such as '100/second' or '100/second;3000/minute' "
+            f"({error})"
+        ) from None
+
+
+@dataclass(slots=True)
+class _Slice:
+    left: int  # hits still ours to spend
+    until: float  # monotonic: the slice lapses then (its window is over)
+    refused_until: float  # monotonic: the window is full until then
+
+
+class RateLimiter:
+    def __init__(self, limits: dict[str, list[RateLimitItem]], redis_url: str | None) -> None:
+        self.limits = {KeyKind(kind): items for kind, items in limits.items()}
+        self._local = MemoryStorage()
+        self._shared: Storage | None = (
+            RedisStorage(
+                _limits_uri(redis_url),
+                implementation="redispy",
+                wrap_exceptions=True,
+                key_prefix="cobro:ratelimit",
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            if redis_url
+            else None
+        )
+        self._slices: dict[tuple[str, ...], _Slice] = {}
+        self._redis_back_at = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return any(self.limits.values())
+
+    async def hit(self, principal: Principal) -> None:
+        """Count one request (or one subscription) of this key; RateLimited if it
+        is over a limit."""
+        items = self.limits.get(principal.kind)
+        if not items:
+            return
+        who = (
+            principal.kind.value,
+            principal.intent_id
+            if principal.kind is KeyKind.CLIENT_SECRET and principal.intent_id
+            else principal.merchant_id,
+        )
+        for item in items:
+            wait = await self._hit(item, who)
+            if wait is not None:
+                raise RateLimited(max(1, math.ceil(wait)))
+
+    async def _hit(self, item: RateLimitItem, who: tuple[str, str]) -> float | None:
+        """None when the hit is allowed; else seconds until the window ends."""
+        key = (item.key_for(), *who)
+        now = time.monotonic()
+        held = self._slices.get(key)
+        if held is not None:
+            if now < held.refused_until:
+                return held.refused_until - now
+            if held.left > 0 and now < held.until:
+                held.left -= 1
+                return None
+        storage, size = self._storage_for(item)
+        storage_key = item.key_for(*who)
+        window = item.get_expiry()
+        try:
+            count = await storage.incr(storage_key, window, amount=size)
+            before = count - size
+            if before < item.amount:
+                taken = min(size, item.amount - before)
+                self._remember(key, _Slice(taken - 1, now + window, 0.0))
+                return None
+            wait = max(await storage.get_expiry(storage_key) - time.time(), 0.001)
+        except Exception as error:
+            if storage is self._local:
+                raise
+            self._redis_failed(error)
+            return await self._hit(item, who)
+        self._remember(key, _Slice(0, 0.0, now + wait))
+        return wait
+
+    def _storage_for(self, item: RateLimitItem) -> tuple[Storage, int]:
+        if self._shared is not None and time.monotonic() >= self._redis_back_at:
+            if self._redis_back_at:
+                log.warning("rate limits: counting in Redis again")
+                self._redis_back_at = 0.0
+            return self._shared, max(1, int(item.amount * SLICE_SHARE))
+        return self._local, 1
+
+    def _redis_failed(self, error: Exception) -> None:
+        if not self._redis_back_at:
+            log.warning(
+                "rate limits: Redis unreachable (%s); each process counts on its own", error
+            )
+        self._redis_back_at = time.monotonic() + REDIS_RETRY_SECONDS
+
+    def _remember(self, key: tuple[str, ...], held: _Slice) -> None:
+        if len(self._slices) >= MAX_TRACKED:
+            self._slices.clear()
+        self._slices[key] = held
+
+    async def close(self) -> None:
+        if self._shared is not None:
+            bridge = getattr(self._shared, "bridge", None)
+            client = getattr(bridge, "storage", None)
+            if client is not None and hasattr(client, "aclose"):
+                await client.aclose()
+
+
+def _limits_uri(redis_url: str) -> str:
+    """COBRO_REDIS_URL as limits wants it: redis://… -> async+redis://…"""
+    if redis_url.startswith("unix://"):
+        return "async+redis+unix://" + redis_url.removeprefix("unix://")
+    return "async+" + redis_url
