@@ -1,6 +1,8 @@
 """The engine and the two ways in: `transaction()` to write, `read()` to look.
 
-PostgreSQL (production) goes through asyncpg, one pool for both.
+PostgreSQL (production) goes through asyncpg, one pool for both: transactions and
+reads in autocommit, a repository's kept statements straight on asyncpg as prepared
+statements (app/db/postgres.py).
 
 SQLite (the embedded default) goes through the standard sqlite3 driver, called
 right on the event loop's thread. A statement on a local file takes tens of
@@ -32,6 +34,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from app.db import postgres
 from app.db.prepared import PreparedStatements
 from app.db.sqlite_checkpoints import FALLBACK_AUTOCHECKPOINT, Checkpointer
 from app.db.sqlite_writer import GroupCommitWriter
@@ -64,14 +67,16 @@ class Database:
             self._group_writer.after_commit = self._after_commit
             self._sqlite_reading: _Inline | None = None
         else:
+            # No pool_pre_ping: it cost BEGIN, ";" and ROLLBACK on every checkout; a
+            # transaction's own BEGIN finds a dead connection instead (app/db/postgres.py).
             self.engine = create_async_engine(
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
+            self._pg_plans = postgres.Plans()
 
     @property
     def dialect(self) -> str:
@@ -100,7 +105,7 @@ class Database:
             async with self._group_writer.transaction() as conn:
                 yield conn
             return
-        async with self.engine.begin() as conn:
+        async with postgres.connect(self.engine, self._pg_plans, begin=True) as conn:
             conn.info[_AFTER_COMMIT] = []
             try:
                 yield conn
@@ -112,11 +117,12 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection to read with (no transaction on SQLite: the latest commit)."""
+        """A connection to read with, in no transaction: each statement sees the
+        latest commit (SQLite's reading connection; autocommit on PostgreSQL)."""
         if self.is_sqlite:
             yield self._reader()  # type: ignore[misc]
         else:
-            async with self.engine.connect() as conn:
+            async with postgres.connect(self.engine, self._pg_plans, begin=False) as conn:
                 yield conn
 
     def _reader(self) -> _Inline:

@@ -1,0 +1,397 @@
+"""PostgreSQL's short path: transactions and kept statements straight on asyncpg.
+
+Profiled under the write benchmark (bench/NOTES.md), a payment on PostgreSQL cost
+several times the API's CPU of one on SQLite, and most of it was not PostgreSQL's
+work but round trips and Python around them:
+
+- `pool_pre_ping` sent BEGIN, ";" and ROLLBACK on every pool checkout (the asyncpg
+  dialect pings inside a transaction), about ten checkouts a payment. Here the
+  transaction's own BEGIN is the ping: a BEGIN that finds the connection dead
+  (PostgreSQL restarted, a proxy dropped it) invalidates it and begins again on a
+  fresh one, before anything of the caller's has run.
+- Reads began a transaction and rolled it back: reads here run in autocommit, each
+  statement seeing the latest commit (as SQLite's reading connection does).
+- SQLAlchemy's execution (a greenlet per statement, an execution context, the
+  result's processing) was ~20 µs of Python a statement. A repository's kept
+  statements (module-level, run again and again) are planned the second time they
+  run from SQLAlchemy's own compilation for this dialect (SQL, parameter order,
+  type processors, as app/db/prepared.py does for SQLite) and then run as
+  server-side prepared statements on the asyncpg connection itself, kept per
+  connection. An IN list becomes `= ANY($n)` with one array parameter, so every
+  length shares one prepared statement.
+
+Anything a plan cannot reproduce (statements built per call, Python-side defaults,
+explicit RETURNING, connections with event listeners) goes through SQLAlchemy on
+the same connection and in the same transaction: the transaction is begun and
+ended on SQLAlchemy's own adapter (`_start_transaction`, `_transaction`), so its
+bookkeeping and ours agree.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import exc
+from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert, UpdateBase
+from sqlalchemy.sql.selectable import Select
+
+from app.db.prepared import _EMPTY, _REQUIRED, _Written
+
+_Processor = Callable[[Any], Any] | None
+# Server-side prepared statements kept per connection (the hot path uses ~30).
+_MAX_STATEMENTS = 256
+_STATEMENTS = "cobro.prepared"
+_PLACEHOLDER = re.compile(r"\$(\d+)(?!\d)|(NOT IN|IN) \(__\[POSTCOMPILE_(\w+)\]\)")
+
+
+class _Plan:
+    """One statement compiled for PostgreSQL for one set of parameter names."""
+
+    __slots__ = ("binds", "converters", "metadata", "primary_key", "returns_key", "sql")
+
+    def __init__(self, sql: str, binds: tuple[tuple[str, str, Any, _Processor, bool], ...]):
+        self.sql = sql
+        # (parameter key, compiled name, value when not given, processor, is a list)
+        self.binds = binds
+        self.converters: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+        self.metadata: SimpleResultMetaData | None = None
+        self.primary_key: tuple[str, ...] = ()
+        self.returns_key = False  # an INSERT whose RETURNING is its generated key
+
+    def values(self, parameters: Mapping[str, Any]) -> list[Any]:
+        out = []
+        for key, name, default, process, is_list in self.binds:
+            if key in parameters:
+                value = parameters[key]
+            elif name in parameters:
+                value = parameters[name]
+            elif default is _REQUIRED:
+                raise exc.InvalidRequestError(f"A value is required for bind parameter {key!r}")
+            else:
+                value = default
+            if is_list:
+                value = list(value) if process is None else [process(v) for v in value]
+            elif process is not None:
+                value = process(value)
+            out.append(value)
+        return out
+
+    def rows(self, records: list[Any]) -> IteratorResult[Any]:
+        assert self.metadata is not None
+        if self.converters:
+            rows = [self._convert(record) for record in records]
+        else:
+            rows = [tuple(record) for record in records]
+        return IteratorResult(self.metadata, iter(rows))
+
+    def _convert(self, record: Any) -> tuple[Any, ...]:
+        values = list(record)
+        for i, process in self.converters:
+            values[i] = process(values[i])
+        return tuple(values)
+
+
+class Plans:
+    """Plans for the statements this process runs repeatedly, keyed like
+    app/db/prepared.py's: the statement's id, checked by a weak reference."""
+
+    def __init__(self) -> None:
+        self._plans: dict[int, tuple[weakref.ref[Any], dict[tuple[Any, ...], _Plan | None]]] = {}
+
+    def plan(self, conn: AsyncConnection, statement: Any, parameters: Any) -> _Plan | None:
+        entry = self._plans.get(id(statement))
+        if entry is None or entry[0]() is not statement:
+            if isinstance(statement, Select | UpdateBase):
+                key = id(statement)
+                plans = self._plans
+                plans[key] = (weakref.ref(statement, lambda _: plans.pop(key, None)), {})
+            return None  # seen once: the second run plans it
+        many = type(parameters) is list
+        if many:
+            if not parameters or type(parameters[0]) is not dict:
+                return None
+            names = tuple(parameters[0])
+        elif parameters is None:
+            names = ()
+        elif type(parameters) is dict:
+            names = tuple(parameters)
+        else:
+            return None
+        plans = entry[1]
+        key = (names, many)
+        try:
+            return plans[key]
+        except KeyError:
+            plan = plans[key] = _prepare(conn, statement, names, many)
+            return plan
+
+
+def _prepare(
+    conn: AsyncConnection, statement: Any, names: tuple[str, ...], many: bool
+) -> _Plan | None:
+    if many and not isinstance(statement, Insert):
+        return None
+    compiled = statement.compile(
+        dialect=conn.dialect, column_keys=sorted(names), for_executemany=many
+    )
+    if not isinstance(compiled, SQLCompiler) or not _reproducible(compiled, statement, many):
+        return None
+    sql = _numbered(compiled)
+    if sql is None:
+        return None
+    processors = compiled._bind_processors
+    lists = {id(bind) for bind in compiled.post_compile_params}
+    binds = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        default = _REQUIRED if bind.required else bind.value
+        binds.append((bind.key, name, default, processors.get(name), id(bind) in lists))
+    plan = _Plan(sql, tuple(binds))
+    if compiled.isinsert and not many:
+        table = statement.table
+        columns = list(table.primary_key.columns)
+        plan.primary_key = tuple(column.key for column in columns)
+        if compiled.effective_returning:
+            plan.returns_key = True
+        elif not set(plan.primary_key) <= set(names):
+            return None
+    if not (compiled.isinsert or compiled.isupdate or compiled.isdelete):
+        dialect = compiled.dialect
+        entries = compiled._result_columns
+        result = [entry.type._cached_result_processor(dialect, None) for entry in entries]
+        plan.converters = tuple((i, p) for i, p in enumerate(result) if p is not None)
+        plan.metadata = SimpleResultMetaData([entry.keyname for entry in entries])
+    return plan
+
+
+def _reproducible(compiled: SQLCompiler, statement: Any, many: bool) -> bool:
+    """True when the SQL with these parameters in order does all SQLAlchemy would.
+    An INSERT may return its generated key (how PostgreSQL answers
+    `inserted_primary_key`), nothing else."""
+    returning = compiled.effective_returning or compiled.returning
+    if returning:
+        table = getattr(statement, "table", None)
+        if (
+            not compiled.isinsert
+            or many
+            or statement._returning
+            or table is None
+            or table.autoincrement_column is None
+            or list(returning) != [table.autoincrement_column]
+        ):
+            return False
+    return not (
+        compiled.positiontup is None
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+        or compiled.literal_execute_params
+        or any(not bind.expanding or bind.literal_execute for bind in compiled.post_compile_params)
+        or compiled.escaped_bind_names
+        or compiled._insertmanyvalues
+        or getattr(compiled, "_collected_params", None)
+        or any(bind.callable for bind in compiled.binds.values())
+    )
+
+
+def _numbered(compiled: SQLCompiler) -> str | None:
+    """The SQL with its parameters numbered in order of `positiontup`, each IN list
+    as `= ANY($n)` (NOT IN as `<> ALL($n)`); None if it is not in the expected shape."""
+    names = list(compiled.positiontup or ())
+    expanding = {id(bind) for bind in compiled.post_compile_params}
+    lists = {name for name, bind in compiled.binds.items() if id(bind) in expanding}
+    out: list[str] = []
+    position = 0
+    expected = 0
+    last = 0
+    for match in _PLACEHOLDER.finditer(compiled.string):
+        out.append(compiled.string[last : match.start()])
+        last = match.end()
+        if position >= len(names):
+            return None
+        if match.group(1) is not None:
+            expected += 1
+            if int(match.group(1)) != expected or names[position] in lists:
+                return None
+            out.append(f"${position + 1}")
+        else:
+            if match.group(3) != names[position] or names[position] not in lists:
+                return None
+            operator = "= ANY" if match.group(2) == "IN" else "<> ALL"
+            out.append(f"{operator}(${position + 1})")
+        position += 1
+    if position != len(names):
+        return None
+    out.append(compiled.string[last:])
+    return "".join(out)
+
+
+def _has_events(conn: AsyncConnection) -> bool:
+    sync = conn.sync_connection
+    assert sync is not None
+    return bool(sync._has_events or sync.engine._has_events or sync.dialect._has_events)
+
+
+class FastConnection:
+    """The async connection interface callers use, over SQLAlchemy's AsyncConnection:
+    planned statements go straight to asyncpg, the rest through SQLAlchemy."""
+
+    __slots__ = ("_adapter", "_conn", "_plans", "_raw", "_statements", "dialect", "info")
+
+    def __init__(self, conn: AsyncConnection, plans: Plans | None) -> None:
+        self._conn = conn
+        sync = conn.sync_connection
+        assert sync is not None
+        fairy = sync.connection
+        self._adapter: Any = fairy.dbapi_connection
+        self._raw: Any = fairy.driver_connection
+        self._plans = plans
+        self.dialect = conn.dialect
+        self.info = fairy.info
+        statements = self.info.get(_STATEMENTS)
+        if statements is None:
+            statements = self.info[_STATEMENTS] = {}
+        self._statements: dict[str, Any] = statements
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        plan = self._plans.plan(self._conn, statement, parameters) if self._plans else None
+        if plan is None:
+            return await self._conn.execute(statement, parameters)
+        try:
+            prepared = self._statements.get(plan.sql)
+            if prepared is None:
+                if len(self._statements) >= _MAX_STATEMENTS:
+                    self._statements.clear()
+                prepared = await self._raw.prepare(plan.sql)
+                self._statements[plan.sql] = prepared
+            if type(parameters) is list:
+                await prepared.executemany([plan.values(p) for p in parameters])
+                return _Written(-1, None)
+            records = await prepared.fetch(*plan.values(parameters or _EMPTY))
+        except exc.SQLAlchemyError:
+            raise
+        except Exception as error:
+            raise await self._translate(plan.sql, parameters, error) from error
+        if plan.metadata is not None:
+            return plan.rows(records)
+        key: tuple[Any, ...] | None = None
+        if plan.returns_key:
+            key = (records[0][0],) if records else None
+        elif plan.primary_key:
+            key = tuple((parameters or _EMPTY).get(name) for name in plan.primary_key)
+        return _Written(_rowcount(prepared.get_statusmsg()), key)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return (await self.execute(statement, parameters)).scalar()
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self._conn.run_sync(fn, *args)
+
+    async def _translate(self, sql: str, parameters: Any, error: Exception) -> Exception:
+        """The error as SQLAlchemy would raise it (IntegrityError, ...); a connection
+        that died is invalidated so the pool never hands it out again."""
+        try:
+            self._adapter._handle_exception(error)
+        except Exception as translated:  # the DBAPI-level error SQLAlchemy wraps
+            dbapi_error = translated
+        else:  # pragma: no cover - _handle_exception always raises
+            dbapi_error = error
+        if self._raw.is_closed():
+            await self._conn.invalidate()
+        if isinstance(dbapi_error, self._adapter.dbapi.Error):
+            return exc.DBAPIError.instance(
+                sql, parameters, dbapi_error, self._adapter.dbapi.Error, dialect=self.dialect
+            )
+        return error
+
+
+def _rowcount(status: str | None) -> int:
+    """'UPDATE 3' -> 3, 'INSERT 0 1' -> 1; -1 when the status carries no count."""
+    if status:
+        last = status.rpartition(" ")[2]
+        if last.isdigit():
+            return int(last)
+    return -1
+
+
+@asynccontextmanager
+async def connect(engine: AsyncEngine, plans: Plans, *, begin: bool) -> AsyncIterator[Any]:
+    """A connection from the pool, in a transaction if `begin` (committed when the block
+    ends, rolled back on error), else in autocommit. Yields SQLAlchemy's own connection
+    when listeners watch it (tests counting statements), a FastConnection otherwise."""
+    for tries_left in (1, 0):
+        conn = await engine.connect()
+        adapter = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        if not begin:
+            adapter.autocommit = True
+            break
+        try:
+            await adapter._start_transaction()
+        except Exception as error:
+            if adapter._connection.is_closed():
+                # BEGIN on a connection PostgreSQL dropped (a restart, a proxy's idle
+                # timeout): our ping. Forget it and begin on another, once.
+                await conn.invalidate()
+                await conn.close()
+                if tries_left:
+                    continue
+            else:
+                await conn.close()
+            if isinstance(error, adapter.dbapi.Error):
+                raise exc.DBAPIError.instance(
+                    "BEGIN", None, error, adapter.dbapi.Error, dialect=conn.dialect
+                ) from error
+            raise
+        except BaseException:  # cancelled while beginning: give the connection back
+            await conn.invalidate()
+            await conn.close()
+            raise
+        break
+    try:
+        fast = conn if _has_events(conn) else FastConnection(conn, plans)
+        if begin:
+            try:
+                yield fast
+            except BaseException:
+                await _end(conn, adapter, commit=False)
+                raise
+            await _end(conn, adapter, commit=True)
+        else:
+            yield fast
+    finally:
+        if not begin and not adapter._connection.is_closed():
+            adapter.autocommit = False
+        await conn.close()
+
+
+async def _end(conn: AsyncConnection, adapter: Any, *, commit: bool) -> None:
+    """COMMIT or ROLLBACK, through SQLAlchemy when it has a transaction of its own going
+    (a statement it ran), else on the adapter's asyncpg transaction."""
+    if conn.in_transaction():
+        await (conn.commit() if commit else conn.rollback())
+        return
+    transaction = adapter._transaction
+    if transaction is None:
+        return
+    try:
+        await (transaction.commit() if commit else transaction.rollback())
+    except Exception as error:
+        if adapter._connection.is_closed():
+            await conn.invalidate()
+        if not commit:
+            return  # the rollback of a dead connection: nothing is left to undo
+        try:
+            adapter._handle_exception(error)
+        except adapter.dbapi.Error as translated:
+            raise exc.DBAPIError.instance(
+                "COMMIT", None, translated, adapter.dbapi.Error, dialect=conn.dialect
+            ) from error
+        raise
+    finally:
+        adapter._transaction = None
