@@ -71,12 +71,12 @@ class Database:
             # transaction's own BEGIN finds a dead connection instead (app/db/postgres.py).
             self.engine = create_async_engine(
                 url,
-                pool_size=pool_size,
-                max_overflow=pool_size,
+                pool_size=2 * pool_size,
+                max_overflow=0,
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
-            self._pg_plans = postgres.Plans()
+            self._pg = postgres.Connections(self.engine, postgres.Plans(), 2 * pool_size)
 
     @property
     def dialect(self) -> str:
@@ -105,7 +105,7 @@ class Database:
             async with self._group_writer.transaction() as conn:
                 yield conn
             return
-        async with postgres.connect(self.engine, self._pg_plans, begin=True) as conn:
+        async with self._pg.transaction() as conn:
             conn.info[_AFTER_COMMIT] = []
             try:
                 yield conn
@@ -116,13 +116,26 @@ class Database:
                 callback(committed)
 
     @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose statements each commit on their own, for a write that is
+        one statement: on PostgreSQL no BEGIN and COMMIT around it (two round trips);
+        on SQLite a transaction of the group commit like any other. Nothing queued
+        with `after_commit` here is delivered."""
+        if self.is_sqlite:
+            async with self.transaction() as conn:
+                yield conn
+        else:
+            async with self._pg.autocommit() as conn:
+                yield conn
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection to read with, in no transaction: each statement sees the
         latest commit (SQLite's reading connection; autocommit on PostgreSQL)."""
         if self.is_sqlite:
             yield self._reader()  # type: ignore[misc]
         else:
-            async with postgres.connect(self.engine, self._pg_plans, begin=False) as conn:
+            async with self._pg.autocommit() as conn:
                 yield conn
 
     def _reader(self) -> _Inline:
@@ -148,6 +161,7 @@ class Database:
             self._sqlite_writer.dispose()
             self._sqlite_reader.dispose()
         else:
+            await self._pg.close()
             await self.engine.dispose()
 
 
