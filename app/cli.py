@@ -139,6 +139,7 @@ def serve(settings: Settings) -> int:
         # Nothing here reads the client's address; the middleware would sit in every
         # WebSocket's call stack for nothing.
         proxy_headers=False,
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
     )
     return 0
 

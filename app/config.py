@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # Where people and PSPs reach us; hosted voucher and 3-D Secure links start here.
     public_url: str | None = None
     log_level: str = "info"
+    # On SIGTERM: requests in flight get this long to finish (WebSockets are closed
+    # at once with 1012, "service restart", which clients reconnect on). Below the
+    # usual 30 s between an orchestrator's SIGTERM and its SIGKILL.
+    graceful_shutdown_seconds: float = 25.0
 
     # Where the sandbox posts PSP webhooks; unset means this process, in-process.
     # Point several API processes' sandboxes at one of them to test a cluster.
@@ -124,6 +128,9 @@ class Settings(BaseSettings):
     # A confirmation holds its intent this long at most; longer than every provider
     # timing out in turn, so a crashed process never blocks an intent for good.
     confirm_lease_seconds: float = 60.0
+    # A PSP call left without an answer this long (its process died, or the PSP went
+    # silent) is replayed by the worker, same key and same bytes, to learn what it did.
+    unanswered_seconds: float = 60.0
     # How long an SPEI reference waits for the transfer.
     spei_expiry_hours: float = 72.0
     # Run the background jobs (expiry, merchant webhooks, reconciliation) in the API

@@ -24,7 +24,9 @@ from app.events.redis_broker import RedisBroker
 from app.events.relay import OutboxRelay
 from app.resilience.breaker import Breakers
 from app.resilience.shared import SharedCircuits
+from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
+from app.services.charge_search import ChargeSearch
 from app.services.confirm import ConfirmService
 from app.services.container import Services
 from app.services.expiry import ExpiryService
@@ -37,6 +39,7 @@ from app.services.reconcile import ReconciliationService
 from app.services.refunds import RefundService
 from app.services.routing import Router
 from app.services.sandbox_clock import SandboxClock
+from app.services.sandbox_store import DatabaseSandboxStore
 from app.services.webhook_endpoints import WebhookEndpointService
 from app.worker import Job, Worker
 from providers.base import Provider, ProviderConfig
@@ -47,8 +50,8 @@ from providers.sandbox.state import SandboxState
 
 # Host name the embedded sandbox answers on through the in-process transport.
 SANDBOX_HOST = "http://sandbox.internal"
-# A PSP call left without an answer this long is asked about again.
-UNANSWERED = timedelta(seconds=60)
+# How often the worker looks for PSP calls left without an answer, at most.
+UNANSWERED_SCAN_SECONDS = 15.0
 # How often every process adopts a sandbox clock another process moved.
 CLOCK_SYNC_SECONDS = 1.0
 
@@ -95,7 +98,7 @@ class Runtime:
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or Clock()
     db = Database(settings.database_url)
-    sandbox = _build_sandbox(settings, clock) if settings.sandbox_enabled else None
+    sandbox = _build_sandbox(settings, clock, db) if settings.sandbox_enabled else None
     providers = {
         name: _build_provider(name, settings, sandbox)
         for name in ADAPTERS
@@ -117,21 +120,29 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     relay = OutboxRelay(db, broker, clock, webhooks)
     router = Router(settings.methods, providers, breakers)
     provider_events = ProviderEventService(db, clock)
+    confirm = ConfirmService(
+        db,
+        clock,
+        router,
+        lease_seconds=settings.confirm_lease_seconds,
+        spei_expiry=timedelta(hours=settings.spei_expiry_hours),
+        public_url=settings.base_url,
+    )
+    refunds = RefundService(db, clock, router, settings.spei_payout_providers)
+    quiet_for = timedelta(seconds=settings.reconcile_after_seconds)
+    every = timedelta(seconds=settings.reconcile_every_seconds)
+    searches = ChargeSearch(db, clock, router, confirm, refunds, quiet_for=quiet_for, every=every)
+    auth = Authenticator(db, clock)
     services = Services(
         db=db,
         clock=clock,
-        auth=Authenticator(db),
+        auth=auth,
         router=router,
         merchants=MerchantService(db, clock),
+        api_keys=ApiKeyService(db, clock, auth),
         intents=IntentService(db, clock, router),
-        confirm=ConfirmService(
-            db,
-            clock,
-            router,
-            lease_seconds=settings.confirm_lease_seconds,
-            spei_expiry=timedelta(hours=settings.spei_expiry_hours),
-        ),
-        refunds=RefundService(db, clock, router, settings.spei_payout_providers),
+        confirm=confirm,
+        refunds=refunds,
         provider_events=provider_events,
         live=LiveService(db, broker, clock),
         webhook_endpoints=WebhookEndpointService(db, clock, allow_private=settings.sandbox_enabled),
@@ -141,8 +152,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             clock,
             router,
             provider_events,
-            quiet_for=timedelta(seconds=settings.reconcile_after_seconds),
-            every=timedelta(seconds=settings.reconcile_every_seconds),
+            quiet_for=quiet_for,
+            every=every,
+            searches=searches,
         ),
     )
     worker = Worker(_jobs(settings, services, webhooks))
@@ -167,6 +179,8 @@ def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) ->
     housekeeping = Housekeeping(
         services.db, services.clock, timedelta(days=settings.outbox_retention_days)
     )
+    unanswered = timedelta(seconds=settings.unanswered_seconds)
+    scan = min(UNANSWERED_SCAN_SECONDS, settings.unanswered_seconds)
     jobs = [
         Job("expiry", settings.expiry_sweep_seconds, services.expiry.sweep),
         Job("webhook-delivery", settings.delivery_poll_seconds, webhooks.dispatch_due),
@@ -177,8 +191,8 @@ def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) ->
         ),
         Job("housekeeping", 3_600, housekeeping.run_once),
         # Attempts and refunds whose PSP never answered: ask again, same key.
-        Job("stale-attempts", 15, lambda: services.confirm.recover_stale(UNANSWERED)),
-        Job("pending-refunds", 15, lambda: services.refunds.resolve_pending(UNANSWERED)),
+        Job("stale-attempts", scan, lambda: services.confirm.recover_stale(unanswered)),
+        Job("pending-refunds", scan, lambda: services.refunds.resolve_pending(unanswered)),
         # Webhooks that arrived before the payment they name was recorded.
         Job("unmatched-events", 10, services.provider_events.retry_unmatched),
     ]
@@ -203,7 +217,7 @@ def _clock_advance(services: Services) -> Callable[[object], Awaitable[dict[str,
     return advance
 
 
-def _build_sandbox(settings: Settings, clock: Clock) -> Sandbox:
+def _build_sandbox(settings: Settings, clock: Clock, db: Database) -> Sandbox:
     configs = {
         name: EmulatorConfig(
             api_key=settings.provider(name).api_key.get_secret_value(),
@@ -212,7 +226,10 @@ def _build_sandbox(settings: Settings, clock: Clock) -> Sandbox:
         )
         for name in ADAPTERS
     }
-    return Sandbox(SandboxState(clock=clock, public_url=settings.base_url), configs)
+    # The PSPs keep what they know in Cobro's own database: it outlives this process and
+    # is the same for every process on that database.
+    state = SandboxState(clock=clock, public_url=settings.base_url, store=DatabaseSandboxStore(db))
+    return Sandbox(state, configs)
 
 
 def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> Provider:
@@ -233,7 +250,6 @@ def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> P
         webhook_secrets=tuple(s.get_secret_value() for s in own.webhook_secrets),
         timeout_seconds=settings.provider_timeout_seconds,
         connect_timeout_seconds=settings.provider_connect_timeout_seconds,
-        public_url=settings.base_url,
         options=options,
     )
     return build_provider(name, config, transport)

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from app.domain.errors import ServiceUnavailable
+
 log = logging.getLogger("cobro.worker")
 
 
@@ -36,6 +38,8 @@ class Worker:
                 await job.run()
             except asyncio.CancelledError:
                 raise
+            except ServiceUnavailable:
+                pass  # the database's outage is logged once, where it is seen (app/db/outage.py)
             except Exception:
                 log.exception(
                     "worker job %s failed; it runs again in %.1f s", job.name, job.every_seconds

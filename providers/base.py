@@ -39,8 +39,6 @@ class ProviderConfig:
     webhook_secrets: tuple[str, ...] = ()
     timeout_seconds: float = 3.0
     connect_timeout_seconds: float = 1.0
-    # Public address of Cobro, for return URLs the PSP sends the customer back to.
-    public_url: str = ""
     # PSP-specific settings (STP: empresa, signing key, CLABE prefix; Conekta: webhook key).
     options: Mapping[str, str] = field(default_factory=dict)
 
@@ -62,6 +60,11 @@ class PaymentRequest:
     # A number unique to this attempt, allocated by the core for SPEI attempts: SPEI
     # references and per-intent CLABEs are built from it (adapters keep no state).
     reference_number: int | None = None
+    # Where the PSP sends the customer back after 3-D Secure, and the attempt's own id
+    # (echoed in the PSP's metadata, so a search finds which attempt a charge is).
+    # Both are fixed when the attempt is recorded, never by whoever replays it.
+    return_url: str | None = None
+    attempt_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The request as stored on the attempt row, to replay it after a crash."""
@@ -80,6 +83,8 @@ class PaymentRequest:
             "crypto_network": self.crypto_network,
             "payer_clabe": self.payer_clabe,
             "reference_number": self.reference_number,
+            "return_url": self.return_url,
+            "attempt_id": self.attempt_id,
         }
 
     @classmethod
@@ -101,6 +106,40 @@ class PaymentRequest:
             crypto_network=data.get("crypto_network"),
             payer_clabe=data.get("payer_clabe"),
             reference_number=data.get("reference_number"),
+            return_url=data.get("return_url"),
+            attempt_id=data.get("attempt_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    """The exact HTTP request that creates a payment: method, path, body bytes and the
+    headers that change its meaning (idempotency key, content type, API version).
+
+    It is built once, stored on the attempt before it is sent, and every replay sends
+    it as stored, whoever replays it and however that process is configured; only the
+    credentials (Authorization, a per-call signature) are added at sending time."""
+
+    method: str
+    path: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "body": self.body.decode(),
+            "headers": [list(h) for h in self.headers],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WireRequest:
+        return cls(
+            method=data["method"],
+            path=data["path"],
+            body=data["body"].encode(),
+            headers=tuple((str(k), str(v)) for k, v in data["headers"]),
         )
 
 
@@ -127,6 +166,8 @@ class ProviderPayment:
     lookup_keys: tuple[str, ...] = ()
     # Deposits so far, for methods paid in by transfers (fetch_payment fills it).
     deposits: tuple[Deposit, ...] = ()
+    # The attempt id our metadata carried, when the PSP echoes it (search results).
+    attempt_hint: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -207,6 +248,10 @@ class ProviderEvent:
 # The code of a ProviderError for a request the PSP refused on its merits (a 4xx that
 # is not about rate or auth): trying the same thing again will not help.
 INVALID_REQUEST = "INVALID_REQUEST"
+# The code of a ProviderError for "this idempotency key was first used with other
+# parameters" (Stripe's 400 idempotency_error and its equivalents). The PSP did
+# something with that key, and does not say what: the outcome is unknown, never failed.
+IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"
 
 
 class ProviderError(Exception):
@@ -246,9 +291,21 @@ class Provider(Protocol):
     name: str
     methods: frozenset[PaymentMethodType]
 
+    def prepare_payment(self, request: PaymentRequest, idempotency_key: str) -> WireRequest:
+        """The request that creates this payment, built from `request` alone (pure)."""
+        ...
+
+    async def send_payment(self, request: PaymentRequest, wire: WireRequest) -> ProviderPayment:
+        """Send `wire` as it is; `request` only helps read the answer."""
+        ...
+
     async def create_payment(
         self, request: PaymentRequest, idempotency_key: str
     ) -> ProviderPayment: ...
+
+    async def search_payments(self, intent_id: str) -> list[ProviderPayment] | None:
+        """The PSP's payments whose metadata names our intent; None if it cannot search."""
+        ...
 
     async def fetch_payment(self, provider_ref: str) -> ProviderPayment: ...
 

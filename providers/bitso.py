@@ -36,6 +36,7 @@ from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency
 from app.domain.next_action import CryptoInstructions
 from providers.base import (
+    IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     Deposit,
     PaymentRequest,
@@ -47,6 +48,7 @@ from providers.base import (
     ProviderStatus,
     RefundRequest,
     WebhookRejected,
+    WireRequest,
 )
 from providers.bitso_wire import PUBLIC_KEYS_OPTION, BitsoAuth, load_public_keys, verify_signature
 from providers.http import PspHttp, json_body
@@ -55,6 +57,8 @@ from providers.http import PspHttp, json_body
 # contract's QUOTE_EXPIRED.
 QUOTE_EXPIRED = "QUOTE_EXPIRED"
 QUOTE_GONE_CODES = frozenset({"quote_not_found", "quote_expired"})
+# Its answer to an Idempotency-Key first used with another body.
+KEY_REUSED_CODES = frozenset({"idempotency_key_reused"})
 
 FUNDINGS_PAGE = 100  # the most recent fundings fetch_payment reads: Bitso's largest page
 CENT = Decimal("0.01")
@@ -89,20 +93,30 @@ class BitsoProvider:
         self.auth = BitsoAuth(config.api_key, config.api_secret)
         self.public_keys = load_public_keys(config.options.get(PUBLIC_KEYS_OPTION, ""))
 
+    def prepare_payment(self, request: PaymentRequest, idempotency_key: str) -> WireRequest:
+        """The quote request; the call's signature is added when it is sent."""
+        asset, _ = self._crypto_of(request)
+        payload = {
+            "from_currency": asset.lower(),
+            "to_currency": "mxn",
+            "receive_amount": request.amount.to_decimal_string(),
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = (("Content-Type", "application/json"), ("Idempotency-Key", idempotency_key))
+        return WireRequest("POST", "/api/v4/currency_conversions", body, headers)
+
     async def create_payment(
         self, request: PaymentRequest, idempotency_key: str
     ) -> ProviderPayment:
+        return await self.send_payment(request, self.prepare_payment(request, idempotency_key))
+
+    async def search_payments(self, intent_id: str) -> None:
+        """A quote carries no reference of ours: Bitso cannot be searched by intent."""
+        return None
+
+    async def send_payment(self, request: PaymentRequest, wire: WireRequest) -> ProviderPayment:
         asset, network = self._crypto_of(request)
-        quote = await self._call(
-            "POST",
-            "/api/v4/currency_conversions",
-            payload={
-                "from_currency": asset.lower(),
-                "to_currency": "mxn",
-                "receive_amount": request.amount.to_decimal_string(),
-            },
-            idempotency_key=idempotency_key,
-        )
+        quote = self._payload(await self.http.send(wire, auth=self.auth))
         if not isinstance(quote, dict) or not isinstance(quote.get("id"), str):
             raise ProviderError(self.name, "answered a quote without an id", retryable=True)
         destination = await self._call(
@@ -260,6 +274,9 @@ class BitsoProvider:
             kwargs["content"] = json.dumps(payload, separators=(",", ":")).encode()
             kwargs["headers"] = {"Content-Type": "application/json"}
         response = await self.http.request(method, path, idempotency_key=idempotency_key, **kwargs)
+        return self._payload(response)
+
+    def _payload(self, response: httpx.Response) -> Any:
         body = json_body(self.name, response)
         if response.status_code >= 400 or body.get("success") is not True:
             raise _api_error(self.name, response.status_code, body)
@@ -280,10 +297,18 @@ def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderE
         contract_code = "PROVIDER_AUTH"  # our key or signature: our misconfiguration
     elif code in QUOTE_GONE_CODES:
         contract_code = QUOTE_EXPIRED
+    elif code in KEY_REUSED_CODES:
+        contract_code = IDEMPOTENCY_MISMATCH  # what Bitso did with that key is unknown
     else:
         contract_code = INVALID_REQUEST
     message = f"{error.get('message', 'no message')} (HTTP {status}, code {code or 'none'})"
-    return ProviderError(provider, message, retryable=False, code=contract_code)
+    return ProviderError(
+        provider,
+        message,
+        retryable=False,
+        code=contract_code,
+        outcome_unknown=contract_code == IDEMPOTENCY_MISMATCH,
+    )
 
 
 def funding_event_id(fid: object, status: str) -> str:

@@ -30,6 +30,7 @@ import httpx
 from app.domain.methods import PaymentMethodType
 from app.domain.next_action import NextAction, OxxoVoucher, RedirectToUrl, SpeiInstructions
 from providers.base import (
+    IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     PaymentRequest,
     ProviderConfig,
@@ -40,8 +41,10 @@ from providers.base import (
     ProviderStatus,
     RefundRequest,
     WebhookRejected,
+    WireRequest,
 )
 from providers.conekta_wire import (
+    ATTEMPT_METADATA_KEY,
     DIGEST_HEADER,
     EVENT_STATUS,
     INTENT_METADATA_KEY,
@@ -65,6 +68,8 @@ DEFAULT_ITEM_NAME = "Pago"
 DEFAULT_BENEFICIARY = "Cobro"
 # The refund reason Conekta's examples send for a customer's request.
 REFUND_REASON = "requested_by_client"
+# The most orders one listing page holds (GET /orders?limit=, 1-250).
+SEARCH_LIMIT = 250
 # SPEI's referencia numérica is 1 to 7 digits (Banxico; stpmex-python accepts 1-9,999,999).
 MAX_NUMERIC_REFERENCE = 9_999_999
 
@@ -87,13 +92,36 @@ class ConektaProvider:
             headers={"Authorization": f"Bearer {config.api_key}", "Accept": ACCEPT},
         )
 
+    def prepare_payment(self, request: PaymentRequest, idempotency_key: str) -> WireRequest:
+        body = json.dumps(self._order_params(request), separators=(",", ":")).encode()
+        headers = (
+            ("Content-Type", "application/json"),
+            ("Accept", ACCEPT),
+            ("Idempotency-Key", idempotency_key),
+        )
+        return WireRequest("POST", "/orders", body, headers)
+
+    async def send_payment(self, request: PaymentRequest, wire: WireRequest) -> ProviderPayment:
+        return self._payment_from_response(await self.http.send(wire))
+
     async def create_payment(
         self, request: PaymentRequest, idempotency_key: str
     ) -> ProviderPayment:
+        return await self.send_payment(request, self.prepare_payment(request, idempotency_key))
+
+    async def search_payments(self, intent_id: str) -> list[ProviderPayment]:
+        """Conekta's order listing, searched for our intent id (`search` is a general
+        text search, so the metadata of each order found is checked)."""
         response = await self.http.request(
-            "POST", "/orders", json=self._order_params(request), idempotency_key=idempotency_key
+            "GET", "/orders", params={"search": intent_id, "limit": SEARCH_LIMIT}
         )
-        return self._payment_from_response(response)
+        body = json_body(self.name, response)
+        if response.status_code >= 400:
+            raise _api_error(self.name, response.status_code, body)
+        orders = [o for o in _list(body) if isinstance(o, Mapping)]
+        return [
+            payment_from_order(o, self.beneficiary) for o in orders if _intent_hint(o) == intent_id
+        ]
 
     def _order_params(self, request: PaymentRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -113,9 +141,11 @@ class ConektaProvider:
             "metadata": {INTENT_METADATA_KEY: request.intent_id},
             "charges": [self._charge_params(request)],
         }
-        if request.method is PaymentMethodType.CARD:
+        if request.attempt_id:
+            params["metadata"][ATTEMPT_METADATA_KEY] = request.attempt_id
+        if request.method is PaymentMethodType.CARD and request.return_url:
             # Where Conekta sends the customer back after 3-D Secure (OrderRequest.return_url).
-            params["return_url"] = f"{self.config.public_url}/payments/{request.intent_id}/return"
+            params["return_url"] = request.return_url
         return params
 
     def _charge_params(self, request: PaymentRequest) -> dict[str, Any]:
@@ -222,6 +252,7 @@ def payment_from_order(order: Mapping[str, Any], beneficiary: str) -> ProviderPa
         error_code="CARD_DECLINED" if status is ProviderStatus.FAILED else None,
         error_message=charge.get("failure_message"),
         lookup_keys=(key,) if key else (),
+        attempt_hint=_metadata(order, ATTEMPT_METADATA_KEY),
         raw=dict(order),
     )
 
@@ -252,8 +283,12 @@ def _next_action(
 
 def _intent_hint(obj: Mapping[str, Any]) -> str | None:
     """Our intent id, as an order's metadata echoes it (a charge carries none)."""
+    return _metadata(obj, INTENT_METADATA_KEY)
+
+
+def _metadata(obj: Mapping[str, Any], key: str) -> str | None:
     metadata = obj.get("metadata") if obj.get("object") == "order" else None
-    hint = metadata.get(INTENT_METADATA_KEY) if isinstance(metadata, Mapping) else None
+    hint = metadata.get(key) if isinstance(metadata, Mapping) else None
     return hint if isinstance(hint, str) and hint else None
 
 
@@ -314,6 +349,15 @@ def _declined(body: Mapping[str, Any]) -> ProviderPayment:
 def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderError:
     detail = next(iter(_details(body)), {})
     message = detail.get("message") or detail.get("debug_message") or "no message"
+    if "idempotency" in str(detail.get("code", "")):
+        # The key was first used with another request: what Conekta did then is unknown.
+        return ProviderError(
+            provider,
+            f"{message} (HTTP {status}: {detail.get('code')})",
+            retryable=False,
+            code=IDEMPOTENCY_MISMATCH,
+            outcome_unknown=True,
+        )
     return ProviderError(
         provider,
         f"{message} (HTTP {status} {body.get('type', 'error')}: {detail.get('code', '')})",

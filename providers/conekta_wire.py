@@ -28,6 +28,7 @@ from providers.base import ProviderStatus, WebhookRejected
 DIGEST_HEADER = "digest"
 # Where our intent id travels on an order, and comes back in its events.
 INTENT_METADATA_KEY = "cobro_intent_id"
+ATTEMPT_METADATA_KEY = "cobro_attempt_id"  # which attempt an order is, for searches
 
 # Order `payment_status` -> neutral status; anything else is PENDING, never success.
 STATUS_MAP = {

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from providers.base import ProviderConfig, ProviderError
+from providers.base import ProviderConfig, ProviderError, WireRequest
 
 # 408, 409 (Stripe's "concurrent request with this key"), 425 and 429 are worth
 # retrying; so is every 5xx.
@@ -75,10 +75,22 @@ class PspHttp:
         all_headers = dict(headers or {})
         if idempotency_key:
             all_headers["Idempotency-Key"] = idempotency_key
+        return await self._send(method, path, all_headers, kwargs)
+
+    async def send(self, wire: WireRequest, **kwargs: Any) -> httpx.Response:
+        """Send a stored request byte for byte (its headers over the client's defaults;
+        `kwargs` may add per-call credentials such as an httpx `auth`)."""
+        return await self._send(
+            wire.method, wire.path, dict(wire.headers), {"content": wire.body, **kwargs}
+        )
+
+    async def _send(
+        self, method: str, path: str, headers: dict[str, str], kwargs: dict[str, Any]
+    ) -> httpx.Response:
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.request(
-                    method, self._url(path), headers=all_headers, **kwargs
+                    method, self._url(path), headers=headers, **kwargs
                 )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # Never reached the PSP: nothing can have happened there.

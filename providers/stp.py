@@ -62,6 +62,7 @@ from providers.base import (
     ProviderStatus,
     RefundRequest,
     WebhookRejected,
+    WireRequest,
 )
 from providers.http import PspHttp
 from providers.stp_wire import (
@@ -137,13 +138,16 @@ class StpProvider:
             self.name, config, transport=transport, headers={"Content-Type": "application/json"}
         )
 
-    async def create_payment(
-        self, request: PaymentRequest, idempotency_key: str
-    ) -> ProviderPayment:
+    def prepare_payment(self, request: PaymentRequest, idempotency_key: str) -> WireRequest:
         if request.method is not PaymentMethodType.SPEI or request.reference_number is None:
             raise self._invalid("serves SPEI with a reference number only")
         clabe = assigned_clabe(self.clabe_prefix, request.reference_number)
-        answer = await self._cuenta("PUT", clabe, idempotency_key)
+        return self._cuenta_wire("PUT", clabe, idempotency_key)
+
+    async def send_payment(self, request: PaymentRequest, wire: WireRequest) -> ProviderPayment:
+        assert request.reference_number is not None
+        clabe = assigned_clabe(self.clabe_prefix, request.reference_number)
+        answer = self._cuenta_answer("PUT", await self.http.send(wire))
         reference = str(request.reference_number % 10**REFERENCE_DIGITS)
         return ProviderPayment(
             provider_ref=clabe,
@@ -158,6 +162,15 @@ class StpProvider:
             lookup_keys=(clabe,),
             raw=answer,
         )
+
+    async def create_payment(
+        self, request: PaymentRequest, idempotency_key: str
+    ) -> ProviderPayment:
+        return await self.send_payment(request, self.prepare_payment(request, idempotency_key))
+
+    async def search_payments(self, intent_id: str) -> None:
+        """STP keeps nothing of ours but the CLABE: there is no search by intent."""
+        return None
 
     async def fetch_payment(self, provider_ref: str) -> ProviderPayment:
         """What STP lists as received today at this CLABE (consOrdenesFech covers one
@@ -320,6 +333,10 @@ class StpProvider:
 
     async def _cuenta(self, method: str, clabe: str, idempotency_key: str) -> dict[str, Any]:
         """Register (PUT) or deregister (DELETE) a CLABE as an account of the company."""
+        wire = self._cuenta_wire(method, clabe, idempotency_key)
+        return self._cuenta_answer(method, await self.http.send(wire))
+
+    def _cuenta_wire(self, method: str, clabe: str, idempotency_key: str) -> WireRequest:
         cuenta: dict[str, Any] = {"empresa": self.empresa, "cuenta": clabe, "rfcCurp": self.rfc}
         if method == "PUT":
             cuenta |= {
@@ -328,9 +345,10 @@ class StpProvider:
                 "fechaConstitucion": self.fecha_constitucion,
             }
         cuenta["firma"] = sign_cadena(self.key, cadena_original(cuenta, CUENTA_FIELDS))
-        response = await self.http.request(
-            method, CUENTA_PATH, content=stp_json(cuenta), idempotency_key=idempotency_key
-        )
+        headers = (("Content-Type", "application/json"), ("Idempotency-Key", idempotency_key))
+        return WireRequest(method, CUENTA_PATH, stp_json(cuenta), headers)
+
+    def _cuenta_answer(self, method: str, response: httpx.Response) -> dict[str, Any]:
         answer = self._body(response)
         code = answer.get("id")
         if (method == "PUT" and code in CUENTA_OK) or (method == "DELETE" and code == 0):

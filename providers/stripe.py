@@ -20,6 +20,7 @@ from app.domain import signatures
 from app.domain.methods import PaymentMethodType
 from app.domain.next_action import NextAction, OxxoVoucher, RedirectToUrl
 from providers.base import (
+    IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     PaymentRequest,
     ProviderConfig,
@@ -30,6 +31,7 @@ from providers.base import (
     ProviderStatus,
     RefundRequest,
     WebhookRejected,
+    WireRequest,
 )
 from providers.http import PspHttp, json_body
 
@@ -59,6 +61,12 @@ REFUND_STATUS_MAP = {
 CARD_DECLINED = "CARD_DECLINED"
 # Where our intent id travels, and comes back in events (`metadata` on the PaymentIntent).
 INTENT_METADATA_KEY = "cobro_intent_id"
+# And the attempt's id, so that a search tells which attempt a PaymentIntent belongs to.
+ATTEMPT_METADATA_KEY = "cobro_attempt_id"
+API_VERSION = "2024-06-20"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# Search pages hold up to 100 objects; an intent has a handful of attempts at most.
+SEARCH_LIMIT = 100
 
 
 def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -85,7 +93,7 @@ def form(params: Mapping[str, Any]) -> dict[str, Any]:
     """httpx keyword arguments for a form-encoded body in Stripe's notation."""
     return {
         "content": urlencode(encode_form(params)).encode(),
-        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        "headers": {"Content-Type": FORM_CONTENT_TYPE},
     }
 
 
@@ -107,19 +115,43 @@ class StripeProvider:
             self.name,
             config,
             transport=transport,
-            headers={"Authorization": f"Bearer {config.api_key}", "Stripe-Version": "2024-06-20"},
+            headers={"Authorization": f"Bearer {config.api_key}", "Stripe-Version": API_VERSION},
         )
+
+    def prepare_payment(self, request: PaymentRequest, idempotency_key: str) -> WireRequest:
+        return WireRequest(
+            "POST",
+            "/v1/payment_intents",
+            urlencode(encode_form(self._create_params(request))).encode(),
+            (
+                ("Content-Type", FORM_CONTENT_TYPE),
+                ("Stripe-Version", API_VERSION),
+                ("Idempotency-Key", idempotency_key),
+            ),
+        )
+
+    async def send_payment(self, request: PaymentRequest, wire: WireRequest) -> ProviderPayment:
+        return self._payment_from_response(await self.http.send(wire))
 
     async def create_payment(
         self, request: PaymentRequest, idempotency_key: str
     ) -> ProviderPayment:
+        return await self.send_payment(request, self.prepare_payment(request, idempotency_key))
+
+    async def search_payments(self, intent_id: str) -> list[ProviderPayment]:
+        """Stripe's Search API on our metadata (eventually consistent: a PaymentIntent
+        can take up to a minute, in outages longer, to show up)."""
+        query = f"metadata['{INTENT_METADATA_KEY}']:'{intent_id}'"
         response = await self.http.request(
-            "POST",
-            "/v1/payment_intents",
-            **form(self._create_params(request)),
-            idempotency_key=idempotency_key,
+            "GET",
+            "/v1/payment_intents/search",
+            params={"query": query, "limit": SEARCH_LIMIT},
         )
-        return self._payment_from_response(response)
+        body = json_body(self.name, response)
+        if response.status_code >= 400:
+            raise _api_error(self.name, response.status_code, body)
+        found = [payment_from_stripe(o) for o in body.get("data") or [] if isinstance(o, dict)]
+        return [p for p in found if _intent_hint(p.raw) == intent_id]
 
     def _create_params(self, request: PaymentRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -127,7 +159,10 @@ class StripeProvider:
             "currency": request.amount.currency.value.lower(),
             "confirm": True,
             "description": request.description,
-            "metadata": {INTENT_METADATA_KEY: request.intent_id},
+            "metadata": {
+                INTENT_METADATA_KEY: request.intent_id,
+                ATTEMPT_METADATA_KEY: request.attempt_id,
+            },
         }
         if request.method is PaymentMethodType.CARD:
             params["payment_method_types"] = ["card"]
@@ -135,7 +170,7 @@ class StripeProvider:
                 "type": "card",
                 "card": {"token": request.card_token},
             }
-            params["return_url"] = f"{self.config.public_url}/payments/{request.intent_id}/return"
+            params["return_url"] = request.return_url
         elif request.method is PaymentMethodType.OXXO:
             params["payment_method_types"] = ["oxxo"]
             params["payment_method_data"] = {
@@ -273,6 +308,7 @@ def payment_from_stripe(obj: Mapping[str, Any]) -> ProviderPayment:
         error_code=CARD_DECLINED if failed else None,
         error_message=error.get("message") if failed else None,
         lookup_keys=lookup,
+        attempt_hint=_metadata(obj, ATTEMPT_METADATA_KEY),
         raw=dict(obj),
     )
 
@@ -296,8 +332,12 @@ def _next_action(data: Any) -> NextAction | None:
 
 def _intent_hint(obj: Mapping[str, Any]) -> str | None:
     """Our intent id, as the PaymentIntent's metadata echoes it."""
+    return _metadata(obj, INTENT_METADATA_KEY)
+
+
+def _metadata(obj: Mapping[str, Any], key: str) -> str | None:
     metadata = obj.get("metadata")
-    hint = metadata.get(INTENT_METADATA_KEY) if isinstance(metadata, Mapping) else None
+    hint = metadata.get(key) if isinstance(metadata, Mapping) else None
     return hint if isinstance(hint, str) and hint else None
 
 
@@ -308,6 +348,16 @@ def _int_or_none(value: Any) -> int | None:
 def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderError:
     error = body.get("error") or {}
     kind = error.get("type", "error")
+    if kind == "idempotency_error":
+        # The key was first used with other parameters: Stripe did something with it
+        # then, and does not say what here. Not a refusal: the outcome is unknown.
+        return ProviderError(
+            provider,
+            f"{error.get('message', 'idempotency key reused')} (HTTP {status} {kind})",
+            retryable=False,
+            code=IDEMPOTENCY_MISMATCH,
+            outcome_unknown=True,
+        )
     return ProviderError(
         provider,
         f"{error.get('message', 'no message')} (HTTP {status} {kind})",

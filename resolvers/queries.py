@@ -13,6 +13,7 @@ from resolvers.scalars import DecimalString
 from resolvers.types.catalog import PaymentMethod, ProviderStatus
 from resolvers.types.enums import Currency, PaymentIntentStatus
 from resolvers.types.intent import PaymentIntent
+from resolvers.types.keys import ApiKey
 from resolvers.types.pagination import PageInfo, PaymentIntentConnection, PaymentIntentEdge
 from resolvers.types.webhooks import WebhookDelivery, WebhookEndpoint
 
@@ -86,3 +87,12 @@ class Query:
             context.caller(), str(endpoint_id), 20 if first is None else first
         )
         return [WebhookDelivery.from_delivery(d) for d in deliveries]
+
+    @strawberry.field(
+        description="The keys that work now, without the keys: last4, and when a rolled "
+        "one stops (secret key)."
+    )
+    async def api_keys(self, info: Info) -> list[ApiKey]:
+        context = info.context
+        keys = await context.services.api_keys.list(context.caller())
+        return [ApiKey.from_domain(k) for k in keys]

@@ -7,6 +7,13 @@ a quarter of a 1,000-subscriber fan-out (bench/RESULTS.md). So the presented
 object and the execution result are shared: the first subscriber computes them, the
 rest reuse them. Each subscriber still gets its own message (its operation id) and
 its own error handling downstream.
+
+Shared work belongs to no one subscriber. An execution that awaits (a field such as
+`events` reads the database) runs as a task that each sharer awaits through
+`asyncio.shield`: a sharer whose client vanished is cancelled alone, where awaiting
+the task itself would cancel it for everyone (their streams then died silently). A
+cancelled execution is never handed out again, and a sharer that finds the shared
+work cancelled by anything but itself executes the change on its own.
 """
 
 from __future__ import annotations
@@ -34,13 +41,17 @@ class _Recent:
 
     def get_or_make(self, source: object, key: Hashable, make: Callable[[], Any]) -> Any:
         entry = self._entries.get(key)
-        if entry is not None and entry[0] is source:
+        if entry is not None and entry[0] is source and not _cancelled(entry[1]):
             return entry[1]
         value = make()
         self._entries[key] = (source, value)
         if len(self._entries) > REMEMBERED:
             self._entries.popitem(last=False)
         return value
+
+
+def _cancelled(value: Any) -> bool:
+    return isinstance(value, asyncio.Future) and value.cancelled()
 
 
 _presented = _Recent()
@@ -68,20 +79,54 @@ class SharedEventExecution(ExecutorThrowingOnIncremental):
     # Strawberry's resolve info (with the operation's extensions), as its own context has.
     build_resolve_info = StrawberryGraphQLCoreExecutionContext.build_resolve_info
 
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """graphql-core's per-event copy shares the subscription's memo of collected
+        subfields, keyed by lists made afresh for every event: it never hits across
+        events and grew by a few hundred bytes per change for as long as the
+        subscription lived. Each event gets a memo of its own."""
+        executor = super().build_per_event_executor(payload)
+        executor._relevant_sub_fields = {}
+        return executor
+
     def execute_operation(self, serially: bool | None = None) -> Any:
         # graphql-core runs each subscription event with execute_operation(False).
         if serially is not False or self.operation.operation is not OperationType.SUBSCRIPTION:
             return super().execute_operation(serially)
         try:
             coerced = self.variable_values.coerced
-            variables = orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS)
+            # As text: orjson's bytes keep its 4 KiB buffer, which a key would pin.
+            variables = orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS).decode()
             viewer = getattr(self.context_value, "principal", None)
         except TypeError:  # variables JSON cannot hold (orjson.JSONEncodeError is one)
             return super().execute_operation(serially)
         key = (id(self.root_value), id(self.operation), variables, viewer)
-        return _executed.get_or_make(self.root_value, key, self._execute_once)
+        shared = _executed.get_or_make(self.root_value, key, self._execute_once)
+        return self._await_shared(shared) if isinstance(shared, asyncio.Future) else shared
 
     def _execute_once(self) -> Any:
         result = super().execute_operation(False)
+        if not self.is_awaitable(result):
+            return result
         # A coroutine can be awaited once; a task, by every subscriber sharing it.
-        return asyncio.ensure_future(result) if self.is_awaitable(result) else result
+        task = asyncio.ensure_future(result)
+        task.add_done_callback(_retrieve)
+        return task
+
+    async def _await_shared(self, shared: asyncio.Future[Any]) -> Any:
+        """This subscriber's wait for the shared execution; cancelling it (the client
+        left) cancels only the wait, never the work the other sharers wait for."""
+        try:
+            return await asyncio.shield(shared)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not shared.cancelled() or (current is not None and current.cancelling()):
+                raise  # this subscriber is the one being cancelled
+        # The shared work was cancelled by something else: run this change alone.
+        result = super().execute_operation(False)
+        return await result if self.is_awaitable(result) else result
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a failure as seen: each sharer still receives it from its own await."""
+    if not task.cancelled():
+        task.exception()

@@ -20,9 +20,13 @@ from app.domain.errors import CobroError
 from app.services.container import Services
 from resolvers.context import Context
 from resolvers.errors import to_graphql_error
+from resolvers.ws_handlers import LegacyWSHandler, TransportWSHandler
 
 
 class CobroGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, services: Services, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.services = services

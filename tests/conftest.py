@@ -73,6 +73,16 @@ def postgres() -> Iterator[PostgresServer]:
         server.destroy()
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A cluster of this test's own, that it may stop, crash and restart."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
 class Databases:
     """Fresh databases of one backend: a SQLite file, or a PostgreSQL database."""
 

@@ -23,6 +23,7 @@ only for as long as the statements take; another process holding the write lock
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,10 +32,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from app.db import postgres
+from app.db.outage import Outage, is_unreachable
 from app.db.prepared import PreparedStatements
 from app.db.sqlite_checkpoints import FALLBACK_AUTOCHECKPOINT, Checkpointer
 from app.db.sqlite_writer import GroupCommitWriter
@@ -42,6 +45,9 @@ from app.db.sqlite_writer import GroupCommitWriter
 # Another process may hold SQLite's write lock (two API processes on one file):
 # wait this long for it before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A PostgreSQL that does not answer is reported unavailable after this long (asyncpg's
+# own default is a minute, and every request would wait it out).
+CONNECT_TIMEOUT_SECONDS = 3.0
 _AFTER_COMMIT = "cobro.after_commit"
 
 
@@ -50,6 +56,7 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._after_commit: list[Callable[[list[Any]], None]] = []
+        self.outage = Outage()
         if self.is_sqlite:
             path = _file_path(self.url)
             if path is not None:
@@ -73,6 +80,7 @@ class Database:
                 url,
                 pool_size=2 * pool_size,
                 max_overflow=0,
+                connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
@@ -105,12 +113,23 @@ class Database:
             async with self._group_writer.transaction() as conn:
                 yield conn
             return
-        async with self._pg.transaction() as conn:
-            conn.info[_AFTER_COMMIT] = []
-            try:
-                yield conn
-            finally:
-                committed = conn.info.pop(_AFTER_COMMIT)
+        try:
+            async with self._pg.transaction() as conn:
+                committed: list[Any] = []
+                conn.info[_AFTER_COMMIT] = committed
+                try:
+                    yield conn
+                finally:
+                    # A connection the server dropped refuses even `info` until the
+                    # rollback that leaving this block does.
+                    with contextlib.suppress(SQLAlchemyError):
+                        del conn.info[_AFTER_COMMIT]
+        except Exception as error:
+            if is_unreachable(error):
+                raise self.outage.failed(error) from error
+            raise
+        if self.outage.ongoing:
+            self.outage.succeeded()
         if committed:
             for callback in self._after_commit:
                 callback(committed)
@@ -124,9 +143,16 @@ class Database:
         if self.is_sqlite:
             async with self.transaction() as conn:
                 yield conn
-        else:
+            return
+        try:
             async with self._pg.autocommit() as conn:
                 yield conn
+        except Exception as error:
+            if is_unreachable(error):
+                raise self.outage.failed(error) from error
+            raise
+        if self.outage.ongoing:
+            self.outage.succeeded()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -134,9 +160,16 @@ class Database:
         latest commit (SQLite's reading connection; autocommit on PostgreSQL)."""
         if self.is_sqlite:
             yield self._reader()  # type: ignore[misc]
-        else:
+            return
+        try:
             async with self._pg.autocommit() as conn:
                 yield conn
+        except Exception as error:
+            if is_unreachable(error):
+                raise self.outage.failed(error) from error
+            raise
+        if self.outage.ongoing:
+            self.outage.succeeded()
 
     def _reader(self) -> _Inline:
         """SQLite's one reading connection, kept open: checking a connection out of a

@@ -15,10 +15,12 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -57,8 +59,11 @@ class ApiKey(Base):
     kind: Mapped[str] = mapped_column(String(16))  # "secret" | "publishable"
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_prefix: Mapped[str] = mapped_column(String(16))  # shown in logs, never the key
+    last4: Mapped[str] = mapped_column(String(4))  # shown by `apiKeys`; "" if never known
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Set when the key is rolled: it keeps working until then (contract section 10).
+    expires_at: Mapped[datetime | None]
 
 
 class PaymentIntentRow(Base):
@@ -105,17 +110,31 @@ class ProviderPayment(Base):
     provider: Mapped[str] = mapped_column(String(32))
     method: Mapped[str] = mapped_column(String(16))
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
-    # pending -> succeeded | requires_action | processing | failed | error
+    # pending -> succeeded | requires_action | processing | failed | error | unknown,
+    # and extra: a charge the intent did not need (found by reconciliation, refunded)
     status: Mapped[str] = mapped_column(String(20))
     provider_ref: Mapped[str | None] = mapped_column(String(100))  # the PSP's own id
+    # The PaymentRequest's fields and, under "wire", the exact request sent (replays too).
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error_code: Mapped[str | None] = mapped_column(String(40))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # When reconciliation should search the PSP for a payment this attempt may have made
+    # though Cobro does not hold it (its outcome was unknown, or it was marked failed).
+    # NULL for nearly every row, so the partial index costs the write path nothing.
+    search_after: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
-    __table_args__ = (Index(None, "provider", "provider_ref"),)
+    __table_args__ = (
+        Index(None, "provider", "provider_ref"),
+        Index(
+            None,
+            "search_after",
+            sqlite_where=text("search_after IS NOT NULL"),
+            postgresql_where=text("search_after IS NOT NULL"),
+        ),
+    )
 
 
 class AuditEvent(Base):
@@ -186,6 +205,9 @@ class Refund(Base):
     # whose outcome was unknown is settled later by the worker.
     client_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The PSP payment this refund returns when it is not the intent's own: an extra
+    # charge reconciliation found. NULL: the payment that paid the intent.
+    charge_ref: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -268,6 +290,8 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[Any]] = mapped_column(JSON)  # event types; ["*"] for all
     secret: Mapped[str] = mapped_column(String(100))
+    # Secrets rolled away but still signing until their time: [{"secret", "expires_at"}].
+    retiring_secrets: Mapped[list[Any] | None] = mapped_column(JSON)
     enabled: Mapped[bool]
     created_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
@@ -323,3 +347,71 @@ class SandboxClock(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     offset_seconds: Mapped[float]
+
+
+# -- the sandbox's PSPs (never used in production; providers/sandbox/store.py) ---------
+
+
+class SandboxObject(Base):
+    """One object a sandbox PSP holds (a Stripe PaymentIntent, a Conekta order, an STP
+    order, a Bitso quote...), as that emulator's JSON, with a version that every write
+    checks and bumps, so concurrent writers never lose each other's updates."""
+
+    __tablename__ = "sandbox_objects"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(128))
+    ref: Mapped[str | None] = mapped_column(String(128))  # a second way to find it
+    version: Mapped[int]
+    body: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "kind", "key"),
+        Index(None, "provider", "kind", "ref"),
+    )
+
+
+class SandboxHandle(Base):
+    """A name a customer pays through ("oxxo:<reference>", "clabe:<CLABE>",
+    "address:<deposit address>", "3ds:<Cobro intent id>") and the object it leads to."""
+
+    __tablename__ = "sandbox_handles"
+
+    name: Mapped[str] = mapped_column(String(160), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(128))
+
+
+class SandboxIdempotency(Base):
+    """The first answer a sandbox PSP gave to an Idempotency-Key, replayed to retries."""
+
+    __tablename__ = "sandbox_idempotency"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SandboxFault(Base):
+    """A sandbox PSP's fault mode, and its calls counted in that mode (for `flaky`)."""
+
+    __tablename__ = "sandbox_faults"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(8))
+    calls: Mapped[int]
+
+
+class SandboxWebhook(Base):
+    """A webhook a sandbox PSP sent, as sent, for /sandbox/webhooks/redeliver."""
+
+    __tablename__ = "sandbox_webhooks"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    body: Mapped[bytes] = mapped_column(LargeBinary)

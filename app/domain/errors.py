@@ -54,7 +54,15 @@ class NotFound(CobroError):
 
 
 class IdempotencyConflict(CobroError):
+    """The key was already used with different input: a client bug, never retry."""
+
     code = "IDEMPOTENCY_CONFLICT"
+
+
+class IdempotencyInProgress(CobroError):
+    """The same request under this key is still running: retry shortly, same key."""
+
+    code = "IDEMPOTENCY_IN_PROGRESS"
 
 
 class ProviderUnavailable(CobroError):
@@ -93,3 +101,9 @@ class PaymentFailed(CobroError):
     """The PSP said no for a reason that is not a card decline."""
 
     code = "PAYMENT_FAILED"
+
+
+class ServiceUnavailable(CobroError):
+    """A dependency (the database) cannot be reached: nothing was written, retry later."""
+
+    code = "SERVICE_UNAVAILABLE"

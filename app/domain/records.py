@@ -21,6 +21,14 @@ class AuditRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RetiringSecret:
+    """A webhook secret rolled away, still signing until `expires_at`."""
+
+    secret: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     id: str
     merchant_id: str
@@ -29,9 +37,15 @@ class Endpoint:
     secret: str
     enabled: bool
     created_at: datetime
+    retiring: tuple[RetiringSecret, ...] = ()
 
     def wants(self, event_type: str) -> bool:
         return "*" in self.events or event_type in self.events
+
+    def signing_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The current secret first, then each rolled one still in its overlap: a
+        delivery carries one signature per secret, as Stripe's does in a roll."""
+        return (self.secret, *(r.secret for r in self.retiring if now < r.expires_at))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,15 @@ def sign(body: bytes, secret: str, timestamp: int) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+def sign_all(body: bytes, secrets: tuple[str, ...], timestamp: int) -> str:
+    """`t=…,v1=…,v1=…`: one signature per secret, so a receiver that still holds the
+    old secret and one that has the new one both verify (Stripe's verifier accepts
+    any matching v1)."""
+    signed = f"{timestamp}.".encode() + body
+    macs = [hmac.new(s.encode(), signed, hashlib.sha256).hexdigest() for s in secrets]
+    return ",".join([f"t={timestamp}", *(f"v1={mac}" for mac in macs)])
+
+
 def verify(
     body: bytes,
     header: str,

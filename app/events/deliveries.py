@@ -6,7 +6,8 @@ workers never send the same one, and a delivery waits while an earlier version o
 the same intent is still owed to that endpoint, so events arrive in version order.
 Each delivery runs as its own task: an endpoint that hangs for its 10 s only
 delays itself. A 2xx acknowledges; anything else is retried with exponential
-backoff and jitter for up to 3 days, each attempt recorded.
+backoff and jitter for up to 3 days, each attempt recorded. While an endpoint's
+secret is being rolled, each attempt is signed with every secret still live.
 """
 
 from __future__ import annotations
@@ -182,7 +183,8 @@ class MerchantWebhooks:
     ) -> tuple[int | None, str | None, int]:
         started = time.monotonic()
         body = delivery.body.encode()
-        header = signatures.sign(body, endpoint.secret, self.clock.timestamp())
+        now = self.clock.now()
+        header = signatures.sign_all(body, endpoint.signing_secrets(now), int(now.timestamp()))
         url, headers, extensions = endpoint.url, {"Cobro-Signature": header}, {}
         try:
             if not self.allow_private:

@@ -17,10 +17,14 @@ from collections import deque
 from datetime import timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from app.clock import Clock
 from app.db.engine import Database
+from app.db.outage import Outage
 from app.db.repositories import outbox
 from app.db.repositories.outbox import OutboxEntry
+from app.domain.errors import ServiceUnavailable
 from app.events.broker import Broker
 from app.events.deliveries import MerchantWebhooks
 from app.events.messages import Change, intent_channel, merchant_channel
@@ -46,6 +50,8 @@ class OutboxRelay:
         self.webhooks = webhooks
         self._backlog: deque[OutboxEntry] = deque()
         self._wake = asyncio.Event()
+        # A broker (Redis) that is down fails every retry alike: said once, not per try.
+        self.broker_outage = Outage("broker")
         db.add_after_commit(self.on_commit)
 
     def on_commit(self, items: list[Any]) -> None:
@@ -72,6 +78,10 @@ class OutboxRelay:
                     next_scan = loop.time() + ORPHAN_SCAN_SECONDS
             except asyncio.CancelledError:
                 raise
+            except ServiceUnavailable:
+                pass  # the database's outage is logged once, where it is seen
+            except (RedisError, OSError) as error:
+                self.broker_outage.failed(error)
             except Exception:
                 log.exception("relay could not publish; retrying")
                 await asyncio.sleep(RETRY_SECONDS)
@@ -104,6 +114,8 @@ class OutboxRelay:
         for entry in entries:
             channels = [intent_channel(entry.intent_id), merchant_channel(entry.merchant_id)]
             await self.broker.publish(channels, Change.from_entry(entry))
+        if self.broker_outage.ongoing:
+            self.broker_outage.succeeded()
         # One statement: no transaction around it on PostgreSQL.
         async with self.db.autocommit() as conn:
             await outbox.mark_published(conn, [e.id for e in entries], self.clock.now())

@@ -1,7 +1,8 @@
 """`POST /webhooks/{provider}`: the PSPs' door. Thin: verify, store, apply, answer.
 
 400 for a bad or missing signature or a malformed body, 404 for a provider we do
-not know, 200 only after the event is committed (a replay gets 200 and changes
+not know, 503 while the database is down (the PSP retries), 200 only after the event
+is committed (a replay gets 200 and changes
 nothing). The adapter may shape the 200 body: STP wants {"mensaje": "confirmar"}.
 """
 
@@ -12,6 +13,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.domain.errors import ServiceUnavailable
 from providers.base import WebhookRejected
 
 log = logging.getLogger("cobro.webhooks")
@@ -35,7 +37,13 @@ async def receive_webhook(request: Request) -> JSONResponse:
     except WebhookRejected as rejected:
         log.warning("rejected %s webhook: %s", name, rejected)
         return JSONResponse({"error": str(rejected)}, status_code=400)
-    received = await runtime.services.provider_events.receive(events, body)
+    try:
+        received = await runtime.services.provider_events.receive(events, body)
+    except ServiceUnavailable as unavailable:
+        # Not stored, so not acknowledged: the PSP sends it again later.
+        return JSONResponse(
+            {"error": unavailable.message}, status_code=503, headers={"Retry-After": "5"}
+        )
     acknowledge = getattr(provider, "webhook_ack", None)
     if acknowledge is not None:
         return JSONResponse(acknowledge(events))

@@ -1,9 +1,13 @@
 """Confirm an intent: route it to a PSP, fail over, and never charge twice.
 
-- Each attempt is written (with its idempotency key and exact request) before the
-  PSP hears of it. If we never learn the answer (a crash, or a PSP that took the
-  request and went silent), the attempt stays pending and is replayed later, same
-  key and same request, to the same PSP: the PSP answers what it did the first time.
+- Each attempt is written (with its idempotency key and the exact bytes of its
+  request, every field fixed then) before the PSP hears of it. If we never learn the
+  answer (a crash, or a PSP that took the request and went silent), the attempt stays
+  pending and is replayed later: those bytes, that key, to the same PSP, whichever
+  process replays it and however it is configured. The PSP answers what it did.
+- A PSP that says the key was used with other parameters has not said what it did:
+  the attempt stays pending (nothing else is tried for the intent) until
+  reconciliation finds the payment by searching the PSP for our intent id.
 - A failure that may hide a charge (a timeout after sending, a 500) never moves a
   card payment to another PSP: that could charge the card twice. Vouchers,
   transfer references and quotes cost nothing until paid, so those do fail over;
@@ -51,7 +55,14 @@ from app.services.payment_requests import ConfirmIntent, build_request
 from app.services.provider_events import apply_waiting
 from app.services.results import MutationResult
 from app.services.routing import Router
-from providers.base import PaymentRequest, ProviderError, ProviderPayment
+from providers.base import (
+    IDEMPOTENCY_MISMATCH,
+    INVALID_REQUEST,
+    PaymentRequest,
+    ProviderError,
+    ProviderPayment,
+    WireRequest,
+)
 
 OPERATION = "confirmPaymentIntent"
 # Error codes a PSP answer can carry that the contract names.
@@ -80,12 +91,15 @@ class ConfirmService:
         *,
         lease_seconds: float,
         spei_expiry: timedelta,
+        public_url: str = "",
     ) -> None:
         self.db = db
         self.clock = clock
         self.router = router
         self.lease = timedelta(seconds=lease_seconds)
         self.spei_expiry = spei_expiry
+        # Only for new attempts' return URLs; a replay sends what its attempt stored.
+        self.public_url = public_url
 
     async def confirm(self, principal: Principal | None, command: ConfirmIntent) -> MutationResult:
         principal = require_principal(principal)
@@ -96,7 +110,9 @@ class ConfirmService:
             intent = await intent_rows.get(conn, command.intent_id)
         if intent is None or not can_read(principal, intent):
             raise NotFound(f"no payment intent {command.intent_id}", ("input", "id"))
-        request = build_request(intent, command, self.clock.now(), self.spei_expiry)
+        request = build_request(
+            intent, command, self.clock.now(), self.spei_expiry, self.public_url
+        )
         keyed = idempotency.keyed(intent.merchant_id, OPERATION, key, command.fingerprint)
         async with self.db.read() as conn:
             replayed = await idempotency.replay(conn, keyed, self.clock.now())
@@ -140,6 +156,26 @@ class ConfirmService:
                 await self._give_up(run)
         return recovered
 
+    async def settle_found(self, attempt: Attempt, payment: ProviderPayment) -> bool:
+        """Apply what a PSP search found for `attempt`, as if its answer had come back
+        (reconciliation's way in); False if the intent is busy: try again later."""
+        async with self.db.read() as conn:
+            intent = await intent_rows.get(conn, attempt.intent_id)
+        assert intent is not None
+        keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
+        try:
+            started = await self._start(intent, keyed)
+        except InvalidState:
+            return False
+        assert not isinstance(started, MutationResult)
+        run, _ = started
+        try:
+            await self._apply(run, attempt, payment)
+        except BaseException:
+            await self._give_up(run)
+            raise
+        return True
+
     # -- validation ------------------------------------------------------------------
 
     def _check_confirmable(self, intent: PaymentIntent, method: PaymentMethodType) -> None:
@@ -172,7 +208,7 @@ class ConfirmService:
         now = self.clock.now()
         until = now + self.lease
         async with self.db.transaction() as conn:
-            replayed = await idempotency.begin(conn, keyed, now)
+            replayed = await idempotency.begin(conn, keyed, now, self.lease)
             if replayed is not None:
                 return replayed
             if not await intent_rows.take_lease(conn, intent.id, intent.version, now, until):
@@ -202,6 +238,8 @@ class ConfirmService:
             try:
                 payment = await self._call(attempt)
             except ProviderError as exc:
+                if exc.code == IDEMPOTENCY_MISMATCH:
+                    await self._attempt_unknown(run.intent, attempt, exc)
                 if exc.retryable or exc.outcome_unknown:
                     raise ProviderUnavailable(
                         f"{attempt.provider} has not told us what became of an earlier "
@@ -213,12 +251,18 @@ class ConfirmService:
         return None
 
     async def _call(self, attempt: Attempt) -> ProviderPayment:
-        """Send the attempt's stored request with its stored key: the same bytes the
-        first time and on every replay."""
+        """Send the attempt's stored request: the same bytes the first time and on
+        every replay. (Attempts stored before requests were kept as bytes are rebuilt
+        from their fields; a PSP that sees a difference says so, and that is handled
+        as an unknown outcome, never as a failure.)"""
         request = PaymentRequest.from_dict(attempt.request)
-        return await self.router.call(
-            attempt.provider, lambda p: p.create_payment(request, attempt.idempotency_key)
-        )
+        stored = attempt.request.get("wire")
+        if stored is None:
+            return await self.router.call(
+                attempt.provider, lambda p: p.create_payment(request, attempt.idempotency_key)
+            )
+        wire = WireRequest.from_dict(stored)
+        return await self.router.call(attempt.provider, lambda p: p.send_payment(request, wire))
 
     async def _attempt_each(
         self,
@@ -266,6 +310,7 @@ class ConfirmService:
         now: datetime,
     ) -> Attempt:
         attempt_id = new_id("pp")
+        key = f"cobro-{attempt_id}"
         # SPEI references and per-intent CLABEs are built from this number; no other
         # method uses one, so a card payment skips the insert.
         number = (
@@ -273,15 +318,17 @@ class ConfirmService:
             if request.method is PaymentMethodType.SPEI
             else None
         )
+        request = replace(request, reference_number=number, attempt_id=attempt_id)
+        wire = self.router.providers[provider].prepare_payment(request, key)
         attempt = Attempt(
             id=attempt_id,
             intent_id=intent.id,
             provider=provider,
             method=request.method.value,
-            idempotency_key=f"cobro-{attempt_id}",
+            idempotency_key=key,
             status="pending",
             provider_ref=None,
-            request=replace(request, reference_number=number).to_dict(),
+            request={**request.to_dict(), "wire": wire.to_dict()},
         )
         await attempt_rows.insert_attempt(conn, attempt, now)
         await record_events(
@@ -305,8 +352,11 @@ class ConfirmService:
     async def _attempt_failed(
         self, intent: PaymentIntent, attempt: Attempt, exc: ProviderError
     ) -> None:
-        """Record a failed call; one that may have acted is `unknown`, not `error`."""
+        """Record a failed call; one that may have acted is `unknown`, not `error`.
+        Either may hide a payment the PSP made after all (a refusal on the request's
+        merits too, once in a while): reconciliation searches the PSP for it later."""
         now = self.clock.now()
+        doubtful = exc.outcome_unknown or exc.code == INVALID_REQUEST
         async with self.db.transaction() as conn:
             await attempt_rows.finish(
                 conn,
@@ -315,15 +365,28 @@ class ConfirmService:
                 now=now,
                 error_code=exc.code,
                 error_message=exc.message,
+                search_after=now if doubtful else None,
             )
             await record_events(conn, intent, [_error_event(attempt, exc)], now)
 
     async def _attempt_unknown(
         self, intent: PaymentIntent, attempt: Attempt, exc: ProviderError
     ) -> None:
-        """The card may have been charged: keep the attempt pending for a replay."""
+        """The card may have been charged: keep the attempt pending for a replay. If the
+        PSP says its key was used with other parameters, a replay cannot tell: the
+        attempt is marked for reconciliation to search the PSP instead."""
         now = self.clock.now()
         async with self.db.transaction() as conn:
+            if exc.code == IDEMPOTENCY_MISMATCH:
+                await attempt_rows.finish(
+                    conn,
+                    attempt.id,
+                    status="pending",
+                    now=now,
+                    error_code=exc.code,
+                    error_message=exc.message,
+                    search_after=now,
+                )
             await record_events(conn, intent, [_error_event(attempt, exc)], now)
 
     async def _apply(self, run: _Run, attempt: Attempt, payment: ProviderPayment) -> MutationResult:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.clock import Clock
 from app.db.engine import Database
+from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
 from app.services.confirm import ConfirmService
 from app.services.expiry import ExpiryService
@@ -26,6 +27,7 @@ class Services:
     auth: Authenticator
     router: Router
     merchants: MerchantService
+    api_keys: ApiKeyService
     intents: IntentService
     confirm: ConfirmService
     refunds: RefundService

@@ -4,7 +4,9 @@ The same key with the same input returns the first result for 7 days (the
 longest an OXXO voucher lives, so a retried checkout gets the same reference); the
 same key with other input is IDEMPOTENCY_CONFLICT. The key is claimed in the same
 transaction that starts the work, so two requests with one key never both run: the
-second gets the first's result, or is told to retry while the first is in flight.
+second gets the first's result, or, while the first is in flight,
+IDEMPOTENCY_IN_PROGRESS: a code of its own (Stripe answers such a retry with a 409
+of its own), because a client must retry that one and must never retry a conflict.
 A request that fails having changed nothing releases its claim.
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.repositories import idempotency as rows
-from app.domain.errors import IdempotencyConflict, InvalidInput
+from app.domain.errors import IdempotencyConflict, IdempotencyInProgress, InvalidInput
 from app.services.results import MutationResult
 
 RETENTION = timedelta(days=7)
@@ -76,10 +78,20 @@ async def replay(conn: AsyncConnection, keyed: Keyed, now: datetime) -> Mutation
     return MutationResult.from_dict(stored.response)
 
 
-async def begin(conn: AsyncConnection, keyed: Keyed, now: datetime) -> MutationResult | None:
+async def begin(
+    conn: AsyncConnection,
+    keyed: Keyed,
+    now: datetime,
+    in_flight_limit: timedelta = IN_FLIGHT_LIMIT,
+) -> MutationResult | None:
     """Claim the key in the caller's transaction. Returns the first result when that
-    request already finished; raises IdempotencyConflict when the input differs or the
-    first request is still running; returns None when this request may go ahead."""
+    request already finished; raises IdempotencyConflict when the input differs,
+    IdempotencyInProgress when the same request is still running; returns None when
+    this request may go ahead.
+
+    A request that lost its database halfway could not release its claim; past
+    `in_flight_limit` (for a confirmation, its lease on the intent) a retry takes
+    over and finds out what the first one did."""
     if keyed.key is None:
         return None
     claimed = await rows.claim(
@@ -98,9 +110,10 @@ async def begin(conn: AsyncConnection, keyed: Keyed, now: datetime) -> MutationR
     _same_request(stored, keyed)
     if stored.finished:
         return MutationResult.from_dict(stored.response)
-    if now - stored.created_at < IN_FLIGHT_LIMIT:
-        raise IdempotencyConflict(
-            f"a request with idempotencyKey {keyed.key!r} is still in progress; retry shortly",
+    if now - stored.created_at < in_flight_limit:
+        raise IdempotencyInProgress(
+            f"a request with idempotencyKey {keyed.key!r} is still in progress; "
+            "retry shortly with the same key",
             FIELD,
         )
     await rows.take_over(conn, keyed.merchant_id, keyed.operation, keyed.key, now)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import merchants as rows
-from app.domain.ids import new_id, random_token
+from app.domain.ids import new_id
+from app.domain.keys import ApiKeyKind, new_key
 from app.services.auth import KeyKind, hash_key
+
+log = logging.getLogger("cobro.merchants")
 
 KEY_PREFIX_SHOWN = 12  # how much of a key logs and dashboards may show
 
@@ -40,11 +44,10 @@ class MerchantService:
         secret_key: str | None = None,
         publishable_key: str | None = None,
     ) -> NewMerchant:
-        mode = "live" if live else "test"
         merchant = NewMerchant(
             merchant_id=new_id("acct"),
-            secret_key=secret_key or f"sk_{mode}_{random_token(32)}",
-            publishable_key=publishable_key or f"pk_{mode}_{random_token(32)}",
+            secret_key=secret_key or new_key(ApiKeyKind.SECRET, live=live),
+            publishable_key=publishable_key or new_key(ApiKeyKind.PUBLISHABLE, live=live),
         )
         now = self.clock.now()
         async with self.db.transaction() as conn:
@@ -60,6 +63,7 @@ class MerchantService:
                     kind=kind.value,
                     key_hash=hash_key(key),
                     key_prefix=key[:KEY_PREFIX_SHOWN],
+                    last4=key[-4:],
                     now=now,
                 )
         return merchant
@@ -69,6 +73,11 @@ class MerchantService:
         async with self.db.read() as conn:
             owner = await rows.owner_of_key(conn, hash_key(secret_key))
         if owner is not None:
+            if not owner.works_at(self.clock.now()):
+                log.warning(
+                    "the dev merchant's secret key was rolled and has expired; "
+                    "use the key rollApiKey answered with"
+                )
             return owner.merchant_id
         merchant = await self.create(
             "Dev merchant", live=False, secret_key=secret_key, publishable_key=publishable_key

@@ -64,9 +64,16 @@ class ConfirmIntent:
 
 
 def build_request(
-    intent: PaymentIntent, command: ConfirmIntent, now: datetime, spei_expiry: timedelta
+    intent: PaymentIntent,
+    command: ConfirmIntent,
+    now: datetime,
+    spei_expiry: timedelta,
+    public_url: str = "",
 ) -> PaymentRequest:
-    """The PSP request for this confirmation; refuses inputs meant for another method."""
+    """The PSP request for this confirmation; refuses inputs meant for another method.
+
+    Everything the PSP will be sent is decided here, once (the 3-D Secure return URL
+    included): the attempt stores it, and a replay never rebuilds it."""
     method = command.method
     given = {
         PaymentMethodType.CARD: command.card is not None,
@@ -85,7 +92,7 @@ def build_request(
         token = (command.card.token if command.card else "").strip()
         if not token or len(token) > MAX_TOKEN or not token.isprintable():
             raise InvalidInput("card.token is required for CARD", ("input", "card", "token"))
-        return _with(base, card_token=token)
+        return _with(base, card_token=token, return_url=f"{public_url}/payments/{intent.id}/return")
     if method is PaymentMethodType.OXXO:
         oxxo = command.oxxo or OxxoOptions()
         days = oxxo_expiry_days(oxxo.expires_in_days)

@@ -4,7 +4,9 @@ A webhook can be lost. Intents waiting on a PSP that have heard nothing for a wh
 are checked (each at most once per interval, across all workers), and what the PSP
 says is applied as a synthetic event through the very same inbox and change path
 as a webhook, so a webhook that does arrive later is a duplicate, not a second
-payment.
+payment. Each round also searches the PSPs for payments Cobro does not hold
+(services/charge_search.py): attempts whose outcome a PSP would not tell, and
+charges made for attempts Cobro took for failed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from app.db.repositories import attempts as attempt_rows
 from app.db.repositories import intents as intent_rows
 from app.domain.intents import PaymentIntent
 from app.domain.settlement import ACCUMULATING
+from app.services.charge_search import ChargeSearch
 from app.services.provider_events import ProviderEventService
 from app.services.routing import Router
 from providers.base import ProviderError, ProviderEvent, ProviderPayment, ProviderStatus
@@ -37,6 +40,7 @@ class ReconciliationService:
         *,
         quiet_for: timedelta,
         every: timedelta,
+        searches: ChargeSearch | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -44,6 +48,7 @@ class ReconciliationService:
         self.events = events
         self.quiet_for = quiet_for
         self.every = every
+        self.searches = searches
 
     async def run_once(self) -> int:
         """Check one batch of quiet intents; return how many the PSP's answer changed."""
@@ -59,6 +64,8 @@ class ReconciliationService:
         changed = 0
         for intent in quiet:
             changed += await self._check(intent)
+        if self.searches is not None:
+            changed += await self.searches.run_once()
         return changed
 
     async def _check(self, intent: PaymentIntent) -> int:

@@ -7,6 +7,8 @@ PSP call; refunds not yet accepted count against what is left, so two refunds at
 once cannot exceed it. A refund whose outcome is unknown (the PSP went silent after
 taking it) stays pending, its amount held, and the worker resends it with the same
 key until the PSP says what it did: it is never sent as a second, new refund.
+An extra charge reconciliation found (a card charged twice) is refunded the same way,
+by Cobro itself, against that charge rather than the intent's own.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from app.services.routing import Router
 from providers.base import ProviderError, ProviderRefund, ProviderStatus, RefundRequest
 
 MAX_REASON = 500
+EXTRA_CHARGE_REASON = "duplicate charge found by reconciliation, refunded by Cobro"
 OPERATION = "refundPaymentIntent"
 BATCH = 50
 
@@ -63,6 +66,7 @@ class _Plan:
     providers: list[str]
     clabe: str | None
     provider_ref: str | None
+    extra: bool = False  # provider_ref is an extra charge, not the one that paid
 
 
 class RefundService:
@@ -116,6 +120,19 @@ class RefundService:
             return reserved
         return await self._send(intent, reserved, plan, reason, keyed)
 
+    async def refund_extra(
+        self, intent: PaymentIntent, provider: str, charge_ref: str, amount: int
+    ) -> None:
+        """Give back a charge the intent did not need (reconciliation's call): all of it,
+        to the card it came from. Raises ProviderUnavailable if the PSP cannot be told now
+        (an unknown outcome stays pending and the worker resends it)."""
+        plan = _Plan([provider], None, charge_ref, extra=True)
+        keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
+        money = Money(amount, intent.amount.currency)
+        refund = await self._reserve(intent, money, plan, EXTRA_CHARGE_REASON, keyed)
+        assert isinstance(refund, RefundRow)
+        await self._send(intent, refund, plan, EXTRA_CHARGE_REASON, keyed)
+
     async def resolve_pending(self, older_than: timedelta) -> int:
         """Resend refunds whose outcome is unknown, same key (the worker's job)."""
         now = self.clock.now()
@@ -126,7 +143,11 @@ class RefundService:
             async with self.db.read() as conn:
                 intent = await intent_rows.get(conn, refund.intent_id)
             assert intent is not None
-            plan = await self._plan(intent, refund.clabe)
+            plan = (
+                _Plan([refund.provider or ""], None, refund.charge_ref, extra=True)
+                if refund.charge_ref
+                else await self._plan(intent, refund.clabe)
+            )
             keyed = idempotency.Keyed(
                 intent.merchant_id, OPERATION, refund.client_key, refund.request_hash or ""
             )
@@ -188,13 +209,14 @@ class RefundService:
                 amount=wanted,
                 currency=current.amount.currency.value,
                 status="pending",
-                provider=None,
+                provider=plan.providers[0] if plan.extra else None,
                 provider_ref=None,
                 idempotency_key=f"cobro-{refund_id}",
                 clabe=plan.clabe,
                 reason=reason,
                 client_key=keyed.key,
                 request_hash=keyed.digest,
+                charge_ref=plan.provider_ref if plan.extra else None,
             )
             await refund_rows.insert_refund(conn, refund, now=now)
             await record_events(

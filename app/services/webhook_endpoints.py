@@ -1,4 +1,9 @@
-"""Merchants register, list and delete their webhook endpoints (contract section 6)."""
+"""Merchants register, list, delete and roll the secrets of their webhook endpoints
+(contract sections 6 and 10).
+
+Rolling a secret is Stripe's: the new secret is shown once, and the old one keeps
+signing beside it for `expireOldInHours`, so every delivery meanwhile carries a
+`v1=` for each and a receiver verifies whichever secret it holds."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from app.db.repositories import webhooks as rows
 from app.domain.errors import InvalidInput, NotFound
 from app.domain.events import EVENT_TYPES
 from app.domain.ids import new_id, random_token
-from app.domain.records import Delivery, Endpoint
+from app.domain.keys import check_live_after_roll, overlap
+from app.domain.records import Delivery, Endpoint, RetiringSecret
 from app.services.auth import Principal, require_secret_key
 from app.services.url_guard import check_url, resolve_public
 
@@ -21,7 +27,7 @@ MAX_PAGE = 100
 @dataclass(frozen=True, slots=True)
 class CreatedEndpoint:
     endpoint: Endpoint
-    secret: str  # shown once, on creation
+    secret: str  # shown once, on creation or roll
 
 
 class WebhookEndpointService:
@@ -60,6 +66,28 @@ class WebhookEndpointService:
         async with self.db.transaction() as conn:
             await rows.delete_endpoint(conn, endpoint.id, self.clock.now())
         return replace(endpoint, enabled=False)
+
+    async def roll_secret(
+        self, principal: Principal | None, endpoint_id: str, expire_old_in_hours: int | None
+    ) -> CreatedEndpoint:
+        """A new signing secret; the old ones sign too until the overlap ends."""
+        keep_old = overlap(expire_old_in_hours)
+        merchant_id = require_secret_key(principal).merchant_id
+        secret = f"whsec_{random_token(32)}"
+        now = self.clock.now()
+        until = now + keep_old
+        async with self.db.transaction() as conn:
+            endpoint = await rows.endpoint(conn, endpoint_id, for_update=True)
+            if endpoint is None or endpoint.merchant_id != merchant_id:
+                raise NotFound(f"no webhook endpoint {endpoint_id}", ("id",))
+            retiring = tuple(
+                RetiringSecret(old.secret, min(old.expires_at, until))
+                for old in (RetiringSecret(endpoint.secret, until), *endpoint.retiring)
+                if now < min(old.expires_at, until)
+            )
+            check_live_after_roll(len(retiring), "secrets")
+            await rows.set_secrets(conn, endpoint.id, secret, retiring)
+        return CreatedEndpoint(replace(endpoint, secret=secret, retiring=retiring), secret)
 
     async def list(self, principal: Principal | None) -> list[Endpoint]:
         merchant_id = require_secret_key(principal).merchant_id

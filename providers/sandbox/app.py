@@ -22,6 +22,7 @@ from providers.sandbox.common import Emulator, EmulatorConfig
 from providers.sandbox.conekta import ConektaEmulator
 from providers.sandbox.faults import FaultMode
 from providers.sandbox.state import SandboxState
+from providers.sandbox.store import Conflict, Tx
 from providers.sandbox.stp import StpEmulator
 from providers.sandbox.stripe import StripeEmulator
 
@@ -50,7 +51,8 @@ class Sandbox:
             name: cls(state, configs[name]) for name, cls in EMULATORS.items() if name in configs
         }
         routes: list[BaseRoute] = [
-            Mount(f"/{name}", routes=emulator.routes()) for name, emulator in self.emulators.items()
+            Mount(f"/{name}", routes=emulator.mounted_routes())
+            for name, emulator in self.emulators.items()
         ]
         routes += [
             Route("/providers/{name}/faults", self.set_fault, methods=["POST"]),
@@ -76,7 +78,7 @@ class Sandbox:
             mode = FaultMode(str(body.get("mode")))
         except ValueError:
             return _problem(400, 'mode must be one of "down", "slow", "flaky", "ok"')
-        self.state.faults.set(name, mode)
+        await self.state.store.set_fault(name, mode.value)
         return JSONResponse({"provider": name, "mode": mode.value})
 
     async def three_ds_page(self, request: Request) -> Response:
@@ -93,12 +95,28 @@ class Sandbox:
     async def pay_oxxo(self, request: Request) -> Response:
         return await self._settle(f"oxxo:{request.path_params['reference']}", "OXXO voucher")
 
-    async def _settle(self, key: str, what: str) -> Response:
-        settle = self.state.settlers.pop(key, None)
-        if settle is None:
-            return _problem(404, f"no pending {what} {key.split(':', 1)[1]!r}")
-        status = await settle()
-        return JSONResponse({"settled": key.split(":", 1)[1], "webhook_status": status})
+    async def _settle(self, name: str, what: str) -> Response:
+        """The customer pays a voucher or passes 3-D Secure: once, through any process."""
+        emulator, handle = await self._handle(name)
+        if emulator is None:
+            return _problem(404, f"no pending {what} {name.split(':', 1)[1]!r}")
+
+        async def settle(tx: Tx) -> None:
+            tx.unbind(name)
+            await emulator.settle(tx, handle)
+
+        try:
+            _, status = await emulator.run(settle)
+        except Conflict as exc:
+            return _problem(409, str(exc))
+        return JSONResponse({"settled": name.split(":", 1)[1], "webhook_status": status})
+
+    async def _handle(self, name: str) -> tuple[Emulator | None, str]:
+        """The emulator and object key a customer-facing name leads to."""
+        handle = await self.state.store.handle(name)
+        if handle is None or handle.provider not in self.emulators:
+            return None, ""
+        return self.emulators[handle.provider], handle.key
 
     async def voucher_page(self, request: Request) -> Response:
         reference = html.escape(request.path_params["reference"])
@@ -113,14 +131,16 @@ class Sandbox:
         if isinstance(body, Response):
             return body
         clabe = str(body.get("clabe", ""))
-        receive = self.state.clabes.get(clabe)
-        if receive is None:
+        emulator, key = await self._handle(f"clabe:{clabe}")
+        if emulator is None:
             return _problem(404, f"no sandbox account has CLABE {clabe!r}")
         try:
             amount = parse_amount(body.get("amount"), Currency.MXN)
         except InvalidAmount as error:
             return _problem(400, error.message)
-        status = await receive(amount.minor)
+        status = await self._receive(emulator, key, amount.minor)
+        if isinstance(status, Response):
+            return status
         return JSONResponse(
             {"clabe": clabe, "amount": amount.to_decimal_string(), "webhook_status": status}
         )
@@ -131,8 +151,8 @@ class Sandbox:
         if isinstance(body, Response):
             return body
         address = str(body.get("address", ""))
-        receive = self.state.addresses.get(address)
-        if receive is None:
+        emulator, key = await self._handle(f"address:{address}")
+        if emulator is None:
             return _problem(404, f"no sandbox deposit address {address!r}")
         try:
             amount = Decimal(str(body.get("amount")))
@@ -140,8 +160,18 @@ class Sandbox:
             return _problem(400, 'amount must be a decimal string such as "29.4118"')
         if not amount.is_finite() or amount <= 0:
             return _problem(400, "amount must be a positive decimal")
-        status = await receive(str(amount))
+        status = await self._receive(emulator, key, str(amount))
+        if isinstance(status, Response):
+            return status
         return JSONResponse({"address": address, "amount": str(amount), "webhook_status": status})
+
+    async def _receive(
+        self, emulator: Emulator, key: str, amount: int | str
+    ) -> int | Response | None:
+        try:
+            return (await emulator.run(lambda tx: emulator.receive(tx, key, amount)))[1]
+        except Conflict as exc:
+            return _problem(409, str(exc))
 
     async def advance_clock(self, request: Request) -> Response:
         """Move time forward for the whole sandbox and expire what is due at once."""
@@ -163,7 +193,11 @@ class Sandbox:
         count = body.get("count", 1)
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_REDELIVER:
             return _problem(400, f"count must be an integer from 1 to {MAX_REDELIVER}")
-        statuses = await self.state.redeliver(count)
+        statuses = [
+            await self.state.post(provider, body, self.emulators[provider].sign)
+            for provider, body in await self.state.store.recent_webhooks(count)
+            if provider in self.emulators
+        ]
         return JSONResponse({"redelivered": len(statuses), "statuses": statuses})
 
 

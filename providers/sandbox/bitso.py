@@ -20,6 +20,10 @@ rounded down; an overpayment, its share too; several deposits add up to the cent
 after the quote expired is still credited (the money arrived) at the locked quote, which keeps
 the sandbox deterministic; its conversion says `quote_expired: true`, and Cobro must record the
 payment as late.
+
+Quotes and fundings live in the sandbox store (providers/sandbox/store.py), a deposit address
+is a handle to its quote. Nonces seen are each process's own memory: a replay is refused by
+the process that saw the original (and after a restart, a v1 nonce starts over).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import json
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from typing import Any
@@ -51,6 +55,7 @@ from providers.bitso_wire import (
     signed_bytes,
 )
 from providers.sandbox.common import Emulator, JSONResponse
+from providers.sandbox.store import Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,7 @@ ADDRESS_FORMATS = {
 # Bitso's quotes last 30 s, which no customer paying from a wallet can meet: the sandbox holds
 # its price for 15 minutes (and still says when the quote expires).
 QUOTE_LIFETIME = timedelta(minutes=15)
+FUNDINGS = "all"  # what every funding is filed under in the store: they are listed together
 
 # Nonces of up to 13 digits follow Bitso's first rule: each larger than the key's last. Longer
 # ones are "Nonce v2" (13-digit Unix ms + salt): taken out of order, never twice, and only this
@@ -138,6 +144,19 @@ class Quote:
     received: Decimal = Decimal(0)
     completed: bool = False
 
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        for name in ("from_amount", "to_amount", "received"):
+            doc[name] = str(doc[name])
+        doc["expires"] = _millis(self.expires)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Quote:
+        amounts = {name: Decimal(doc[name]) for name in ("from_amount", "to_amount", "received")}
+        expires = EPOCH + timedelta(milliseconds=doc["expires"])
+        return cls(**{**doc, **amounts, "expires": expires})
+
 
 class BitsoEmulator(Emulator):
     name = "bitso"
@@ -147,8 +166,6 @@ class BitsoEmulator(Emulator):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.quotes: dict[str, Quote] = {}
-        self.fundings: list[dict[str, Any]] = []  # oldest first
         self._last_v1_nonce: dict[str, int] = {}
         self._seen_v2: set[tuple[str, int]] = set()
         self._seen_v2_order: deque[tuple[int, str, int]] = deque()
@@ -174,7 +191,7 @@ class BitsoEmulator(Emulator):
         return None
 
     async def guard(self, request: Request) -> Response | None:
-        """Faults and the header (Emulator.guard), then what needs the body: the signature, and
+        """The header (Emulator.guard), then what needs the body: the signature, and
         only then the nonce, so a forged request cannot spend one."""
         if (refused := await super().guard(request)) is not None:
             return refused
@@ -215,16 +232,16 @@ class BitsoEmulator(Emulator):
         params = await _json_object(request)
         if isinstance(params, Response):
             return params
-        return await self.idempotency.run(
+        return await self.call(
             request.headers.get("idempotency-key"),
             params,
-            lambda: self._create_quote(params),
+            lambda tx: self._create_quote(tx, params),
             lambda: _error(
                 400, "idempotency_key_reused", "Idempotency-Key was used with other parameters"
             ),
         )
 
-    async def _create_quote(self, params: dict[str, Any]) -> Response:
+    async def _create_quote(self, tx: Tx, params: dict[str, Any]) -> Response:
         code = str(params.get("from_currency", "")).lower()
         asset = ASSETS.get(code)
         if asset is None:
@@ -250,15 +267,17 @@ class BitsoEmulator(Emulator):
             "created": _millis(now),
             "expires": _millis(now + QUOTE_LIFETIME),
         }
-        self.quotes[body["id"]] = Quote(body, code, from_amount, to_amount, now + QUOTE_LIFETIME)
+        quote = Quote(body, code, from_amount, to_amount, now + QUOTE_LIFETIME)
+        tx.put("quote", body["id"], quote.to_doc())
         return _ok(body)
 
     async def get_quote(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
             return refused
-        quote = self.quotes.get(request.path_params["id"])
-        if quote is None:
+        doc = await self.store.get(self.name, "quote", request.path_params["id"])
+        if doc is None:
             return _error(404, "quote_not_found", "Quote not found")
+        quote = Quote.from_doc(doc.body)
         if quote.completed:
             status = "COMPLETED"
         else:
@@ -277,14 +296,21 @@ class BitsoEmulator(Emulator):
             return _error(400, "0313", f"{code} is not deposited on network {network!r}")
         if not query.get("quote_id"):
             return _error(400, "0303", "Required field missing: quote_id")
-        quote = self.quotes.get(query["quote_id"])
-        if quote is None:
+        return (await self.run(lambda tx: self._destination(tx, query["quote_id"], code, network)))[
+            0
+        ]
+
+    async def _destination(self, tx: Tx, quote_id: str, code: str, network: str) -> Response:
+        doc = await tx.get("quote", quote_id)
+        if doc is None:
             return _error(404, "quote_not_found", "Quote not found")
+        quote = Quote.from_doc(doc)
         if quote.asset != code or quote.network not in (None, network):
-            return _error(400, "0313", f"quote {query['quote_id']} is not for {code} on {network}")
+            return _error(400, "0313", f"quote {quote_id} is not for {code} on {network}")
         if quote.address is None:
             quote.network, quote.address = network, _new_address(network)
-            self.state.addresses[quote.address] = lambda amount: self.receive(quote, amount)
+            tx.put("quote", quote_id, quote.to_doc())
+            tx.bind(f"address:{quote.address}", "quote", quote_id)
         return _ok(
             {
                 "account_identifier_name": f"{code.upper()} address ({network})",
@@ -300,23 +326,28 @@ class BitsoEmulator(Emulator):
         if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 100:
             return _error(400, "0320", "Invalid pagination parameters")
         status = query.get("status")
-        rows = [f for f in reversed(self.fundings) if not status or f["status"] == status]
+        fundings = [doc.body for _, doc in await self.store.find(self.name, "funding", FUNDINGS)]
+        rows = [f for f in reversed(fundings) if not status or f["status"] == status]
         return _ok(rows[: int(limit)])
 
     # -- what happens outside the API: deposits and webhooks ----------------------------------
 
-    async def receive(self, quote: Quote, amount_text: str) -> int | None:
-        """`amount_text` units arrived at the quote's address: a funding, pending then complete,
-        credited as the module docstring says. Returns the status Cobro answered the last one."""
-        amount = Decimal(amount_text)
+    async def receive(self, tx: Tx, key: str, amount: str) -> None:
+        """`amount` units arrived at quote `key`'s address: a funding, pending then complete,
+        credited as the module docstring says."""
+        doc = await tx.get("quote", key)
+        if doc is None:
+            return
+        quote, units = Quote.from_doc(doc), Decimal(amount)
         before = _credited(quote, quote.received)
-        quote.received += amount
-        funding = self._funding(quote, amount, _credited(quote, quote.received) - before)
-        self.fundings.append(funding)
-        await self._send(funding)
+        quote.received += units
+        funding = self._funding(quote, units, _credited(quote, quote.received) - before)
+        self._send(tx, funding)
         funding["status"] = "complete"
         quote.completed = True
-        return await self._send(funding)
+        self._send(tx, funding)
+        tx.put("funding", funding["fid"], funding, ref=FUNDINGS)
+        tx.put("quote", key, quote.to_doc())
 
     def _funding(self, quote: Quote, amount: Decimal, credit: Decimal) -> dict[str, Any]:
         network = quote.network or ""
@@ -345,9 +376,12 @@ class BitsoEmulator(Emulator):
             },
         }
 
-    async def _send(self, funding: dict[str, Any]) -> int | None:
+    def _send(self, tx: Tx, funding: dict[str, Any]) -> None:
         body = json.dumps({"event": "funding", "payload": funding}, separators=(",", ":"))
-        return await self.state.send_webhook(self.name, body.encode(), sign_webhook)
+        tx.webhook(body.encode())
+
+    def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
+        return sign_webhook(body, timestamp)
 
 
 def sign_webhook(body: bytes, timestamp: int) -> dict[str, str]:

@@ -1,20 +1,30 @@
-"""Pieces every emulator uses: API-key checks, idempotency replay, random ids."""
+"""Pieces every emulator uses: calls on the shared store, idempotency replay, fault
+modes, API-key checks, random ids."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from starlette import responses
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from app.domain.codec import json_bytes
 from app.domain.ids import random_token
+from providers.sandbox.faults import SLOW_SECONDS, FaultMode, unavailable
 from providers.sandbox.state import SandboxState
+from providers.sandbox.store import Answer, Conflict, Tx
+
+T = TypeVar("T")
+log = logging.getLogger("cobro.sandbox")
+# How often a call runs again when another writer got there first.
+MAX_TRIES = 5
 
 
 class JSONResponse(responses.JSONResponse):
@@ -27,55 +37,6 @@ class JSONResponse(responses.JSONResponse):
 
 def new_ref(prefix: str, length: int = 24) -> str:
     return f"{prefix}_{random_token(length)}"
-
-
-@dataclass
-class IdempotencyCache:
-    """Replays the first answer to a key, and refuses the key with other parameters,
-    as Stripe does (docs.stripe.com/idempotency)."""
-
-    answers: dict[str, tuple[str, int, bytes]] = field(default_factory=dict)
-    in_flight: set[str] = field(default_factory=set)
-
-    async def run(
-        self,
-        key: str | None,
-        params: Any,
-        handler: Callable[[], Awaitable[Response]],
-        conflict: Callable[[], Response],
-    ) -> Response:
-        if not key:
-            return await handler()
-        fingerprint = hashlib.sha256(json_bytes(params, sort_keys=True, default=str)).hexdigest()
-        if key in self.answers:
-            first_fingerprint, status, body = self.answers[key]
-            if first_fingerprint != fingerprint:
-                return conflict()
-            return Response(
-                body,
-                status_code=status,
-                media_type="application/json",
-                headers={"Idempotent-Replayed": "true"},
-            )
-        if key in self.in_flight:
-            # Stripe answers a retry that overtakes its first request with 409.
-            return JSONResponse(
-                {
-                    "error": {
-                        "type": "idempotency_error",
-                        "message": "A request with this Idempotency-Key is in progress.",
-                    }
-                },
-                status_code=409,
-            )
-        self.in_flight.add(key)
-        try:
-            response = await handler()
-        finally:
-            self.in_flight.discard(key)
-        if response.status_code < 500:
-            self.answers[key] = (fingerprint, response.status_code, bytes(response.body))
-        return response
 
 
 def bearer(request: Request) -> str:
@@ -93,10 +54,12 @@ class EmulatorConfig:
 
 
 class Emulator:
-    """Base for one PSP's emulator: its name, its state, its fault handling.
+    """Base for one PSP's emulator: its name, its calls on the shared store, its faults.
 
     `ADAPTER_OPTIONS` are the PSP-specific options (ProviderConfig.options) an
     adapter needs to talk to this emulator, such as the sandbox's signing keys.
+    Everything the PSP knows lives in `state.store` (providers/sandbox/store.py),
+    so any process's emulator can serve any call; only work in flight is local.
     """
 
     name: str = ""
@@ -104,21 +67,143 @@ class Emulator:
 
     def __init__(self, state: SandboxState, config: EmulatorConfig) -> None:
         self.state = state
+        self.store = state.store
         self.config = config
         self.api_key = config.api_key
         self.webhook_secret = config.webhook_secret
-        self.idempotency = IdempotencyCache()
+        self._in_flight: set[str] = set()  # idempotency keys this process is answering
+        self._background: set[asyncio.Future[Any]] = set()
 
     def routes(self) -> list[BaseRoute]:
         raise NotImplementedError
 
+    def mounted_routes(self) -> list[BaseRoute]:
+        """`routes()`, each answering through the provider's fault mode."""
+        return [
+            Route(route.path, self._with_faults(route.endpoint), methods=route.methods)
+            if isinstance(route, Route)
+            else route
+            for route in self.routes()
+        ]
+
+    def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
+        """The headers this PSP signs a webhook `body` with, sent at `timestamp`."""
+        raise NotImplementedError
+
+    async def settle(self, tx: Tx, key: str) -> None:
+        """The customer paid the voucher, or passed 3-D Secure, of object `key`."""
+        raise NotImplementedError
+
+    async def receive(self, tx: Tx, key: str, amount: Any) -> None:
+        """Money arrived where object `key` receives it (a CLABE, a deposit address)."""
+        raise NotImplementedError
+
+    # -- running a call --------------------------------------------------------------
+
+    async def run(self, work: Callable[[Tx], Awaitable[T]]) -> tuple[T, int | None]:
+        """Run `work` on a fresh Tx until its writes commit without a Conflict, then
+        send the webhooks it staged: (what `work` returned, Cobro's status for the
+        last webhook, or None)."""
+        for _ in range(MAX_TRIES):
+            tx = Tx(self.store, self.name)
+            result = await work(tx)
+            try:
+                await tx.commit()
+            except Conflict:
+                continue
+            status = None
+            for body in tx.writes.webhooks:
+                status = await self.state.post(self.name, body, self.sign)
+            return result, status
+        raise Conflict(f"{self.name}: still contended after {MAX_TRIES} tries")
+
+    async def call(
+        self,
+        key: str | None,
+        params: Any,
+        work: Callable[[Tx], Awaitable[Response]],
+        conflict: Callable[[], Response],
+    ) -> Response:
+        """An API call under an Idempotency-Key, as Stripe treats one
+        (docs.stripe.com/idempotency): the first answer below 500 is stored with
+        the call's writes, in the same transaction, and replayed to every retry,
+        from any process; the key with other parameters gets `conflict()`.
+
+        A key is not looked up first: a new key (nearly every call) costs no read. A
+        key answered already makes the commit a Conflict, and the next try, which
+        looks, replays the answer; the work it did is rolled back unseen."""
+        if not key:
+            return (await self.run(work))[0]
+        fingerprint = hashlib.sha256(json_bytes(params, sort_keys=True, default=str)).hexdigest()
+        tries = 0
+
+        async def answered(tx: Tx) -> Response:
+            nonlocal tries
+            tries += 1
+            stored = await self.store.answer(self.name, key) if tries > 1 else None
+            if stored is not None:
+                return _replay(stored, fingerprint, conflict)
+            response = await work(tx)
+            if response.status_code < 500:
+                tx.writes.answer = (key, Answer(fingerprint, response.status_code, response.body))
+            return response
+
+        if key in self._in_flight:
+            # Stripe answers a retry that overtakes its first request with 409.
+            return JSONResponse(
+                {
+                    "error": {
+                        "type": "idempotency_error",
+                        "message": "A request with this Idempotency-Key is in progress.",
+                    }
+                },
+                status_code=409,
+            )
+        self._in_flight.add(key)
+        try:
+            return (await self.run(answered))[0]
+        finally:
+            self._in_flight.discard(key)
+
+    def _with_faults(self, endpoint: Callable[[Request], Awaitable[Response]]) -> Any:
+        async def answer(request: Request) -> Response:
+            # Read the body first: a slow answer must not find its client gone mid-read.
+            await request.body()
+            mode = FaultMode(await self.store.fault(self.name))
+            if mode is FaultMode.DOWN:
+                return unavailable(self.name)
+            if mode is FaultMode.FLAKY and await self.store.count_call(self.name) % 2 == 1:
+                return unavailable(self.name)
+            try:
+                if mode is not FaultMode.SLOW:
+                    return await endpoint(request)
+                # A slow PSP does the work at once and answers late, and a caller that
+                # gives up meanwhile (its timeout cancels this request) does not undo
+                # it: the work runs in a task of its own.
+                work = asyncio.ensure_future(endpoint(request))
+                self._background.add(work)
+                work.add_done_callback(self._done)
+                response = await asyncio.shield(work)
+                await asyncio.sleep(SLOW_SECONDS)
+                return response
+            except Conflict:
+                return JSONResponse(
+                    {"error": {"type": "api_error", "message": "Object in use; retry."}},
+                    status_code=409,
+                )
+
+        return answer
+
+    def _done(self, work: asyncio.Future[Any]) -> None:
+        """Forget finished background work; what failed is logged, not lost silently."""
+        self._background.discard(work)
+        if not work.cancelled() and work.exception() is not None:
+            log.error("sandbox %s: background work failed", self.name, exc_info=work.exception())
+
     async def guard(self, request: Request) -> Response | None:
-        """A fault or auth failure answered instead of the real handler, or None."""
-        # Read the body first: a slow answer must not find its client gone mid-read.
+        """An auth failure answered instead of the real handler, or None (faults are
+        answered before any handler runs: `mounted_routes`)."""
         await request.body()
-        faulted = await self.state.faults.interfere(self.name)
-        if faulted is not None:
-            return faulted
         return self.check_auth(request)
 
     def check_auth(self, request: Request) -> Response | None:
@@ -128,3 +213,14 @@ class Emulator:
                 status_code=401,
             )
         return None
+
+
+def _replay(stored: Answer, fingerprint: str, conflict: Callable[[], Response]) -> Response:
+    if stored.fingerprint != fingerprint:
+        return conflict()
+    return Response(
+        stored.body,
+        status_code=stored.status,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )

@@ -16,12 +16,12 @@ the order's "will be rejected automatically"; so it is returned, noted in
 payment_attempts, and no webhook follows. Paying sends a signed `order.paid`.
 Unconfirmed, chosen to be plausible: the declined order under `data` in the 402, the
 codes of our 422/428 errors, and a 422 for a reused Idempotency-Key. Webhooks go out
-only from the sandbox controls, never inside an API call.
+only from the sandbox controls, never inside an API call. Orders live in the sandbox
+store (providers/sandbox/store.py); a cash reference or CLABE is a handle to its order.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -42,6 +42,7 @@ from providers.sandbox.conekta_wire import (
     order_problem,
     sign_webhook,
 )
+from providers.sandbox.store import Tx
 
 CARDS = {  # token -> (brand, last4); Conekta's tok_test_* tokens work too
     "tok_visa": ("visa", "4242"),
@@ -62,14 +63,10 @@ class ConektaEmulator(Emulator):
     name = "conekta"
     ADAPTER_OPTIONS = {"webhook_public_key": SANDBOX_WEBHOOK_PUBLIC_KEY}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.orders: dict[str, dict[str, Any]] = {}
-        self._clabes_issued = 0
-
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/orders", self.create_order, methods=["POST"]),
+            Route("/orders", self.list_orders, methods=["GET"]),
             Route("/orders/{id}", self.get_order, methods=["GET"]),
             Route("/orders/{id}/cancel", self.cancel_order, methods=["POST"]),
             Route("/orders/{id}/refunds", self.create_refund, methods=["POST"]),
@@ -87,31 +84,51 @@ class ConektaEmulator(Emulator):
     async def create_order(self, request: Request) -> Response:
         return await self._idempotent(request, "create", self._create_order)
 
+    async def list_orders(self, request: Request) -> Response:
+        """GET /orders, newest first; `search` matches an order's id, metadata values,
+        customer name or email (Conekta's "general order search")."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        term = request.query_params.get("search", "")
+        if not term:
+            return fail("parameter_validation_error", "search")
+        limit_text = request.query_params.get("limit", "20")
+        limit = min(int(limit_text) if limit_text.isdigit() else 20, 250)
+        # Orders are filed under the Cobro intent they pay; that is what Cobro searches.
+        filed = await self.store.find(self.name, "order", term)
+        found = [
+            order
+            for _, doc in reversed(filed)
+            if _matches(order := _expired(doc.body, self.now()), term)
+        ]
+        page = listing(found[:limit]) | {"has_more": len(found) > limit}
+        return JSONResponse(page | {"next_page_url": None, "previous_page_url": None})
+
     async def get_order(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
             return refused
-        order = self._order(request.path_params["id"])
-        return JSONResponse(order) if order else fail("not_found", "id")
+        doc = await self.store.get(self.name, "order", request.path_params["id"])
+        return JSONResponse(_expired(doc.body, self.now())) if doc else fail("not_found", "id")
 
     async def cancel_order(self, request: Request) -> Response:
         order_id = request.path_params["id"]
         return await self._idempotent(
-            request, f"cancel {order_id}", lambda _: self._cancel(order_id)
+            request, f"cancel {order_id}", lambda tx, _: self._cancel(tx, order_id)
         )
 
     async def create_refund(self, request: Request) -> Response:
         order_id = request.path_params["id"]
         return await self._idempotent(
-            request, f"refund {order_id}", lambda params: self._refund(order_id, params)
+            request, f"refund {order_id}", lambda tx, params: self._refund(tx, order_id, params)
         )
 
     async def _idempotent(
         self,
         request: Request,
         operation: str,
-        handler: Callable[[dict[str, Any]], Awaitable[Response]],
+        handler: Callable[[Tx, dict[str, Any]], Awaitable[Response]],
     ) -> Response:
-        """Faults and auth first, then the body, then a replay by Idempotency-Key."""
+        """Auth first, then the body, then a replay by Idempotency-Key."""
         if (refused := await self.guard(request)) is not None:
             return refused
         try:
@@ -120,22 +137,22 @@ class ConektaEmulator(Emulator):
             params = None
         if not isinstance(params, dict):
             return fail("malformed")
-        return await self.idempotency.run(
+        return await self.call(
             request.headers.get("idempotency-key"),
             {"operation": operation, **params},
-            lambda: handler(params),
+            lambda tx: handler(tx, params),
             lambda: fail("idempotency", "Idempotency-Key"),
         )
 
-    async def _create_order(self, params: dict[str, Any]) -> Response:
+    async def _create_order(self, tx: Tx, params: dict[str, Any]) -> Response:
         if (problem := order_problem(params)) is not None:
             return problem
         order = self._new_order(params)
         method = params["charges"][0].get("payment_method") or {}
         if method.get("type") == "card":
-            return self._confirm_card(order, method, params.get("return_url"))
+            return self._confirm_card(tx, order, method, params.get("return_url"))
         if method.get("type") in {"cash", "oxxo_cash", "spei"}:
-            return self._issue_reference(order, method)
+            return self._issue_reference(tx, order, method)
         return fail("method", "charges.payment_method.type")
 
     def _new_order(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +191,7 @@ class ConektaEmulator(Emulator):
         }
 
     def _confirm_card(
-        self, order: dict[str, Any], method: dict[str, Any], return_url: str | None
+        self, tx: Tx, order: dict[str, Any], method: dict[str, Any], return_url: str | None
     ) -> Response:
         token = str(method.get("token_id"))
         charge = order["charges"]["data"][0]
@@ -185,20 +202,21 @@ class ConektaEmulator(Emulator):
         elif token in DECLINED_TOKENS:
             charge.update(failure_code="card_declined", failure_message=ERRORS["declined"][2])
             self._set_status(order, "declined")
-            self.orders[order["id"]] = order
+            _put(tx, order["id"], order)
             return fail("declined", data=order)
         elif token == THREE_DS_TOKEN:
             cobro_id = str(order["metadata"].get("cobro_intent_id") or order["id"])
             url = f"{self.state.public_url}/sandbox/3ds/{cobro_id}"
             redirect = {"url": url, "return_url": return_url}
             order["next_action"] = {"type": "redirect_to_url", "redirect_to_url": redirect}
-            self.state.settlers[f"3ds:{cobro_id}"] = lambda: self.settle(order["id"])
+            # Cobro's next attempt at the same intent may ask again: the latest wins.
+            tx.bind(f"3ds:{cobro_id}", "order", order["id"], replace=True)
         else:
             return fail("token", "charges.payment_method.token_id")
-        self.orders[order["id"]] = order
+        _put(tx, order["id"], order)
         return JSONResponse(order)
 
-    def _issue_reference(self, order: dict[str, Any], method: dict[str, Any]) -> Response:
+    def _issue_reference(self, tx: Tx, order: dict[str, Any], method: dict[str, Any]) -> Response:
         """A cash reference or an SPEI CLABE the customer will pay to, later."""
         now = self.state.clock.timestamp()
         expires_at = method.get("expires_at", now + DEFAULT_EXPIRY_SECONDS)
@@ -219,7 +237,7 @@ class ConektaEmulator(Emulator):
                 "expires_at": expires_at,
                 "payment_attempts": [],
             }
-            self.state.clabes[clabe] = lambda amount: self.receive_transfer(order["id"], amount)
+            tx.bind(f"clabe:{clabe}", "order", order["id"])
         elif CASH_MIN <= order["amount"] <= CASH_MAX:
             reference = self._new_reference()
             charge["payment_method"] = {
@@ -231,23 +249,24 @@ class ConektaEmulator(Emulator):
                 "barcode_url": BARCODE_URL,
                 "expires_at": expires_at,
             }
-            self.state.settlers[f"oxxo:{reference}"] = lambda: self.settle(order["id"])
+            tx.bind(f"oxxo:{reference}", "order", order["id"])
         else:
             return fail("amount", "amount")
-        self.orders[order["id"]] = order
+        _put(tx, order["id"], order)
         return JSONResponse(order)
 
-    async def _cancel(self, order_id: str) -> Response:
-        order = self._order(order_id)
+    async def _cancel(self, tx: Tx, order_id: str) -> Response:
+        order = await self._order(tx, order_id)
         if order is None:
             return fail("not_found", "id")
         if order["payment_status"] != "pending_payment":
             return fail("not_cancelable")
         self._set_status(order, "canceled")
+        _put(tx, order_id, order)
         return JSONResponse(order)
 
-    async def _refund(self, order_id: str, params: dict[str, Any]) -> Response:
-        order = self._order(order_id)
+    async def _refund(self, tx: Tx, order_id: str, params: dict[str, Any]) -> Response:
+        order = await self._order(tx, order_id)
         if order is None:
             return fail("not_found", "id")
         if not order["is_refundable"]:
@@ -266,23 +285,21 @@ class ConektaEmulator(Emulator):
         order["amount_refunded"] += amount
         order["is_refundable"] = amount < remaining
         self._set_status(order, "partially_refunded" if amount < remaining else "refunded")
+        _put(tx, order_id, order)
         return JSONResponse(order)
 
     # -- what happens outside the API: settlement and webhooks ----------------------
 
-    def _order(self, order_id: str) -> dict[str, Any] | None:
+    async def _order(self, tx: Tx, order_id: str) -> dict[str, Any] | None:
         """The order, expired first if its reference has outlived expires_at."""
-        order = self.orders.get(order_id)
-        if order and order["payment_status"] == "pending_payment":
-            method = order["charges"]["data"][0].get("payment_method") or {}
-            if self.state.clock.timestamp() > method.get("expires_at", float("inf")):
-                self._set_status(order, "expired")
-        return order
+        order = await tx.get("order", order_id)
+        return _expired(order, self.now()) if order else None
+
+    def now(self) -> int:
+        return self.state.clock.timestamp()
 
     def _set_status(self, order: dict[str, Any], status: str) -> None:
-        order["payment_status"] = order["charges"]["data"][0]["status"] = status
-        order["updated_at"] = self.state.clock.timestamp()
-        order.pop("next_action", None)
+        _set_status(order, status, self.now())
 
     def _pay(self, order: dict[str, Any]) -> None:
         charge = order["charges"]["data"][0]
@@ -290,56 +307,84 @@ class ConektaEmulator(Emulator):
         charge["paid_at"] = order["updated_at"]
         order["is_refundable"] = charge["payment_method"]["object"] == "card_payment"
 
-    async def settle(self, order_id: str) -> int | None:
+    async def settle(self, tx: Tx, key: str) -> None:
         """The customer paid (OXXO store, 3-D Secure passed): pay the order, tell Cobro."""
-        order = self._order(order_id)
+        order = await self._order(tx, key)
         if order is None or order["payment_status"] != "pending_payment":
-            return None
+            return
         self._pay(order)
-        return await self.send_event("order.paid", order, {"payment_status": "pending_payment"})
+        _put(tx, key, order)
+        self.send_event(tx, "order.paid", order, {"payment_status": "pending_payment"})
 
-    async def receive_transfer(self, order_id: str, amount: int) -> int | None:
+    async def receive(self, tx: Tx, key: str, amount: int) -> None:
         """An SPEI transfer reaches the order's CLABE; only the exact amount pays it."""
-        order = self._order(order_id)
+        order = await self._order(tx, key)
         if order is None:
-            return None
+            return
         accepted = order["payment_status"] == "pending_payment" and amount == order["amount"]
         attempts = order["charges"]["data"][0]["payment_method"]["payment_attempts"]
         now = self.state.clock.timestamp()
         attempts.append(
             {"amount": amount, "status": "paid" if accepted else "returned", "created_at": now}
         )
-        if not accepted:
-            return None
-        self._pay(order)
-        return await self.send_event("order.paid", order, {"payment_status": "pending_payment"})
+        if accepted:
+            self._pay(order)
+            self.send_event(tx, "order.paid", order, {"payment_status": "pending_payment"})
+        _put(tx, key, order)
 
-    async def send_event(
-        self, kind: str, order: dict[str, Any], previous: dict[str, Any]
-    ) -> int | None:
+    def send_event(
+        self, tx: Tx, kind: str, order: dict[str, Any], previous: dict[str, Any]
+    ) -> None:
         event = {
             "id": object_id(),
             "object": "event",
             "type": kind,
             "livemode": False,
             "created_at": self.state.clock.timestamp(),
-            "data": {"object": copy.deepcopy(order), "previous_attributes": previous},
+            "data": {"object": order, "previous_attributes": previous},
             "webhook_status": "pending",
             "webhook_logs": [],
         }
-        return await self.state.send_webhook(self.name, json.dumps(event).encode(), sign_webhook)
+        tx.webhook(json.dumps(event).encode())
+
+    def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
+        return sign_webhook(body, timestamp)
 
     def _new_clabe(self) -> str:
-        """A CLABE no other sandbox account has, with its check digit."""
-        while True:
-            self._clabes_issued += 1
-            clabe = with_check_digit(f"{CLABE_PREFIX}{self._clabes_issued:08d}")
-            if clabe not in self.state.clabes:
-                return clabe
+        """A CLABE with its check digit; one another order has is a Conflict at commit
+        (its handle is taken), and the call runs again with another."""
+        return with_check_digit(f"{CLABE_PREFIX}{secrets.randbelow(10**8):08d}")
 
     def _new_reference(self) -> str:
-        """A fresh 14-digit cash reference (Conekta's start with 93 or 98)."""
-        while True:
-            reference = f"93{secrets.randbelow(10**12):012d}"
-            if f"oxxo:{reference}" not in self.state.settlers:
-                return reference
+        """A 14-digit cash reference (Conekta's start with 93 or 98); unique as CLABEs are."""
+        return f"93{secrets.randbelow(10**12):012d}"
+
+
+def _expired(order: dict[str, Any], now: int) -> dict[str, Any]:
+    """`order`, expired if it is pending and its reference has outlived expires_at."""
+    if order["payment_status"] == "pending_payment":
+        method = order["charges"]["data"][0].get("payment_method") or {}
+        if now > method.get("expires_at", float("inf")):
+            _set_status(order, "expired", now)
+    return order
+
+
+def _set_status(order: dict[str, Any], status: str, now: int) -> None:
+    order["payment_status"] = order["charges"]["data"][0]["status"] = status
+    order["updated_at"] = now
+    order.pop("next_action", None)
+
+
+def _put(tx: Tx, key: str, order: dict[str, Any]) -> None:
+    """Store an order, filed under the Cobro intent it pays (if the metadata says)."""
+    cobro_id = (order.get("metadata") or {}).get("cobro_intent_id")
+    tx.put("order", key, order, ref=str(cobro_id) if cobro_id else None)
+
+
+def _matches(order: dict[str, Any], term: str) -> bool:
+    if not term:
+        return True
+    customer = order.get("customer_info") or {}
+    fields = [order["id"], *map(str, (order.get("metadata") or {}).values())]
+    fields += [str(customer.get("name", "")), str(customer.get("email", ""))]
+    return any(term in field for field in fields)

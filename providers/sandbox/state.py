@@ -1,22 +1,17 @@
-"""What all emulators share: the clock, fault modes, and the webhooks they sent."""
+"""What all emulators share: the clock, the store, and the way to Cobro's webhooks."""
 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 import httpx
 
-from providers.sandbox.faults import Faults
+from providers.sandbox.store import MemoryStore, SandboxStore
 
 log = logging.getLogger("cobro.sandbox")
-
-# How many sent webhooks `/sandbox/webhooks/redeliver` can reach back to.
-REDELIVERY_MEMORY = 1_000
 
 
 class Clock(Protocol):
@@ -33,39 +28,17 @@ class SignedWebhook(Protocol):
     def __call__(self, body: bytes, timestamp: int) -> dict[str, str]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class SentWebhook:
-    provider: str
-    body: bytes
-    sign: SignedWebhook
-
-
 @dataclass
 class SandboxState:
     clock: Clock
     public_url: str  # Cobro's own address: hosted pages and return URLs start here
     webhook_client: httpx.AsyncClient | None = None  # reaches Cobro's /webhooks/{provider}
-    faults: Faults = field(default_factory=Faults)
-    sent: deque[SentWebhook] = field(default_factory=lambda: deque(maxlen=REDELIVERY_MEMORY))
-    # "oxxo:<reference>" / "3ds:<cobro intent id>" -> the emulator call that settles it.
-    settlers: dict[str, Callable[[], Awaitable[int | None]]] = field(default_factory=dict)
-    # Where money can arrive: a CLABE (SPEI) or a deposit address (crypto) -> the
-    # emulator call that receives an amount there (minor units for SPEI, a decimal
-    # string in the asset's units for crypto).
-    clabes: dict[str, Callable[[int], Awaitable[int | None]]] = field(default_factory=dict)
-    addresses: dict[str, Callable[[str], Awaitable[int | None]]] = field(default_factory=dict)
+    # Everything the PSPs know (providers/sandbox/store.py): the app's database when
+    # the app runs, a dict when a test builds an emulator on its own.
+    store: SandboxStore = field(default_factory=MemoryStore)
 
-    async def send_webhook(self, provider: str, body: bytes, sign: SignedWebhook) -> int | None:
-        """Post one signed webhook to Cobro, remember it for redelivery; return the status."""
-        self.sent.append(SentWebhook(provider, body, sign))
-        return await self._post(provider, body, sign)
-
-    async def redeliver(self, count: int) -> list[int | None]:
-        """Send the last `count` webhooks again: same events, fresh signatures."""
-        recent = list(self.sent)[-count:] if count > 0 else []
-        return [await self._post(w.provider, w.body, w.sign) for w in recent]
-
-    async def _post(self, provider: str, body: bytes, sign: SignedWebhook) -> int | None:
+    async def post(self, provider: str, body: bytes, sign: SignedWebhook) -> int | None:
+        """Post one signed webhook to Cobro; Cobro's status, or None if it was not heard."""
         if self.webhook_client is None:
             return None
         headers = {"content-type": "application/json", **sign(body, self.clock.timestamp())}

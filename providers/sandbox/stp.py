@@ -13,6 +13,11 @@ itself SETTLE_DELAY_SECONDS later (an asyncio task, so the adapter has its folio
 it turns LQ and the LIQUIDACION callback follows. Callbacks carry Cobro's own
 `X-Stp-Signature` (HMAC-SHA256 of the body, see providers/stp.py), since STP signs none.
 consOrdEnvRastreo finds one sent order by its claveRastreo, as a retried refund needs.
+
+Accounts, sent and received orders and the day's claves de rastreo live in the sandbox
+store (providers/sandbox/store.py), so any process serves them. The settling task is
+the one thing a process holds: an order registered moments before its process stops
+stays `E` (sent) until someone settles it by hand.
 """
 
 from __future__ import annotations
@@ -21,10 +26,10 @@ import asyncio
 import base64
 import binascii
 import json
+import secrets
 from collections.abc import Coroutine
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,6 +51,7 @@ from app.domain.banks import BANKS
 from app.domain.clabe import institution_code, is_valid_clabe, with_check_digit
 from app.domain.ids import random_token
 from providers.sandbox.common import Emulator, JSONResponse
+from providers.sandbox.store import Tx
 from providers.stp_wire import (
     CUENTA_FIELDS,
     MAX_CLAVE_RASTREO,
@@ -138,12 +144,9 @@ class StpEmulator(Emulator):
         key = load_pem_public_key(SANDBOX_PUBLIC_PEM.encode())
         assert isinstance(key, RSAPublicKey)
         self.public_key = key
-        self.accounts: dict[str, bool] = {}  # CLABE -> still registered
-        self.sent: dict[int, dict[str, Any]] = {}  # folio -> outgoing order
-        self.received: list[dict[str, Any]] = []  # deposits, as consOrdenesFech lists them
-        self.claves: set[tuple[str, str]] = set()  # (operating day, claveRastreo)
-        self.next_id = 0
-        self.tasks: set[asyncio.Task[None]] = set()
+        # In the store: "account" CLABE -> {"registered"}; "sent" folio -> outgoing order
+        # and "received" claveRastreo -> deposit, both filed under their operating day;
+        # "clave" "<day>:<claveRastreo>" -> {"folio"}.
 
     def routes(self) -> list[BaseRoute]:
         base = "/speiws/rest"
@@ -176,11 +179,14 @@ class StpEmulator(Emulator):
             return body
         if (problem := self._cuenta_problem(body)) is not None:
             return problem
-        clabe = str(body["cuenta"])
-        if self.accounts.get(clabe):
+        return (await self.run(lambda tx: self._alta(tx, str(body["cuenta"]))))[0]
+
+    async def _alta(self, tx: Tx, clabe: str) -> Response:
+        account = await tx.get("account", clabe)
+        if account and account["registered"]:
             return _cuenta(3, "Cuenta Duplicada")
-        self.accounts[clabe] = True
-        self.state.clabes[clabe] = partial(self.receive, clabe)
+        tx.put("account", clabe, {"registered": True})
+        tx.bind(f"clabe:{clabe}", "account", clabe)
         return _cuenta(0, "Cuenta en revisión.")
 
     async def baja(self, request: Request) -> Response:
@@ -189,11 +195,13 @@ class StpEmulator(Emulator):
             return body
         if (problem := self._cuenta_problem(body)) is not None:
             return problem
-        clabe = str(body["cuenta"])
-        if clabe not in self.accounts:
+        return (await self.run(lambda tx: self._baja(tx, str(body["cuenta"]))))[0]
+
+    async def _baja(self, tx: Tx, clabe: str) -> Response:
+        if await tx.get("account", clabe) is None:
             return _cuenta(1, f"La cuenta {clabe} no existe")
-        self.accounts[clabe] = False
-        self.state.clabes.pop(clabe, None)  # later transfers go back to their sender
+        tx.put("account", clabe, {"registered": False})
+        tx.unbind(f"clabe:{clabe}")  # later transfers go back to their sender
         return _cuenta(0, "")
 
     def _cuenta_problem(self, body: dict[str, Any]) -> Response | None:
@@ -207,20 +215,20 @@ class StpEmulator(Emulator):
             return _cuenta(1, "El campo cuenta es invalido")
         return None
 
-    async def receive(self, clabe: str, amount_minor: int) -> int | None:
-        """An SPEI transfer of `amount_minor` lands at `clabe`: list it, tell Cobro."""
-        abono = self._abono(clabe, amount_minor)
-        self.received.append(
-            {
-                **{k: abono[k] for k in ("claveRastreo", "cuentaBeneficiario", "monto")},
-                **{k: abono[k] for k in ("cuentaOrdenante", "referenciaNumerica", "empresa")},
-                **{k: abono[k] for k in ("fechaOperacion", "tipoPago", "tsLiquidacion")},
-                "estado": "LQ",
-                "institucionContraparte": int(PAYER_INSTITUTION),
-                "institucionOperante": int(STP_INSTITUTION),
-            }
-        )
-        return await self.state.send_webhook(self.name, stp_json(abono), self._sign)
+    async def receive(self, tx: Tx, key: str, amount: int) -> None:
+        """An SPEI transfer of `amount` (minor units) lands at CLABE `key`: list it, tell
+        Cobro."""
+        abono = self._abono(key, amount)
+        received = {
+            **{k: abono[k] for k in ("claveRastreo", "cuentaBeneficiario", "monto")},
+            **{k: abono[k] for k in ("cuentaOrdenante", "referenciaNumerica", "empresa")},
+            **{k: abono[k] for k in ("fechaOperacion", "tipoPago", "tsLiquidacion")},
+            "estado": "LQ",
+            "institucionContraparte": int(PAYER_INSTITUTION),
+            "institucionOperante": int(STP_INSTITUTION),
+        }
+        tx.put("received", abono["claveRastreo"], received, ref=str(abono["fechaOperacion"]))
+        tx.webhook(stp_json(abono))
 
     def _abono(self, clabe: str, amount_minor: int) -> dict[str, Any]:
         """The abono callback STP posts for a deposit (fields as in public STP samples)."""
@@ -257,19 +265,25 @@ class StpEmulator(Emulator):
             return body
         if (problem := self._order_problem(body)) is not None:
             return _error(*problem)
+        folio, response = (await self.run(lambda tx: self._registra(tx, body)))[0]
+        if folio is not None:
+            self._later(self._settle(folio))
+        return response
+
+    async def _registra(self, tx: Tx, body: dict[str, Any]) -> tuple[int | None, Response]:
         day, clave = self._today(), str(body["claveRastreo"])
-        if (day, clave) in self.claves:
-            return _error(
+        if await tx.get("clave", f"{day}:{clave}") is not None:
+            return None, _error(
                 -1,
                 f"La clave de rastreo {{{clave}}} para la fecha {{{day}}} de la institucion "
                 f"{{{STP_INSTITUTION}}} ya fue utilizada",
             )
-        self.claves.add((day, clave))
         folio = self._new_id()
+        tx.put("clave", f"{day}:{clave}", {"folio": folio})
         order = {k: v for k, v in body.items() if k != "firma"}
-        self.sent[folio] = {**order, "id": folio, "estado": "E", "fechaOperacion": int(day)}
-        self._later(self._settle(folio))
-        return _stp_response({"resultado": {"id": folio}})
+        sent = {**order, "id": folio, "estado": "E", "fechaOperacion": int(day)}
+        tx.put("sent", str(folio), sent, ref=day)
+        return folio, _stp_response({"resultado": {"id": folio}})
 
     def _order_problem(self, body: dict[str, Any]) -> tuple[int, str] | None:
         """STP's error for an order it refuses, in the order STP checks: None if it is fine."""
@@ -295,9 +309,15 @@ class StpEmulator(Emulator):
     async def _settle(self, folio: int) -> None:
         """The order went through SPEI: STP marks it LQ and posts LIQUIDACION."""
         await asyncio.sleep(SETTLE_DELAY_SECONDS)
-        self.sent[folio] |= {"estado": "LQ", "tsLiquidacion": self.state.clock.timestamp() * 1000}
-        body = stp_json({"id": folio, "Estado": "LIQUIDACION", "Detalle": ""})
-        await self.state.send_webhook(self.name, body, self._sign)
+        await self.run(lambda tx: self._liquidate(tx, folio))
+
+    async def _liquidate(self, tx: Tx, folio: int) -> None:
+        sent = await tx.get("sent", str(folio))
+        if sent is None or sent["estado"] != "E":
+            return
+        sent |= {"estado": "LQ", "tsLiquidacion": self.state.clock.timestamp() * 1000}
+        tx.put("sent", str(folio), sent, ref=str(sent["fechaOperacion"]))
+        tx.webhook(stp_json({"id": folio, "Estado": "LIQUIDACION", "Detalle": ""}))
 
     # -- queries ---------------------------------------------------------------------
 
@@ -307,8 +327,8 @@ class StpEmulator(Emulator):
         if isinstance(body, Response):
             return body
         day = str(body.get("fechaOperacion") or self._today())
-        orders = self.received if body.get("estado") == "R" else list(self.sent.values())
-        listed = [o for o in orders if str(o["fechaOperacion"]) == day]
+        kind = "received" if body.get("estado") == "R" else "sent"
+        listed = [doc.body for _, doc in await self.store.find(self.name, kind, day)]
         if not listed:
             return _error(-100, "No se encontraron ordenes")
         return _stp_response({"resultado": {"id": 1, "lst": listed}})
@@ -320,16 +340,18 @@ class StpEmulator(Emulator):
         if isinstance(body, Response):
             return body
         day, clave = str(body.get("fechaOperacion") or self._today()), str(body.get("claveRastreo"))
-        for folio, order in self.sent.items():
-            if (str(order["fechaOperacion"]), order["claveRastreo"]) == (day, clave):
-                found = {**{k: v for k, v in order.items() if k != "id"}, "idEF": folio}
-                return _stp_response({"resultado": {"id": 1, "ordenPago": found}})
-        return _error(-100, f"No se encontró la orden con rastreo {clave}")
+        registered = await self.store.get(self.name, "clave", f"{day}:{clave}")
+        folio = registered.body["folio"] if registered else None
+        order = await self.store.get(self.name, "sent", str(folio)) if folio else None
+        if order is None:
+            return _error(-100, f"No se encontró la orden con rastreo {clave}")
+        found = {**{k: v for k, v in order.body.items() if k != "id"}, "idEF": folio}
+        return _stp_response({"resultado": {"id": 1, "ordenPago": found}})
 
     # -- plumbing --------------------------------------------------------------------
 
     async def _body(self, request: Request) -> dict[str, Any] | Response:
-        """Faults and auth first (Emulator.guard), then the body as a JSON object."""
+        """Auth first (Emulator.guard), then the body as a JSON object."""
         if (refused := await self.guard(request)) is not None:
             return refused
         body = await _json(request)
@@ -344,21 +366,22 @@ class StpEmulator(Emulator):
             return _error(0, FIRMA_INVALIDA)
         return body
 
-    def _sign(self, body: bytes, timestamp: int) -> dict[str, str]:
+    def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
         return {"X-Stp-Signature": sign_callback(body, self.webhook_secret)}
 
     def _today(self) -> str:
         return _operating_day(self.state.clock.now())
 
     def _new_id(self) -> int:
-        self.next_id += 1
-        return self.next_id
+        """A folio or abono id: random, so no two processes hand out the same one (a
+        folio another order has is a Conflict at commit, and the call runs again)."""
+        return 10**8 + secrets.randbelow(9 * 10**8)
 
     def _later(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` after this answer, keeping a reference so it is not collected."""
         task = asyncio.create_task(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._background.add(task)
+        task.add_done_callback(self._done)
 
 
 def _operating_day(now: datetime) -> str:

@@ -5,12 +5,14 @@ tokens of contract section 5: tok_visa / tok_mastercard succeed,
 tok_chargeDeclined is declined (HTTP 402 card_error), tok_threeDSecureRequired
 needs a redirect that POST /sandbox/3ds/{intent id}/complete finishes. Stripe's
 tok_chargeDeclinedProcessingError fails with a card_error that is no decline
-(`processing_error`).
+(`processing_error`). PaymentIntents and refunds live in the sandbox store
+(providers/sandbox/store.py), a PaymentIntent filed under Cobro's intent id.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,6 +24,7 @@ from app.domain.expiry import OXXO_DEFAULT_DAYS, oxxo_expires_at
 from app.domain.ids import random_token
 from providers.sandbox.common import Emulator, JSONResponse, new_ref
 from providers.sandbox.forms import FormError, decode_form
+from providers.sandbox.store import Tx
 from providers.stripe import sign_payload
 
 SUCCEEDING_TOKENS = frozenset({"tok_visa", "tok_mastercard"})
@@ -36,6 +39,8 @@ CARD_ERRORS = {
 }
 THREE_DS_TOKEN = "tok_threeDSecureRequired"
 OXXO_MIN, OXXO_MAX = 10_00, 10_000_00  # MXN centavos, Stripe's OXXO limits
+# The one Search Query Language clause this emulator understands: metadata['key']:'value'.
+METADATA_CLAUSE = re.compile(r"\s*metadata\['([^']+)'\]\s*:\s*'([^']*)'\s*")
 
 
 def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
@@ -45,14 +50,10 @@ def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
 class StripeEmulator(Emulator):
     name = "stripe"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.intents: dict[str, dict[str, Any]] = {}
-        self.refunds: dict[str, dict[str, Any]] = {}
-
     def routes(self) -> list[Route]:
         return [
             Route("/v1/payment_intents", self.create_intent, methods=["POST"]),
+            Route("/v1/payment_intents/search", self.search_intents, methods=["GET"]),
             Route("/v1/payment_intents/{id}", self.get_intent, methods=["GET"]),
             Route("/v1/payment_intents/{id}/cancel", self.cancel_intent, methods=["POST"]),
             Route("/v1/refunds", self.create_refund, methods=["POST"]),
@@ -66,14 +67,43 @@ class StripeEmulator(Emulator):
         params = await _form_params(request)
         if isinstance(params, Response):
             return params
-        return await self.idempotency.run(
-            request.headers.get("idempotency-key"),
+        key = request.headers.get("idempotency-key")
+        return await self.call(
+            key,
             params,
-            lambda: self._create_intent(params),
-            _idempotency_conflict,
+            lambda tx: self._create_intent(tx, params),
+            lambda: _idempotency_conflict(key),
         )
 
-    async def _create_intent(self, params: dict[str, Any]) -> Response:
+    async def search_intents(self, request: Request) -> Response:
+        """GET /v1/payment_intents/search for metadata['cobro_intent_id']:'…', the one
+        query Cobro asks (Stripe's search is eventually consistent; this one is not,
+        which a caller must not count on)."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        query = request.query_params.get("query", "")
+        match = METADATA_CLAUSE.fullmatch(query)
+        if match is None or match.group(1) != "cobro_intent_id":
+            return _error(
+                400,
+                "invalid_request_error",
+                f"Invalid search query: {query!r} (the sandbox searches "
+                "metadata['cobro_intent_id'] only)",
+            )
+        found = await self.store.find(self.name, "payment_intent", match.group(2))
+        limit = request.query_params.get("limit", "10")
+        count = int(limit) if limit.isdigit() else 10
+        return JSONResponse(
+            {
+                "object": "search_result",
+                "url": "/v1/payment_intents/search",
+                "has_more": False,
+                "next_page": None,
+                "data": [doc.body for _, doc in found][:count],
+            }
+        )
+
+    async def _create_intent(self, tx: Tx, params: dict[str, Any]) -> Response:
         amount = str(params.get("amount", ""))
         if not amount.isdigit() or int(amount) <= 0:
             return _error(400, "invalid_request_error", "Invalid positive integer", param="amount")
@@ -98,12 +128,12 @@ class StripeEmulator(Emulator):
         }
         intent["client_secret"] = f"{intent['id']}_secret_{random_token()}"
         if method == "card":
-            return self._confirm_card(intent, params)
+            return self._confirm_card(tx, intent, params)
         if method == "oxxo":
-            return self._confirm_oxxo(intent, params)
+            return self._confirm_oxxo(tx, intent, params)
         return _error(400, "invalid_request_error", f"Unsupported payment method {method!r}")
 
-    def _confirm_card(self, intent: dict[str, Any], params: dict[str, Any]) -> Response:
+    def _confirm_card(self, tx: Tx, intent: dict[str, Any], params: dict[str, Any]) -> Response:
         token = ((params.get("payment_method_data") or {}).get("card") or {}).get("token")
         if token in SUCCEEDING_TOKENS:
             self._succeed(intent)
@@ -111,7 +141,7 @@ class StripeEmulator(Emulator):
             code, decline_code, message = CARD_ERRORS[token]
             error = {"code": code, **({"decline_code": decline_code} if decline_code else {})}
             intent["last_payment_error"] = {"type": "card_error", "message": message, **error}
-            self.intents[intent["id"]] = intent
+            _put(tx, intent)
             return _error(402, "card_error", message, **error, payment_intent=intent)
         elif token == THREE_DS_TOKEN:
             cobro_id = intent["metadata"].get("cobro_intent_id", intent["id"])
@@ -123,7 +153,8 @@ class StripeEmulator(Emulator):
                     "return_url": params.get("return_url"),
                 },
             }
-            self.state.settlers[f"3ds:{cobro_id}"] = lambda: self.settle(intent["id"])
+            # Cobro's next attempt at the same intent may ask again: the latest wins.
+            tx.bind(f"3ds:{cobro_id}", "payment_intent", intent["id"], replace=True)
         else:
             return _error(
                 400,
@@ -132,10 +163,10 @@ class StripeEmulator(Emulator):
                 code="resource_missing",
                 param="payment_method_data[card][token]",
             )
-        self.intents[intent["id"]] = intent
+        _put(tx, intent)
         return JSONResponse(intent)
 
-    def _confirm_oxxo(self, intent: dict[str, Any], params: dict[str, Any]) -> Response:
+    def _confirm_oxxo(self, tx: Tx, intent: dict[str, Any], params: dict[str, Any]) -> Response:
         if intent["currency"] != "mxn":
             return _error(400, "invalid_request_error", "OXXO only supports mxn")
         if not OXXO_MIN <= intent["amount"] <= OXXO_MAX:
@@ -157,24 +188,27 @@ class StripeEmulator(Emulator):
                 "hosted_voucher_url": f"{self.state.public_url}/sandbox/vouchers/{reference}",
             },
         }
-        self.intents[intent["id"]] = intent
-        self.state.settlers[f"oxxo:{reference}"] = lambda: self.settle(intent["id"])
+        _put(tx, intent)
+        tx.bind(f"oxxo:{reference}", "payment_intent", intent["id"])
         return JSONResponse(intent)
 
     async def get_intent(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
             return refused
-        intent = self.intents.get(request.path_params["id"])
+        intent = await self.store.get(self.name, "payment_intent", request.path_params["id"])
         if intent is None:
             return _missing("payment_intent", request.path_params["id"])
-        return JSONResponse(intent)
+        return JSONResponse(intent.body)
 
     async def cancel_intent(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
             return refused
-        intent = self.intents.get(request.path_params["id"])
+        return (await self.run(lambda tx: self._cancel(tx, request.path_params["id"])))[0]
+
+    async def _cancel(self, tx: Tx, intent_id: str) -> Response:
+        intent = await tx.get("payment_intent", intent_id)
         if intent is None:
-            return _missing("payment_intent", request.path_params["id"])
+            return _missing("payment_intent", intent_id)
         if intent["status"] in {"succeeded", "processing"}:
             return _error(
                 400,
@@ -185,6 +219,7 @@ class StripeEmulator(Emulator):
             )
         intent["status"] = "canceled"
         intent["next_action"] = None
+        _put(tx, intent)
         return JSONResponse(intent)
 
     async def create_refund(self, request: Request) -> Response:
@@ -193,24 +228,23 @@ class StripeEmulator(Emulator):
         params = await _form_params(request)
         if isinstance(params, Response):
             return params
-        return await self.idempotency.run(
-            request.headers.get("idempotency-key"),
+        key = request.headers.get("idempotency-key")
+        return await self.call(
+            key,
             params,
-            lambda: self._create_refund(params),
-            _idempotency_conflict,
+            lambda tx: self._create_refund(tx, params),
+            lambda: _idempotency_conflict(key),
         )
 
-    async def _create_refund(self, params: dict[str, Any]) -> Response:
-        intent = self.intents.get(str(params.get("payment_intent")))
+    async def _create_refund(self, tx: Tx, params: dict[str, Any]) -> Response:
+        intent = await tx.get("payment_intent", str(params.get("payment_intent")))
         if intent is None or intent["status"] != "succeeded":
             return _error(
                 400, "invalid_request_error", "This PaymentIntent has no charge to refund"
             )
         if "oxxo" in intent["payment_method_types"]:
             return _error(400, "invalid_request_error", "OXXO payments cannot be refunded")
-        refunded = sum(
-            r["amount"] for r in self.refunds.values() if r["payment_intent"] == intent["id"]
-        )
+        refunded = sum(r["amount"] for r in await tx.find("refund", intent["id"]))
         amount = int(params.get("amount") or intent["amount"] - refunded)
         if amount <= 0 or refunded + amount > intent["amount"]:
             return _error(
@@ -228,7 +262,8 @@ class StripeEmulator(Emulator):
             "currency": intent["currency"],
             "metadata": params.get("metadata") or {},
         }
-        self.refunds[refund["id"]] = refund
+        tx.put("refund", refund["id"], refund, ref=intent["id"])
+        _put(tx, intent)  # unchanged, but a refund racing this one now conflicts
         return JSONResponse(refund)
 
     # -- what happens outside the API: settlement and webhooks ----------------------
@@ -239,15 +274,16 @@ class StripeEmulator(Emulator):
         intent["next_action"] = None
         intent["latest_charge"] = new_ref("ch")
 
-    async def settle(self, intent_id: str) -> int | None:
+    async def settle(self, tx: Tx, key: str) -> None:
         """The customer paid (OXXO store, 3-D Secure passed): succeed and tell Cobro."""
-        intent = self.intents[intent_id]
-        if intent["status"] != "requires_action":
-            return None
+        intent = await tx.get("payment_intent", key)
+        if intent is None or intent["status"] != "requires_action":
+            return
         self._succeed(intent)
-        return await self.send_event("payment_intent.succeeded", intent)
+        _put(tx, intent)
+        self.send_event(tx, "payment_intent.succeeded", intent)
 
-    async def send_event(self, kind: str, obj: dict[str, Any]) -> int | None:
+    def send_event(self, tx: Tx, kind: str, obj: dict[str, Any]) -> None:
         event = {
             "id": new_ref("evt"),
             "object": "event",
@@ -256,12 +292,16 @@ class StripeEmulator(Emulator):
             "data": {"object": dict(obj)},
             "livemode": False,
         }
-        secret = self.webhook_secret
-        return await self.state.send_webhook(
-            self.name,
-            json.dumps(event).encode(),
-            lambda body, t: {"Stripe-Signature": sign_payload(body, secret, t)},
-        )
+        tx.webhook(json.dumps(event).encode())
+
+    def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
+        return {"Stripe-Signature": sign_payload(body, self.webhook_secret, timestamp)}
+
+
+def _put(tx: Tx, intent: dict[str, Any]) -> None:
+    """Store a PaymentIntent, filed under the Cobro intent it pays (if the metadata says)."""
+    cobro_id = intent["metadata"].get("cobro_intent_id") if intent["metadata"] else None
+    tx.put("payment_intent", intent["id"], intent, ref=cobro_id)
 
 
 async def _form_params(request: Request) -> dict[str, Any] | Response:
@@ -276,10 +316,12 @@ def _missing(kind: str, ref: str) -> JSONResponse:
     return _error(404, "invalid_request_error", f"No such {kind}: '{ref}'", code="resource_missing")
 
 
-def _idempotency_conflict() -> Response:
+def _idempotency_conflict(key: str | None) -> Response:
+    """Stripe's answer to a key reused with other parameters, word for word."""
     return _error(
         400,
         "idempotency_error",
         "Keys for idempotent requests can only be used with the same parameters they were "
-        "first used with.",
+        f"first used with. Try using a key other than '{key}' if you meant to execute a "
+        "different request.",
     )

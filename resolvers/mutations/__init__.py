@@ -7,6 +7,7 @@ import strawberry
 from resolvers.mutations.cancel_payment_intent import cancel_payment_intent
 from resolvers.mutations.confirm_payment_intent import confirm_payment_intent
 from resolvers.mutations.create_payment_intent import create_payment_intent
+from resolvers.mutations.keys import roll_api_key, roll_webhook_endpoint_secret
 from resolvers.mutations.refund_payment_intent import refund_payment_intent
 from resolvers.mutations.webhook_endpoints import create_webhook_endpoint, delete_webhook_endpoint
 
@@ -19,3 +20,5 @@ class Mutation:
     refund_payment_intent = refund_payment_intent
     create_webhook_endpoint = create_webhook_endpoint
     delete_webhook_endpoint = delete_webhook_endpoint
+    roll_api_key = roll_api_key
+    roll_webhook_endpoint_secret = roll_webhook_endpoint_secret

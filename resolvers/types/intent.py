@@ -1,4 +1,10 @@
-"""`PaymentIntent`, its audit `PaymentEvent`s and its `PaymentError`."""
+"""`PaymentIntent`, its audit `PaymentEvent`s and its `PaymentError`.
+
+An intent is presented for one viewer (`from_domain`), and what that viewer may not
+see is left out right there, into the object itself: subscribers who share one
+presented object or one execution (resolvers/shared_events.py) are then the same
+viewer by construction, and no resolver has to look the viewer up again.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from strawberry.scalars import JSON
 
 from app.domain import intents as domain
 from app.domain.records import AuditRecord
-from app.services.auth import Principal
+from app.services.auth import Principal, owns
 from resolvers.types.enums import PaymentIntentStatus, PaymentMethodType
 from resolvers.types.money import Money
 from resolvers.types.next_action import NextAction, next_action_from_domain
@@ -58,9 +64,11 @@ class PaymentIntent:
     amount_received: Money
     amount_refunded: Money
     method: PaymentMethodType | None
-    provider: str | None
+    provider: str | None = strawberry.field(
+        description="The PSP that holds the payment; secret key only."
+    )
     description: str | None
-    metadata: JSON | None
+    metadata: JSON | None = strawberry.field(description="Secret key only.")
     client_secret: str | None = strawberry.field(
         description="Visible to the secret-key holder only."
     )
@@ -69,14 +77,24 @@ class PaymentIntent:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
+    # Whether the viewer it was presented for is the merchant's secret key.
+    owner_view: strawberry.Private[bool] = False
 
-    @strawberry.field(description="The audit trail, oldest first.")
-    async def events(self, info: strawberry.Info[Context, None]) -> list[PaymentEvent]:
+    @strawberry.field(
+        description="The audit trail, oldest first; null for anyone but the secret-key holder."
+    )
+    async def events(self, info: strawberry.Info[Context, None]) -> list[PaymentEvent] | None:
+        if not self.owner_view:
+            return None
         records = await info.context.loaders.events.load(str(self.id))
         return [PaymentEvent.from_record(r) for r in records]
 
     @classmethod
     def from_domain(cls, intent: domain.PaymentIntent, viewer: Principal | None) -> PaymentIntent:
+        """The intent as `viewer` may see it: whole for its merchant's secret key;
+        for a client secret (or anyone else) without `metadata`, `events`,
+        `clientSecret` and the PSP's references (`provider`, `lastError.provider`)."""
+        owner = owns(viewer, intent)
         error = intent.last_error
         return cls(
             id=strawberry.ID(intent.id),
@@ -86,15 +104,20 @@ class PaymentIntent:
             amount_received=Money.from_domain(intent.amount_received),
             amount_refunded=Money.from_domain(intent.amount_refunded),
             method=intent.method,
-            provider=intent.provider,
+            provider=intent.provider if owner else None,
             description=intent.description,
-            metadata=intent.metadata,
-            client_secret=intent.client_secret if viewer and viewer.is_secret else None,
+            metadata=intent.metadata if owner else None,
+            client_secret=intent.client_secret if owner else None,
             next_action=next_action_from_domain(intent.next_action),
-            last_error=PaymentError(code=error.code, message=error.message, provider=error.provider)
+            last_error=PaymentError(
+                code=error.code,
+                message=error.message,
+                provider=error.provider if owner else None,
+            )
             if error
             else None,
             created_at=intent.created_at,
             updated_at=intent.updated_at,
             expires_at=intent.expires_at,
+            owner_view=owner,
         )

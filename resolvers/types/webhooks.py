@@ -16,7 +16,9 @@ class WebhookEndpoint:
     url: str
     events: list[str]
     enabled: bool
-    secret: str | None = strawberry.field(description="Only in the answer that creates it.")
+    secret: str | None = strawberry.field(
+        description="Only in the answer that creates it or rolls it."
+    )
 
     @classmethod
     def from_endpoint(cls, endpoint: Endpoint, secret: str | None = None) -> WebhookEndpoint:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.conftest import DEV_SECRET, start_server
+from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, start_server
 from tests.support.graphql import GraphQLClient, confirm, create_intent
 from tests.support.receiver import Receiver
 from tests.support.server import ServerThread
@@ -178,3 +178,119 @@ async def test_another_merchants_endpoint_is_not_found(api, http, other_merchant
     endpoint = await register(theirs, "http://127.0.0.1:9/hook")
     body = await api.post(DELIVERIES, {"id": endpoint["id"]})
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+ROLL_SECRET = """
+mutation($id: ID!, $hours: Int) {
+  rollWebhookEndpointSecret(id: $id, expireOldInHours: $hours) {
+    webhookEndpoint { id url events enabled secret }
+    errors { code message field }
+  }
+}
+"""
+
+
+async def roll_secret(api: GraphQLClient, endpoint_id: str, hours: int | None) -> dict:
+    return (await api.data(ROLL_SECRET, {"id": endpoint_id, "hours": hours}))[
+        "rollWebhookEndpointSecret"
+    ]
+
+
+async def next_delivery(api: GraphQLClient, inbox: Receiver, path: str):
+    """Make a change and return the delivery it causes at `path`."""
+    seen = len(inbox.events(path))
+    await create_intent(api)
+    await wait_for(lambda: len(inbox.events(path)) > seen)
+    return [r for r in inbox.received if r.path == path][seen]
+
+
+def v1s(header: str) -> list[str]:
+    return [part[3:] for part in header.split(",") if part.startswith("v1=")]
+
+
+def verifies(delivery, secret: str) -> bool:
+    """Stripe's own verifier, as a merchant would run it (no tolerance: the test may
+    have moved the sandbox clock ahead of the wall clock)."""
+    try:
+        stripe.WebhookSignature.verify_header(
+            delivery.body.decode(), delivery.headers["cobro-signature"], secret
+        )
+        stripe.Webhook.construct_event(
+            delivery.body.decode(), delivery.headers["cobro-signature"], secret, tolerance=None
+        )
+    except stripe.SignatureVerificationError:
+        return False
+    return True
+
+
+async def test_a_rolled_secret_signs_beside_the_old_one_until_the_overlap_ends(fast, receiver):
+    url, inbox = receiver
+    endpoint = await register(fast, f"{url}/rolled", ["payment_intent.created"])
+    old = endpoint["secret"]
+    rolled = await roll_secret(fast, endpoint["id"], 1)
+    assert rolled["errors"] == []
+    new = rolled["webhookEndpoint"]["secret"]
+    assert new.startswith("whsec_") and new != old
+    assert {**rolled["webhookEndpoint"], "secret": old} == endpoint
+    listed = (await fast.data("query { webhookEndpoints { id secret } }"))["webhookEndpoints"]
+    assert listed == [{"id": endpoint["id"], "secret": None}]
+
+    during = await next_delivery(fast, inbox, "/rolled")
+    assert len(v1s(during.headers["cobro-signature"])) == 2
+    assert verifies(during, old) and verifies(during, new)
+    assert not verifies(during, "whsec_wrong")
+
+    moved = await fast.http.post("/sandbox/clock/advance", json={"seconds": 3601})
+    assert moved.status_code == 200
+    after = await next_delivery(fast, inbox, "/rolled")
+    assert len(v1s(after.headers["cobro-signature"])) == 1
+    assert verifies(after, new) and not verifies(after, old)
+
+
+async def test_each_roll_in_the_overlap_adds_a_signature_and_zero_hours_drops_them(fast, receiver):
+    url, inbox = receiver
+    endpoint = await register(fast, f"{url}/twice", ["payment_intent.created"])
+    secrets = [endpoint["secret"]]
+    for _ in range(2):
+        secrets.append((await roll_secret(fast, endpoint["id"], 24))["webhookEndpoint"]["secret"])
+    delivery = await next_delivery(fast, inbox, "/twice")
+    assert len(v1s(delivery.headers["cobro-signature"])) == 3
+    assert all(verifies(delivery, secret) for secret in secrets)
+
+    at_once = await roll_secret(fast, endpoint["id"], 0)
+    newest = at_once["webhookEndpoint"]["secret"]
+    delivery = await next_delivery(fast, inbox, "/twice")
+    assert len(v1s(delivery.headers["cobro-signature"])) == 1
+    assert verifies(delivery, newest)
+    assert not any(verifies(delivery, secret) for secret in secrets)
+
+
+async def test_a_bad_roll_is_refused_and_the_endpoint_signs_as_before(fast, receiver):
+    url, inbox = receiver
+    endpoint = await register(fast, f"{url}/kept", ["payment_intent.created"])
+    for hours in (-1, 169):
+        payload = await roll_secret(fast, endpoint["id"], hours)
+        assert payload["webhookEndpoint"] is None
+        assert [(e["code"], e["field"]) for e in payload["errors"]] == [
+            ("INVALID_INPUT", ["expireOldInHours"])
+        ]
+    unknown = await roll_secret(fast, "we_nope", 1)
+    assert [(e["code"], e["field"]) for e in unknown["errors"]] == [("NOT_FOUND", ["id"])]
+    public = await fast.as_key(DEV_PUBLISHABLE).post(ROLL_SECRET, {"id": endpoint["id"]})
+    assert public["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    delivery = await next_delivery(fast, inbox, "/kept")
+    assert v1s(delivery.headers["cobro-signature"]) and verifies(delivery, endpoint["secret"])
+    assert len(v1s(delivery.headers["cobro-signature"])) == 1
+
+
+async def test_another_merchant_cannot_roll_my_endpoints_secret(api, http, other_merchant):
+    endpoint = await register(api, "http://127.0.0.1:9/mine")
+    theirs = GraphQLClient(http, other_merchant.secret_key)
+    payload = await roll_secret(theirs, endpoint["id"], 0)
+    assert [e["code"] for e in payload["errors"]] == ["NOT_FOUND"]
+    mine = await roll_secret(api, endpoint["id"], 0)
+    assert mine["errors"] == [] and mine["webhookEndpoint"]["id"] == endpoint["id"]
+    await api.data(
+        "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { errors { code } } }",
+        {"id": endpoint["id"]},
+    )

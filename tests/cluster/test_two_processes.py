@@ -116,3 +116,38 @@ async def test_a_circuit_opened_by_one_process_is_open_for_the_other(cluster):
             assert circuits["bitso"] == "OPEN"
         finally:
             await on_a.post("/sandbox/providers/bitso/faults", json={"mode": "ok"})
+
+
+async def test_a_voucher_issued_through_one_process_is_paid_through_the_others_sandbox(cluster):
+    """The PSPs' state is in the database: B's sandbox knows the voucher A's issued."""
+    a, b = cluster
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=20) as on_a,
+        httpx.AsyncClient(base_url=b.url, timeout=20) as on_b,
+    ):
+        intent_id, reference = await oxxo_voucher(on_a)  # A's adapters reach A's sandbox
+        async with GraphQLWebSocket(a.url, DEV_SECRET) as ws:
+            await ws.subscribe(INTENT_UPDATED, {"id": intent_id})
+            assert (await ws.next_data())["paymentIntentUpdated"]["status"] == "REQUIRES_ACTION"
+            paid = await on_b.post(f"/sandbox/oxxo/{reference}/pay")
+            assert (paid.status_code, paid.json()["webhook_status"]) == (200, 200)
+            update = (await ws.next_data())["paymentIntentUpdated"]
+            assert (update["status"], update["version"]) == ("SUCCEEDED", 3)
+        again = await on_a.post(f"/sandbox/oxxo/{reference}/pay")
+        assert again.status_code == 404  # paid once, whichever process is asked
+
+
+async def test_a_fault_set_through_one_process_holds_for_the_others_sandbox(cluster):
+    a, b = cluster
+    missing = "/sandbox/stripe/v1/payment_intents/pi_missing"
+    key = {"Authorization": "Bearer sandbox"}
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=20) as on_a,
+        httpx.AsyncClient(base_url=b.url, timeout=20) as on_b,
+    ):
+        await on_b.post("/sandbox/providers/stripe/faults", json={"mode": "down"})
+        try:
+            assert (await on_a.get(missing, headers=key)).status_code == 503
+        finally:
+            await on_a.post("/sandbox/providers/stripe/faults", json={"mode": "ok"})
+        assert (await on_b.get(missing, headers=key)).status_code == 404

@@ -24,7 +24,6 @@ def provider_config(sandbox_url: str, server: ServerThread) -> callable:  # type
             webhook_secrets=("sandbox",),
             timeout_seconds=timeout,
             connect_timeout_seconds=1.0,
-            public_url=server.url,
         )
 
     return build

@@ -22,6 +22,7 @@ from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import CryptoInstructions
 from providers.base import (
+    IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     PaymentRequest,
     ProviderConfig,
@@ -38,6 +39,7 @@ from providers.sandbox.bitso import (
 )
 from providers.sandbox.common import EmulatorConfig
 from providers.sandbox.state import SandboxState
+from tests.support.sandbox import receive
 
 NOW = int(time.time())
 
@@ -184,11 +186,12 @@ async def test_same_idempotency_key_replays_the_same_quote_and_address(bitso):
     assert instructions_of(again).address == instructions_of(first).address
 
 
-async def test_same_key_with_another_amount_is_refused(bitso):
+async def test_same_key_with_another_amount_is_an_unknown_outcome(bitso):
     await bitso.create_payment(crypto(amount=50_000), "bitso-conflict-1")
     with pytest.raises(ProviderError) as caught:
         await bitso.create_payment(crypto(amount=60_000), "bitso-conflict-1")
-    assert caught.value.code == INVALID_REQUEST
+    assert caught.value.code == IDEMPOTENCY_MISMATCH
+    assert caught.value.outcome_unknown  # the key did something once: never "failed"
     assert "other parameters" in caught.value.message
 
 
@@ -281,8 +284,8 @@ async def test_fetch_names_each_deposit_as_its_complete_webhook_does(emulated):
     adapter, emulator, captured, _ = emulated
     payment = await adapter.create_payment(crypto(), "bitso-deposits-1")
     address = instructions_of(payment).address
-    await emulator.state.addresses[address]("14.705882")  # short: half the pesos
-    await emulator.state.addresses[address]("14.705883")  # the rest
+    await receive(emulator, f"address:{address}", "14.705882")  # short: half the pesos
+    await receive(emulator, f"address:{address}", "14.705883")  # the rest
     events = [adapter.parse_webhook(r.headers, r.content, NOW)[0] for r in captured.requests]
     complete = [(e.event_id, e.amount) for e in events if e.status is ProviderStatus.SUCCEEDED]
     fetched = await adapter.fetch_payment(payment.provider_ref)
@@ -297,7 +300,7 @@ async def test_the_webhooks_sent_for_a_deposit_parse_to_pending_then_succeeded(e
     adapter, emulator, captured, _ = emulated
     payment = await adapter.create_payment(crypto(), "bitso-webhooks-1")
     shown = instructions_of(payment)
-    await emulator.state.addresses[shown.address](shown.crypto_amount)
+    await receive(emulator, f"address:{shown.address}", shown.crypto_amount)
     events = [adapter.parse_webhook(r.headers, r.content, NOW)[0] for r in captured.requests]
     assert [e.status for e in events] == [ProviderStatus.PROCESSING, ProviderStatus.SUCCEEDED]
     assert [e.amount for e in events] == [None, 50_000]
@@ -313,7 +316,7 @@ async def test_an_unpaid_quote_expires_and_a_late_deposit_is_still_credited(emul
     shown = instructions_of(payment)
     clock.advance(QUOTE_LIFETIME.total_seconds() + 1)
     assert (await adapter.fetch_payment(payment.provider_ref)).status is ProviderStatus.EXPIRED
-    await emulator.state.addresses[shown.address](shown.crypto_amount)
+    await receive(emulator, f"address:{shown.address}", shown.crypto_amount)
     late = adapter.parse_webhook(captured.requests[-1].headers, captured.requests[-1].content, NOW)
     assert (late[0].status, late[0].amount) == (ProviderStatus.SUCCEEDED, 50_000)
     assert late[0].raw["payload"]["details"]["conversion"]["quote_expired"] is True

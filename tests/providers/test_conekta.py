@@ -17,6 +17,7 @@ from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import OxxoVoucher, RedirectToUrl, SpeiInstructions
 from providers.base import (
+    IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     PaymentRequest,
     ProviderConfig,
@@ -132,11 +133,15 @@ async def test_unknown_token_is_refused_on_its_merits(conekta):
 
 async def test_three_d_secure_redirects_and_completing_it_pays(conekta, server, sandbox):
     intent_id = f"pi_{uuid.uuid4().hex}"
-    payment = await conekta.create_payment(card("tok_threeDSecureRequired", intent_id), key())
+    request = replace(
+        card("tok_threeDSecureRequired", intent_id),
+        return_url=f"https://shop.example/payments/{intent_id}/return",
+    )
+    payment = await conekta.create_payment(request, key())
     assert payment.status is ProviderStatus.REQUIRES_ACTION
     assert isinstance(payment.next_action, RedirectToUrl)
     assert payment.next_action.url == f"{server.url}/sandbox/3ds/{intent_id}"
-    assert payment.next_action.return_url == f"{server.url}/payments/{intent_id}/return"
+    assert payment.next_action.return_url == request.return_url
     done = await sandbox.post(f"/3ds/{intent_id}/complete")
     assert done.status_code == 200
     assert (await conekta.fetch_payment(payment.provider_ref)).status is ProviderStatus.SUCCEEDED
@@ -203,14 +208,26 @@ async def test_same_idempotency_key_replays_the_first_answer(conekta):
     assert again.provider_ref == first.provider_ref
 
 
-async def test_same_key_with_other_parameters_is_refused(conekta):
+async def test_same_key_with_other_parameters_is_an_unknown_outcome(conekta):
     same = key()
     await conekta.create_payment(card("tok_visa", amount=1_000), same)
     with pytest.raises(ProviderError) as caught:
         await conekta.create_payment(card("tok_visa", amount=2_000), same)
-    assert caught.value.code == INVALID_REQUEST
-    assert not caught.value.retryable
+    assert caught.value.code == IDEMPOTENCY_MISMATCH
+    assert caught.value.outcome_unknown and not caught.value.retryable
     assert "idempotency_key" in caught.value.message
+
+
+async def test_search_finds_the_orders_of_one_intent_with_their_attempts(conekta):
+    intent_id = f"pi_{uuid.uuid4().hex}"
+    first = replace(card("tok_visa", intent_id), attempt_id="pp_one")
+    paid = await conekta.create_payment(first, key())
+    await conekta.create_payment(card("tok_visa", f"pi_{uuid.uuid4().hex}"), key())
+    found = await conekta.search_payments(intent_id)
+    assert [(p.provider_ref, p.attempt_hint, p.status) for p in found] == [
+        (paid.provider_ref, "pp_one", ProviderStatus.SUCCEEDED)
+    ]
+    assert await conekta.search_payments(f"pi_{uuid.uuid4().hex}") == []
 
 
 async def test_fetch_returns_the_order_and_an_unknown_one_is_refused(conekta):

@@ -23,6 +23,7 @@ from providers.sandbox.conekta import ConektaEmulator
 from providers.sandbox.conekta_wire import SANDBOX_WEBHOOK_PRIVATE_KEY, sign_webhook
 from providers.sandbox.state import SandboxState
 from tests.providers.test_conekta import NOW, key, oxxo, spei, with_sandbox_key
+from tests.support.sandbox import last_webhook, receive, settle
 
 
 def order_event(kind: str = "order.paid", **order: object) -> bytes:
@@ -198,17 +199,16 @@ async def in_process():
     transport = httpx.ASGITransport(app=Starlette(routes=emulator.routes()))
     config = with_sandbox_key(ProviderConfig("http://conekta.test", "sandbox"))
     adapter = ConektaProvider(config, transport=transport)
-    yield state, adapter
+    yield emulator, adapter
     await adapter.aclose()
 
 
 async def test_the_webhook_after_an_oxxo_payment_parses_to_that_payment(in_process):
-    state, adapter = in_process
+    emulator, adapter = in_process
     request = oxxo()
     payment = await adapter.create_payment(request, key())
-    await state.settlers[f"oxxo:{payment.next_action.reference}"]()
-    sent = state.sent[-1]
-    [event] = adapter.parse_webhook(sent.sign(sent.body, NOW), sent.body, NOW)
+    await settle(emulator, f"oxxo:{payment.next_action.reference}")
+    [event] = adapter.parse_webhook(*await last_webhook(emulator, NOW), NOW)
     assert (event.type, event.status) == ("order.paid", ProviderStatus.SUCCEEDED)
     assert event.provider_ref == payment.provider_ref
     assert event.lookup_key == payment.next_action.reference
@@ -217,22 +217,22 @@ async def test_the_webhook_after_an_oxxo_payment_parses_to_that_payment(in_proce
 
 
 async def test_the_webhook_after_a_spei_transfer_carries_the_clabe(in_process):
-    state, adapter = in_process
+    emulator, adapter = in_process
     payment = await adapter.create_payment(spei(50_000), key())
     clabe = payment.lookup_keys[0]
-    await state.clabes[clabe](49_999)
-    assert not state.sent  # a short transfer is returned, and Conekta says nothing
-    await state.clabes[clabe](50_000)
-    sent = state.sent[-1]
-    [event] = adapter.parse_webhook(sent.sign(sent.body, NOW), sent.body, NOW)
+    await receive(emulator, f"clabe:{clabe}", 49_999)
+    # a short transfer is returned, and Conekta says nothing
+    assert not await emulator.store.recent_webhooks(1)
+    await receive(emulator, f"clabe:{clabe}", 50_000)
+    [event] = adapter.parse_webhook(*await last_webhook(emulator, NOW), NOW)
     assert (event.type, event.status) == ("order.paid", ProviderStatus.SUCCEEDED)
     assert (event.provider_ref, event.lookup_key) == (payment.provider_ref, clabe)
     assert event.amount == 50_000
 
 
 async def test_an_expired_voucher_can_no_longer_be_paid(in_process):
-    state, adapter = in_process
+    emulator, adapter = in_process
     payment = await adapter.create_payment(oxxo(), key())
-    state.clock.advance(8 * 86_400)
-    assert await state.settlers[f"oxxo:{payment.next_action.reference}"]() is None
+    emulator.state.clock.advance(8 * 86_400)
+    assert await settle(emulator, f"oxxo:{payment.next_action.reference}") is None
     assert (await adapter.fetch_payment(payment.provider_ref)).status is ProviderStatus.EXPIRED

@@ -21,6 +21,7 @@ from providers.sandbox.stp import StpEmulator
 from providers.stp import StpProvider
 from providers.stp_wire import sign_callback
 from tests.providers.test_stp import CUSTOMER_CLABE, refund_request, spei
+from tests.support.sandbox import receive
 
 SECRET = "sandbox"
 
@@ -140,8 +141,8 @@ async def test_emulator_callbacks_for_deposits_and_refunds_verify_and_parse():
     )
     adapter = StpProvider(config, transport=httpx.ASGITransport(app))
     payment = await adapter.create_payment(spei(7), "emu-1")
-    assert await state.clabes[payment.provider_ref](12_345) == 200
-    assert await state.clabes[payment.provider_ref](655) == 200  # a second transfer
+    assert await receive(emulator, f"clabe:{payment.provider_ref}", 12_345) == 200
+    assert await receive(emulator, f"clabe:{payment.provider_ref}", 655) == 200  # once more
     fetched = await adapter.fetch_payment(payment.provider_ref)
     refund = await adapter.refund(refund_request(), "emu-2")
     for _ in range(50):

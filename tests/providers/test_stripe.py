@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import OxxoVoucher, RedirectToUrl
 from providers.base import (
+    IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     PaymentRequest,
     ProviderConfig,
@@ -24,11 +27,13 @@ from providers.base import (
     ProviderStatus,
     RefundRequest,
     WebhookRejected,
+    WireRequest,
 )
 from providers.sandbox.common import EmulatorConfig
 from providers.sandbox.state import SandboxState
 from providers.sandbox.stripe import StripeEmulator
 from providers.stripe import StripeProvider, payment_from_stripe, sign_payload, verify_signature
+from tests.support.sandbox import last_webhook, settle
 
 
 def card(token: str, intent_id: str = "pi_test", amount: int = 50_000) -> PaymentRequest:
@@ -125,11 +130,37 @@ async def test_same_idempotency_key_replays_the_first_answer(stripe_adapter):
     assert again.provider_ref == first.provider_ref
 
 
-async def test_same_key_with_other_parameters_is_refused(stripe_adapter):
+async def test_same_key_with_other_parameters_is_an_unknown_outcome(stripe_adapter):
     await stripe_adapter.create_payment(card("tok_visa", amount=1_000), "key-params-1")
     with pytest.raises(ProviderError) as caught:
         await stripe_adapter.create_payment(card("tok_visa", amount=2_000), "key-params-1")
     assert "same parameters" in caught.value.message
+    assert "HTTP 400 idempotency_error" in caught.value.message
+    # Stripe did something with that key once; it does not say what: never "failed".
+    assert caught.value.code == IDEMPOTENCY_MISMATCH
+    assert caught.value.outcome_unknown and not caught.value.retryable
+
+
+async def test_search_finds_the_payment_intents_of_one_intent(stripe_adapter):
+    intent_id = f"pi_{uuid.uuid4().hex}"
+    request = replace(card("tok_visa"), intent_id=intent_id, attempt_id="pp_one")
+    paid = await stripe_adapter.create_payment(request, f"key-{uuid.uuid4().hex}")
+    await stripe_adapter.create_payment(card("tok_visa"), f"key-{uuid.uuid4().hex}")
+    found = await stripe_adapter.search_payments(intent_id)
+    assert [(p.provider_ref, p.attempt_hint, p.status) for p in found] == [
+        (paid.provider_ref, "pp_one", ProviderStatus.SUCCEEDED)
+    ]
+    assert await stripe_adapter.search_payments(f"pi_{uuid.uuid4().hex}") == []
+
+
+def test_the_prepared_request_is_all_a_payment_depends_on(stripe_adapter):
+    request = replace(card("tok_visa"), return_url="https://a.example/r", attempt_id="pp_1")
+    wire = stripe_adapter.prepare_payment(request, "key-wire-1")
+    assert WireRequest.from_dict(wire.to_dict()) == wire
+    assert (wire.method, wire.path) == ("POST", "/v1/payment_intents")
+    assert ("Idempotency-Key", "key-wire-1") in wire.headers
+    assert b"return_url=https%3A%2F%2Fa.example%2Fr" in wire.body
+    assert b"metadata%5Bcobro_attempt_id%5D=pp_1" in wire.body
 
 
 async def test_oxxo_gives_a_voucher(stripe_adapter):
@@ -307,10 +338,10 @@ async def test_the_emulators_webhook_after_3ds_names_our_intent():
     config = ProviderConfig("http://stripe.test", "sk_test", webhook_secrets=("whsec_emu",))
     adapter = StripeProvider(config, transport=transport)
     payment = await adapter.create_payment(card("tok_threeDSecureRequired", "pi_ours"), "k-hint")
-    await state.settlers["3ds:pi_ours"]()
+    await settle(emulator, "3ds:pi_ours")
     await adapter.aclose()
-    sent, now = state.sent[-1], int(time.time())
-    [event] = adapter.parse_webhook(sent.sign(sent.body, now), sent.body, now)
+    now = int(time.time())
+    [event] = adapter.parse_webhook(*await last_webhook(emulator, now), now)
     assert (event.provider_ref, event.status) == (payment.provider_ref, ProviderStatus.SUCCEEDED)
     assert event.intent_hint == "pi_ours"
 

@@ -28,7 +28,7 @@ async def test_a_crash_after_the_psp_call_neither_loses_nor_doubles_the_payment(
     services = runtime.services
     merchant = await _merchant(runtime)
     intent = (await services.intents.create(merchant, CreateIntent(amount="300.00"))).intent
-    stripe_emulator = runtime.sandbox.emulators["stripe"]
+    store = runtime.sandbox.state.store
     # given: the attempt was recorded and Stripe was called, then the process died
     # before our commit (the lease it held has since run out)
     request = PaymentRequest(
@@ -58,7 +58,7 @@ async def test_a_crash_after_the_psp_call_neither_loses_nor_doubles_the_payment(
     charged = await services.router.call(
         "stripe", lambda p: p.create_payment(request, attempt.idempotency_key)
     )
-    charges_before = len(stripe_emulator.intents)
+    charges_before = len(await store.find("stripe", "payment_intent", intent.id))
 
     # when: the customer retries the confirmation
     result = await services.confirm.confirm(
@@ -67,7 +67,7 @@ async def test_a_crash_after_the_psp_call_neither_loses_nor_doubles_the_payment(
 
     # then: the first charge is the payment, and Stripe was not asked to charge again
     assert result.intent.status.value == "SUCCEEDED"
-    assert len(stripe_emulator.intents) == charges_before
+    assert len(await store.find("stripe", "payment_intent", intent.id)) == charges_before
     async with services.db.read() as conn:
         rows = (
             await conn.execute(

@@ -3,9 +3,10 @@ database for each test, cloned from a migrated template.
 
 PostgreSQL refuses to run as root, so when the tests run as root the cluster runs
 as the `postgres` user the Debian package creates, in a directory of its own under
-the system's temp dir (pytest's own temp dirs are private to root). Durability is
-switched off (fsync, synchronous_commit, full_page_writes): a test cluster that
-dies is thrown away anyway, and every test still commits for real.
+the system's temp dir (pytest's own temp dirs are private to root). fsync and
+full_page_writes are off: they guard against the machine losing power, which a test
+cluster never outlives. synchronous_commit stays on, so a crash of the server itself
+(tests kill it) keeps every commit it acknowledged, as a production server does.
 """
 
 from __future__ import annotations
@@ -53,8 +54,18 @@ class PostgresServer:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self.root.chmod(0o755)
-        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                  "--locale=C", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
 
     def url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
@@ -65,7 +76,6 @@ class PostgresServer:
             "-c listen_addresses=127.0.0.1",
             f"-c unix_socket_directories={self.root}",
             "-c fsync=off",
-            "-c synchronous_commit=off",
             "-c full_page_writes=off",
             "-c max_connections=400",
             "-c shared_buffers=128MB",
@@ -108,10 +118,28 @@ class PostgresServer:
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         done = subprocess.run(
-            [str(self.bindir.parent / "bin" / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-             "-c", statement],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                str(self.bindir / "psql"),
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                statement,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr.strip()}")
@@ -158,7 +186,10 @@ class PostgresServer:
 
     def _run(self, program: str, *args: str) -> None:
         done = subprocess.run(
-            self._command(program, *args), capture_output=True, text=True, timeout=120,
+            self._command(program, *args),
+            capture_output=True,
+            text=True,
+            timeout=120,
             check=False,
         )
         if done.returncode != 0:

@@ -96,3 +96,11 @@ class ApiProcess(ManagedProcess):
 
 def worker_process(env: dict[str, str], log: Path) -> ManagedProcess:
     return ManagedProcess(["-m", "app.cli", "worker"], env, log)
+
+
+def serve_process(env: dict[str, str], log: Path, port: int | None = None) -> ApiProcess:
+    """`cobro serve` itself, as production runs it (wsproto, its own shutdown grace)."""
+    process = ApiProcess(env, log, port)
+    process.args = ["-m", "app.cli", "serve"]
+    process.env.update({"COBRO_HOST": "127.0.0.1", "COBRO_PORT": str(process.port)})
+    return process

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.repositories.claims import claim_ids
 from app.db.tables import ProviderPayment, ReferenceNumber
 
 T = ProviderPayment.__table__
@@ -30,6 +31,10 @@ _PENDING = (
     .where(T.c.intent_id == bindparam("intent_id"), T.c.status == "pending")
     .order_by(T.c.created_at)
 )
+# A charge the intent did not need: never the payment to refund or to ask about.
+EXTRA = "extra"
+# Replaying an attempt the PSP answered this way cannot tell us more; searching can.
+MISMATCH = "IDEMPOTENCY_MISMATCH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,10 @@ async def finish(
     response: dict[str, Any] | None = None,
     error_code: str | None = None,
     error_message: str | None = None,
+    search_after: datetime | None = None,
 ) -> None:
+    """Store the attempt's outcome; `search_after` asks reconciliation to search the PSP
+    for a payment it may hide (None: nothing to look for)."""
     await conn.execute(
         _FINISH,
         {
@@ -82,6 +90,7 @@ async def finish(
             "response": response,
             "error_code": error_code,
             "error_message": error_message,
+            "search_after": search_after,
             "updated_at": now,
         },
     )
@@ -102,6 +111,7 @@ async def latest_with_ref(conn: AsyncConnection, intent_id: str, provider: str) 
                 T.c.intent_id == intent_id,
                 T.c.provider == provider,
                 T.c.provider_ref.is_not(None),
+                T.c.status != EXTRA,
             )
             .order_by(T.c.created_at.desc())
             .limit(1)
@@ -122,8 +132,46 @@ async def intents_with_pending(conn: AsyncConnection, before: datetime, limit: i
     """Intents with an attempt still pending since before `before` (nobody came back)."""
     rows = await conn.execute(
         select(T.c.intent_id)
-        .where(T.c.status == "pending", T.c.created_at < before)
+        .where(
+            T.c.status == "pending",
+            T.c.created_at < before,
+            # Replays of these only hear the mismatch again: reconciliation searches.
+            or_(T.c.error_code.is_(None), T.c.error_code != MISMATCH),
+        )
         .group_by(T.c.intent_id)
         .limit(limit)
     )
     return [row.intent_id for row in rows]
+
+
+async def claim_for_search(
+    conn: AsyncConnection, *, due: datetime, again_at: datetime, limit: int
+) -> list[Attempt]:
+    """Attempts whose search fell due by `due`, re-stamped `again_at` so that no other
+    worker takes them, and so that one whose search is cut short is searched again."""
+    candidates = (
+        select(T.c.id)
+        .where(T.c.search_after.is_not(None), T.c.search_after <= due)
+        .order_by(T.c.search_after)
+        .limit(limit)
+    )
+    ids = await claim_ids(conn, candidates, T, search_after=again_at)
+    if not ids:
+        return []
+    rows = await conn.execute(select(*_COLUMNS).where(T.c.id.in_(ids)).order_by(T.c.created_at))
+    return [Attempt(*row) for row in rows]
+
+
+async def search_again(conn: AsyncConnection, attempt_id: str, at: datetime | None) -> None:
+    """When to search for this attempt's payment next; None: never."""
+    await conn.execute(update(T).where(T.c.id == attempt_id).values(search_after=at))
+
+
+async def by_ref(conn: AsyncConnection, provider: str, provider_ref: str) -> Attempt | None:
+    """The attempt the PSP's `provider_ref` belongs to, if Cobro holds it."""
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(T.c.provider == provider, T.c.provider_ref == provider_ref)
+        )
+    ).first()
+    return Attempt(*row) if row else None

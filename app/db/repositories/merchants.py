@@ -1,11 +1,14 @@
-"""Merchants and their API keys (stored as SHA-256 digests only)."""
+"""Merchants and their API keys (stored as SHA-256 digests only).
+
+A key works while it is not revoked and its `expires_at`, set when it is rolled, is
+unset or still ahead."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import ApiKey, Merchant
@@ -18,6 +21,27 @@ K = ApiKey.__table__
 class KeyOwner:
     merchant_id: str
     kind: str
+    revoked_at: datetime | None
+    expires_at: datetime | None
+
+    def works_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """What may be shown of a key: never the key, never its digest."""
+
+    id: str
+    kind: str
+    key_prefix: str
+    last4: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+def _live(now: datetime) -> tuple[object, ...]:
+    return (K.c.revoked_at.is_(None), or_(K.c.expires_at.is_(None), K.c.expires_at > now))
 
 
 async def insert_merchant(
@@ -34,6 +58,7 @@ async def insert_key(
     kind: str,
     key_hash: str,
     key_prefix: str,
+    last4: str,
     now: datetime,
 ) -> None:
     await conn.execute(
@@ -43,20 +68,58 @@ async def insert_key(
             kind=kind,
             key_hash=key_hash,
             key_prefix=key_prefix,
+            last4=last4,
             created_at=now,
         )
     )
 
 
+_OWNER = select(K.c.merchant_id, K.c.kind, K.c.revoked_at, K.c.expires_at).where(
+    K.c.key_hash == bindparam("key_hash")
+)
+
+
 async def owner_of_key(conn: AsyncConnection, key_hash: str) -> KeyOwner | None:
+    """Whose key this is, working or not: `works_at` says whether it still does."""
+    row = (await conn.execute(_OWNER, {"key_hash": key_hash})).first()
+    return KeyOwner(*row) if row else None
+
+
+async def live_keys(
+    conn: AsyncConnection, merchant_id: str, now: datetime, kind: str | None = None
+) -> list[StoredKey]:
+    """The merchant's working keys: secret keys first, each kind oldest first."""
+    query = select(
+        K.c.id, K.c.kind, K.c.key_prefix, K.c.last4, K.c.created_at, K.c.expires_at
+    ).where(K.c.merchant_id == merchant_id, *_live(now))
+    if kind is not None:
+        query = query.where(K.c.kind == kind)
+    rows = await conn.execute(query.order_by(K.c.kind.desc(), K.c.created_at, K.c.id))
+    return [StoredKey(*row) for row in rows]
+
+
+async def key_prefixes(conn: AsyncConnection, merchant_id: str) -> list[str]:
+    """The shown prefixes of every key the merchant was ever given (test or live)."""
+    rows = await conn.execute(select(K.c.key_prefix).where(K.c.merchant_id == merchant_id))
+    return [row.key_prefix for row in rows]
+
+
+async def expire_keys(conn: AsyncConnection, key_ids: list[str], at: datetime) -> None:
+    """These keys stop working at `at`, or sooner if they already were to."""
+    await conn.execute(
+        update(K)
+        .where(K.c.id.in_(key_ids), or_(K.c.expires_at.is_(None), K.c.expires_at > at))
+        .values(expires_at=at)
+    )
+
+
+async def lock_merchant(conn: AsyncConnection, merchant_id: str) -> bool:
+    """Hold the merchant's row until commit, so two rolls of its keys run one after
+    the other (PostgreSQL; SQLite's one writer does that by itself)."""
     row = (
-        await conn.execute(
-            select(K.c.merchant_id, K.c.kind).where(
-                K.c.key_hash == key_hash, K.c.revoked_at.is_(None)
-            )
-        )
+        await conn.execute(select(M.c.id).where(M.c.id == merchant_id).with_for_update())
     ).first()
-    return KeyOwner(row.merchant_id, row.kind) if row else None
+    return row is not None
 
 
 async def merchant_exists(conn: AsyncConnection, merchant_id: str) -> bool:

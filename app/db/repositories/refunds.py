@@ -22,6 +22,10 @@ _COLUMNS = (
     T.c.provider_ref,
     T.c.idempotency_key,
     T.c.clabe,
+    T.c.reason,
+    T.c.client_key,
+    T.c.request_hash,
+    T.c.charge_ref,
 )
 
 
@@ -40,6 +44,7 @@ class RefundRow:
     reason: str | None = None
     client_key: str | None = None
     request_hash: str | None = None
+    charge_ref: str | None = None  # an extra charge being returned, not the intent's own
 
 
 async def insert_refund(conn: AsyncConnection, refund: RefundRow, *, now: datetime) -> None:
@@ -58,6 +63,7 @@ async def insert_refund(conn: AsyncConnection, refund: RefundRow, *, now: dateti
             clabe=refund.clabe,
             client_key=refund.client_key,
             request_hash=refund.request_hash,
+            charge_ref=refund.charge_ref,
             created_at=now,
             updated_at=now,
         )

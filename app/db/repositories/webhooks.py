@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy import Row, and_, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
 from app.db.repositories.claims import claim_ids
 from app.db.tables import DeliveryAttempt, WebhookDelivery, WebhookEndpoint
-from app.domain.records import Delivery, Endpoint
+from app.domain.records import Delivery, Endpoint, RetiringSecret
 
 E = WebhookEndpoint.__table__
 D = WebhookDelivery.__table__
 A = DeliveryAttempt.__table__
 
 
-_ENDPOINT = (E.c.id, E.c.merchant_id, E.c.url, E.c.events, E.c.secret, E.c.enabled, E.c.created_at)
+_ENDPOINT = (
+    E.c.id,
+    E.c.merchant_id,
+    E.c.url,
+    E.c.events,
+    E.c.secret,
+    E.c.enabled,
+    E.c.created_at,
+    E.c.retiring_secrets,
+)
 _DELIVERY = (
     D.c.id,
     D.c.endpoint_id,
@@ -61,23 +71,50 @@ _ENDPOINTS_OF = (
 
 async def endpoints_of(conn: AsyncConnection, merchant_ids: list[str]) -> list[Endpoint]:
     rows = await conn.execute(_ENDPOINTS_OF, {"merchant_ids": merchant_ids})
-    return [Endpoint(*row) for row in rows]
+    return [_endpoint(row) for row in rows]
 
 
 async def endpoints_by_id(conn: AsyncConnection, endpoint_ids: list[str]) -> dict[str, Endpoint]:
     rows = await conn.execute(
         select(*_ENDPOINT).where(E.c.id.in_(endpoint_ids), E.c.deleted_at.is_(None))
     )
-    return {row.id: Endpoint(*row) for row in rows}
+    return {row.id: _endpoint(row) for row in rows}
 
 
-async def endpoint(conn: AsyncConnection, endpoint_id: str) -> Endpoint | None:
-    row = (
-        await conn.execute(
-            select(*_ENDPOINT).where(E.c.id == endpoint_id, E.c.deleted_at.is_(None))
+async def endpoint(
+    conn: AsyncConnection, endpoint_id: str, *, for_update: bool = False
+) -> Endpoint | None:
+    query = select(*_ENDPOINT).where(E.c.id == endpoint_id, E.c.deleted_at.is_(None))
+    row = (await conn.execute(query.with_for_update() if for_update else query)).first()
+    return _endpoint(row) if row else None
+
+
+def _endpoint(row: Row[Any]) -> Endpoint:
+    *columns, retiring = row
+    return Endpoint(
+        *columns,
+        retiring=tuple(
+            RetiringSecret(r["secret"], datetime.fromisoformat(r["expires_at"]))
+            for r in retiring or ()
+        ),
+    )
+
+
+async def set_secrets(
+    conn: AsyncConnection, endpoint_id: str, secret: str, retiring: tuple[RetiringSecret, ...]
+) -> None:
+    """The endpoint's new signing secret, and the old ones still signing meanwhile."""
+    await conn.execute(
+        update(E)
+        .where(E.c.id == endpoint_id)
+        .values(
+            secret=secret,
+            retiring_secrets=[
+                {"secret": r.secret, "expires_at": r.expires_at.isoformat()} for r in retiring
+            ]
+            or None,
         )
-    ).first()
-    return Endpoint(*row) if row else None
+    )
 
 
 async def delete_endpoint(conn: AsyncConnection, endpoint_id: str, now: datetime) -> None:
