@@ -30,6 +30,8 @@ bookkeeping and ours agree.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import re
 import time
 import weakref
@@ -38,6 +40,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy import exc
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -47,10 +50,15 @@ from sqlalchemy.sql.selectable import Select
 
 from app.db.prepared import _EMPTY, _REQUIRED, _Written
 
+log = logging.getLogger("cobro.db")
+
 _Processor = Callable[[Any], Any] | None
 # Server-side prepared statements kept per connection (the hot path uses ~30).
 _MAX_STATEMENTS = 256
 _STATEMENTS = "cobro.prepared"
+# A transaction whose BEGIN finds its connection broken begins again on another,
+# this many times in all (nothing of the caller's has run yet).
+_BEGIN_ATTEMPTS = 3
 _PLACEHOLDER = re.compile(r"\$(\d+)(?!\d)|(NOT IN|IN) \(__\[POSTCOMPILE_(\w+)\]\)")
 
 
@@ -251,8 +259,11 @@ class FastConnection:
         "_plans",
         "_raw",
         "_statements",
+        "broken",
         "dialect",
+        "discarded",
         "idle_since",
+        "in_use",
         "info",
     )
 
@@ -271,11 +282,20 @@ class FastConnection:
             statements = self.info[_STATEMENTS] = {}
         self._statements: dict[str, Any] = statements
         self.idle_since = time.monotonic()
+        # Set when an operation on the connection ended in a way that leaves its
+        # protocol state unknown; it is then closed at once and never used again.
+        self.broken = False
+        self.in_use = False  # handed out by Connections, not in its idle list
+        self.discarded = False
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         plan = self._plans.plan(self._conn, statement, parameters) if self._plans else None
         if plan is None:
-            return await self._conn.execute(statement, parameters)
+            try:
+                return await self._conn.execute(statement, parameters)
+            except BaseException as error:
+                self._after_error(error)
+                raise
         many = type(parameters) is list and len(parameters) > 1
         try:
             if many:
@@ -301,6 +321,9 @@ class FastConnection:
             records = await prepared.fetch(*args)
         except Exception as error:
             raise await self._translate(plan.sql, parameters, error) from error
+        except BaseException as error:  # cancelled mid-statement: its outcome is unknown
+            self._after_error(error)
+            raise
         if plan.metadata is not None:
             return plan.rows(records)
         key: tuple[Any, ...] | None = None
@@ -314,24 +337,90 @@ class FastConnection:
         return (await self.execute(statement, parameters)).scalar()
 
     async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self._conn.run_sync(fn, *args)
+        try:
+            return await self._conn.run_sync(fn, *args)
+        except BaseException as error:
+            self._after_error(error)
+            raise
+
+    def _after_error(self, error: BaseException) -> None:
+        """After a statement failed: unless PostgreSQL itself answered it with an error
+        (the protocol is then back in step, ready for the ROLLBACK), the connection
+        is broken: closed at once, so not another byte is sent on it, and the error
+        marked as the connection's (`is_unreachable`: the caller's transaction was
+        not committed, PostgreSQL rolls it back as the connection closes)."""
+        if self.broken:
+            return
+        if _answered(error) and not self._raw.is_closed():
+            return
+        self.broken = True
+        with contextlib.suppress(Exception):
+            self._raw.terminate()
+        if isinstance(error, exc.DBAPIError):
+            error.connection_invalidated = True
 
     async def _translate(self, sql: str, parameters: Any, error: Exception) -> Exception:
-        """The error as SQLAlchemy would raise it (IntegrityError, ...); a connection
-        that died is invalidated so the pool never hands it out again."""
+        """The error as SQLAlchemy would raise it (IntegrityError, ...), with
+        `connection_invalidated` set when it broke the connection."""
+        self._after_error(error)
         try:
             self._adapter._handle_exception(error)
         except Exception as translated:  # the DBAPI-level error SQLAlchemy wraps
             dbapi_error = translated
         else:  # pragma: no cover - _handle_exception always raises
             dbapi_error = error
-        if self._raw.is_closed():
-            await self._conn.invalidate()
         if isinstance(dbapi_error, self._adapter.dbapi.Error):
             return exc.DBAPIError.instance(
-                sql, parameters, dbapi_error, self._adapter.dbapi.Error, dialect=self.dialect
+                sql,
+                parameters,
+                dbapi_error,
+                self._adapter.dbapi.Error,
+                dialect=self.dialect,
+                connection_invalidated=self.broken,
             )
         return error
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    """asyncpg's own exception behind SQLAlchemy's wrappers (DBAPIError.orig, then the
+    asyncpg adapter's DBAPI-style error raised from it)."""
+    if isinstance(error, exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    if type(error).__module__.startswith("sqlalchemy") and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _answered(error: BaseException) -> bool:
+    """True when the failure leaves the connection as it was before the statement:
+    PostgreSQL's own error for the statement (it then sends ReadyForQuery, so the
+    protocol is idle again), or a value asyncpg could not encode or SQLAlchemy could
+    not compile (nothing was sent). Anything else (the connection lost, asyncpg's
+    protocol out of step: "cannot switch to state ..." after a FATAL message
+    arrived on an idle connection, a timeout or cancellation mid-statement, a
+    server shutting the session down) leaves it in a state nobody knows."""
+    if not isinstance(error, Exception):
+        return False
+    driver = _driver_error(error)
+    if isinstance(driver, asyncpg.PostgresError):
+        return not isinstance(driver, _SESSION_ENDED)
+    if isinstance(driver, _ENCODING):
+        return True  # a parameter asyncpg could not encode: raised before sending
+    return isinstance(error, exc.SQLAlchemyError) and not isinstance(error, exc.DBAPIError)
+
+
+# PostgreSQL ending the session (shutdown, crash, pg_terminate_backend): the message
+# precedes the connection's close.
+_SESSION_ENDED = (
+    asyncpg.exceptions.FatalPostgresError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.DatabaseDroppedError,
+    asyncpg.exceptions.IdleSessionTimeoutError,
+)
+# asyncpg's client-side DataError (not SQLSTATE 22000's class of the same name).
+_ENCODING = asyncpg.exceptions._base.DataError
 
 
 def _rowcount(status: str | None) -> int:
@@ -349,9 +438,18 @@ class Connections:
     each way, reset on return, events) was 5% of a payment. Last in, first out, so
     the busiest connections stay warm; at most `size` open, then callers wait.
 
-    A connection PostgreSQL dropped is found by the BEGIN of the next transaction on
-    it (which then begins again on a fresh one), or, for a read, by a ping when it
-    sat idle longer than IDLE_PING_SECONDS."""
+    A connection goes back to the idle list only in a known state: not closed, no
+    transaction open, and no operation of asyncpg's left unfinished on it (every
+    error that is not PostgreSQL's own answer to a statement, and every
+    cancellation mid-statement, breaks it: FastConnection closes it on the spot).
+    A transaction's end (COMMIT or ROLLBACK) that fails discards it as well.
+    Anything else is discarded: closed and its pool slot given back.
+
+    A connection PostgreSQL dropped while idle is usually closed by the time it
+    is next taken (asyncpg sees the socket close) and is skipped; otherwise the
+    BEGIN of the next transaction on it finds it (which then begins again on
+    another), or, for a read, a ping when it sat idle longer than IDLE_PING_SECONDS,
+    or the read's first statement (the read then fails as an outage)."""
 
     IDLE_PING_SECONDS = 10.0
 
@@ -362,82 +460,140 @@ class Connections:
         self._idle: list[FastConnection] = []
         self._open = 0
         self._waiters: deque[asyncio.Future[FastConnection | None]] = deque()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def _acquire(self) -> FastConnection:
         while True:
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                fast = self._idle.pop()
+                if fast._raw.is_closed():  # PostgreSQL dropped it while it sat here
+                    await self._discard(fast)
+                    continue
+                fast.in_use = True
+                return fast
             if self._open < self.size:
                 self._open += 1
                 try:
-                    return FastConnection(await self.engine.connect(), self.plans)
+                    fast = FastConnection(await self.engine.connect(), self.plans)
                 except BaseException:
                     self._open -= 1
+                    self._wake()  # the slot is free again for whoever waits
                     raise
+                fast.in_use = True
+                return fast
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
                 fast = await waiter
             except BaseException:
-                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self._release(waiter.result())
+                if waiter.done() and not waiter.cancelled():
+                    handed = waiter.result()
+                    if handed is not None:
+                        self._release(handed)
+                    else:
+                        self._wake()  # pass the freed slot on
                 raise
             if fast is not None:
                 return fast  # handed over by _release; None: a slot freed, try again
 
     def _release(self, fast: FastConnection) -> None:
+        """Hand a connection in a known state to the next waiter, or keep it idle."""
+        if not fast.in_use or fast.discarded:  # pragma: no cover - a bug, refused
+            log.error("connection released twice; not kept")
+            return
         fast.idle_since = time.monotonic()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(fast)
                 return
+        fast.in_use = False
         self._idle.append(fast)
 
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
     async def _discard(self, fast: FastConnection) -> None:
+        """Close a connection for good: asyncpg's at once (nothing more is sent on it),
+        then SQLAlchemy's bookkeeping, which gives the pool slot back; that part
+        finishes even if the caller is cancelled meanwhile."""
+        if fast.discarded:
+            return
+        fast.discarded = True
+        fast.in_use = False
+        fast.broken = True
         self._open -= 1
-        try:
-            await fast._conn.invalidate()
-            await fast._conn.close()
-        finally:
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
+        with contextlib.suppress(Exception):
+            fast._raw.terminate()
+        self._wake()
+        task = asyncio.get_running_loop().create_task(_give_back(fast._conn))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        await asyncio.shield(task)
+
+    async def _finish(self, fast: FastConnection) -> None:
+        """Back to the idle list if nothing is left on it, else discarded."""
+        if (
+            fast.broken
+            or fast._raw.is_closed()
+            or fast._raw.is_in_transaction()
+            or fast._conn.invalidated
+            or fast._adapter._transaction is not None
+        ):
+            await self._discard(fast)
+        else:
+            self._release(fast)
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for fast in idle:
             self._open -= 1
-            await fast._conn.close()
+            fast.discarded = True
+            with contextlib.suppress(Exception):
+                await fast._conn.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def _begin(self) -> FastConnection:
+        """A connection in a transaction. A BEGIN that finds its connection broken
+        (PostgreSQL restarted, a proxy dropped it, a FATAL message arrived while it
+        sat idle) is our ping: begin again on another, before anything of the
+        caller's has run."""
+        for attempt in range(_BEGIN_ATTEMPTS):
+            fast = await self._acquire()
+            adapter = fast._adapter
+            try:
+                await adapter._start_transaction()
+            except BaseException as error:
+                broken = not _answered(error) or fast._raw.is_closed()
+                await self._discard(fast)
+                if not isinstance(error, Exception):
+                    raise  # cancelled while beginning
+                if broken and attempt + 1 < _BEGIN_ATTEMPTS:
+                    continue
+                if isinstance(error, adapter.dbapi.Error):
+                    raise exc.DBAPIError.instance(
+                        "BEGIN",
+                        None,
+                        error,
+                        adapter.dbapi.Error,
+                        dialect=fast.dialect,
+                        connection_invalidated=broken,
+                    ) from error
+                raise
+            return fast
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
         """In a transaction, committed when the block ends, rolled back on error. Yields
         SQLAlchemy's own connection when listeners watch it (tests counting statements),
         the FastConnection otherwise."""
-        for tries_left in (1, 0):
-            fast = await self._acquire()
-            adapter = fast._adapter
-            try:
-                await adapter._start_transaction()
-            except Exception as error:
-                dead = fast._raw.is_closed()
-                await self._discard(fast)
-                if dead and tries_left:
-                    # BEGIN on a connection PostgreSQL dropped (a restart, a proxy's
-                    # idle timeout): our ping. Begin again on a fresh one, once.
-                    continue
-                if isinstance(error, adapter.dbapi.Error):
-                    raise exc.DBAPIError.instance(
-                        "BEGIN", None, error, adapter.dbapi.Error, dialect=fast.dialect
-                    ) from error
-                raise
-            except BaseException:  # cancelled while beginning: the state is unknown
-                await self._discard(fast)
-                raise
-            break
+        fast = await self._begin()
         try:
             yield fast._conn if _has_events(fast._conn) else fast
         except BaseException:
@@ -462,41 +618,67 @@ class Connections:
         adapter.autocommit = True
         try:
             yield fast._conn if _has_events(fast._conn) else fast
-        except BaseException:
-            await self._done(fast, ok=False)
-            raise
-        await self._done(fast, ok=True)
+        finally:
+            await self._done(fast)
 
-    async def _done(self, fast: FastConnection, *, ok: bool) -> None:
-        """Back to the idle list after an autocommit block (SQLAlchemy's own bookkeeping
-        of a statement it ran is closed; nothing is sent)."""
+    async def _done(self, fast: FastConnection) -> None:
+        """After an autocommit block: SQLAlchemy's own bookkeeping of a statement it
+        ran is closed (nothing is sent), then the connection is kept or discarded."""
         try:
             fast._adapter.autocommit = False
-            if fast._conn.in_transaction():
+            if not fast.broken and fast._conn.in_transaction():
                 await fast._conn.rollback()
         except BaseException:
             await self._discard(fast)
             raise
-        if fast._raw.is_closed() or fast._conn.invalidated:
-            await self._discard(fast)
-        else:
-            self._release(fast)
+        await self._finish(fast)
 
     async def _end(self, fast: FastConnection, *, commit: bool) -> None:
+        """COMMIT, or ROLLBACK after an error. A ROLLBACK is not sent on a broken
+        connection (closing it rolls back); a failed ROLLBACK discards the connection
+        and leaves the block's own error to propagate; a failed COMMIT raises."""
+        if fast.broken:
+            # A statement broke the connection and the block went on (its error
+            # caught): nothing was committed, and that must not pass for success.
+            await self._discard(fast)
+            if commit:
+                raise exc.DBAPIError.instance(
+                    "COMMIT",
+                    None,
+                    fast._adapter.dbapi.InterfaceError(
+                        "the connection broke earlier in this transaction; nothing was committed"
+                    ),
+                    fast._adapter.dbapi.Error,
+                    dialect=fast.dialect,
+                    connection_invalidated=True,
+                )
+            return
         try:
             await _end(fast._conn, fast._adapter, commit=commit)
+        except Exception:
+            await self._discard(fast)
+            if commit:
+                raise
+            return
         except BaseException:
             await self._discard(fast)
             raise
-        if fast._raw.is_closed() or fast._conn.invalidated:
-            await self._discard(fast)
-        else:
-            self._release(fast)
+        await self._finish(fast)
+
+
+async def _give_back(conn: AsyncConnection) -> None:
+    """SQLAlchemy's side of a discarded connection: invalidated (its pool slot freed
+    for a new connection), then closed."""
+    with contextlib.suppress(Exception):
+        await conn.invalidate()
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 async def _end(conn: AsyncConnection, adapter: Any, *, commit: bool) -> None:
     """COMMIT or ROLLBACK, through SQLAlchemy when it has a transaction of its own going
-    (a statement it ran), else on the adapter's asyncpg transaction."""
+    (a statement it ran), else on the adapter's asyncpg transaction. Raises if it
+    fails, translated as SQLAlchemy would."""
     if conn.in_transaction():
         await (conn.commit() if commit else conn.rollback())
         return
@@ -506,15 +688,16 @@ async def _end(conn: AsyncConnection, adapter: Any, *, commit: bool) -> None:
     try:
         await (transaction.commit() if commit else transaction.rollback())
     except Exception as error:
-        if adapter._connection.is_closed():
-            await conn.invalidate()
-        if not commit:
-            return  # the rollback of a dead connection: nothing is left to undo
         try:
             adapter._handle_exception(error)
         except adapter.dbapi.Error as translated:
             raise exc.DBAPIError.instance(
-                "COMMIT", None, translated, adapter.dbapi.Error, dialect=conn.dialect
+                "COMMIT" if commit else "ROLLBACK",
+                None,
+                translated,
+                adapter.dbapi.Error,
+                dialect=conn.dialect,
+                connection_invalidated=not _answered(error) or adapter._connection.is_closed(),
             ) from error
         raise
     finally:
