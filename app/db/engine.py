@@ -2,7 +2,8 @@
 
 PostgreSQL (production) goes through asyncpg, one pool for both: transactions and
 reads in autocommit, a repository's kept statements straight on asyncpg as prepared
-statements (app/db/postgres.py).
+statements (app/db/postgres.py). `fast_path=False` (COBRO_POSTGRES_FAST_PATH=false)
+runs plain SQLAlchemy instead: its pool, engine.begin() and engine.connect().
 
 SQLite (the embedded default) goes through the standard sqlite3 driver, called
 right on the event loop's thread. A statement on a local file takes tens of
@@ -52,7 +53,7 @@ _AFTER_COMMIT = "cobro.after_commit"
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, fast_path: bool = True) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._after_commit: list[Callable[[list[Any]], None]] = []
@@ -76,6 +77,8 @@ class Database:
         else:
             # No pool_pre_ping: it cost BEGIN, ";" and ROLLBACK on every checkout; a
             # transaction's own BEGIN finds a dead connection instead (app/db/postgres.py).
+            # With the short path off, the first statement on a dead connection fails
+            # (an outage for that request) and SQLAlchemy invalidates the pool.
             self.engine = create_async_engine(
                 url,
                 pool_size=2 * pool_size,
@@ -84,7 +87,9 @@ class Database:
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
-            self._pg = postgres.Connections(self.engine, postgres.Plans(), 2 * pool_size)
+            self._pg: postgres.Connections | None = None
+            if fast_path:
+                self._pg = postgres.Connections(self.engine, postgres.Plans(), 2 * pool_size)
 
     @property
     def dialect(self) -> str:
@@ -114,7 +119,7 @@ class Database:
                 yield conn
             return
         try:
-            async with self._pg.transaction() as conn:
+            async with self._begin() as conn:
                 committed: list[Any] = []
                 conn.info[_AFTER_COMMIT] = committed
                 try:
@@ -140,7 +145,7 @@ class Database:
         one statement: on PostgreSQL no BEGIN and COMMIT around it (two round trips);
         on SQLite a transaction of the group commit like any other. Nothing queued
         with `after_commit` here is delivered."""
-        if self.is_sqlite:
+        if self.is_sqlite or self._pg is None:
             async with self.transaction() as conn:
                 yield conn
             return
@@ -162,7 +167,7 @@ class Database:
             yield self._reader()  # type: ignore[misc]
             return
         try:
-            async with self._pg.autocommit() as conn:
+            async with self._connect() as conn:
                 yield conn
         except Exception as error:
             if is_unreachable(error):
@@ -170,6 +175,12 @@ class Database:
             raise
         if self.outage.ongoing:
             self.outage.succeeded()
+
+    def _begin(self) -> Any:
+        return self._pg.transaction() if self._pg is not None else self.engine.begin()
+
+    def _connect(self) -> Any:
+        return self._pg.autocommit() if self._pg is not None else self.engine.connect()
 
     def _reader(self) -> _Inline:
         """SQLite's one reading connection, kept open: checking a connection out of a
@@ -194,7 +205,8 @@ class Database:
             self._sqlite_writer.dispose()
             self._sqlite_reader.dispose()
         else:
-            await self._pg.close()
+            if self._pg is not None:
+                await self._pg.close()
             await self.engine.dispose()
 
 
