@@ -25,6 +25,33 @@ explicit RETURNING, connections with event listeners) goes through SQLAlchemy on
 the same connection and in the same transaction: the transaction is begun and
 ended on SQLAlchemy's own adapter (`_start_transaction`, `_transaction`), so its
 bookkeeping and ours agree.
+
+A connection is used by one caller at a time and goes back to the idle list only
+in a known state (Connections): an error that is not PostgreSQL's own answer to a
+statement, or a cancellation mid-statement, closes it at once.
+
+Private internals relied on, hence SQLAlchemy pinned to one minor version in
+pyproject.toml, `COBRO_POSTGRES_FAST_PATH=false` to run plain SQLAlchemy instead,
+and tests/services/test_postgres_both_ways.py running the repositories' kept
+statements both ways and comparing:
+
+- SQLAlchemy's asyncpg adapter (`AsyncAdapt_asyncpg_connection`, the pool
+  connection's `dbapi_connection`): `_start_transaction()`, `_transaction` (the
+  asyncpg Transaction or None), `_handle_exception(error)` (asyncpg's error as
+  SQLAlchemy's DBAPI-style one), `_connection` (the asyncpg connection), `dbapi`
+  (its exception classes), `autocommit` (settable).
+- SQLAlchemy's event flags `Connection._has_events`, `Engine._has_events`,
+  `Dialect._has_events` (a connection someone listens to runs through SQLAlchemy).
+- SQLAlchemy's compiler, to plan a statement as SQLAlchemy would run it:
+  `SQLCompiler.positiontup`, `binds`, `_bind_processors`, `post_compile_params`,
+  `_result_columns`, `effective_returning`, `returning`, `insert_prefetch`,
+  `update_prefetch`, `literal_execute_params`, `escaped_bind_names`,
+  `_insertmanyvalues`, `_collected_params`; `TypeEngine._cached_result_processor`;
+  `UpdateBase._returning`; the `__[POSTCOMPILE_name]` form of expanding IN lists.
+- SQLAlchemy's result classes `IteratorResult` and `SimpleResultMetaData`.
+- asyncpg: `Connection.is_closed()`, `is_in_transaction()`, `terminate()`,
+  `prepare()` and `PreparedStatement.get_statusmsg()` are public; the client-side
+  `asyncpg.exceptions._base.DataError` is not.
 """
 
 from __future__ import annotations
