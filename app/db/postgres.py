@@ -318,10 +318,11 @@ class FastConnection:
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         plan = self._plans.plan(self._conn, statement, parameters) if self._plans else None
         if plan is None:
+            began = self._adapter._transaction is not None
             try:
                 return await self._conn.execute(statement, parameters)
             except BaseException as error:
-                self._after_error(error)
+                self._after_error(error, began)
                 raise
         many = type(parameters) is list and len(parameters) > 1
         try:
@@ -364,21 +365,29 @@ class FastConnection:
         return (await self.execute(statement, parameters)).scalar()
 
     async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        began = self._adapter._transaction is not None
         try:
             return await self._conn.run_sync(fn, *args)
         except BaseException as error:
-            self._after_error(error)
+            self._after_error(error, began)
             raise
 
-    def _after_error(self, error: BaseException) -> None:
+    def _after_error(self, error: BaseException, began: bool = False) -> None:
         """After a statement failed: unless PostgreSQL itself answered it with an error
         (the protocol is then back in step, ready for the ROLLBACK), the connection
         is broken: closed at once, so not another byte is sent on it, and the error
         marked as the connection's (`is_unreachable`: the caller's transaction was
-        not committed, PostgreSQL rolls it back as the connection closes)."""
+        not committed, PostgreSQL rolls it back as the connection closes).
+
+        Also broken: a transaction SQLAlchemy ended by itself. An error SQLAlchemy
+        raises before it begins its own bookkeeping (a parameter missing or refused
+        by its type) makes it roll back the adapter's transaction, ours; statements
+        after it would otherwise run outside any transaction, each committing alone,
+        and the block's COMMIT would find nothing to commit."""
         if self.broken:
             return
-        if _answered(error) and not self._raw.is_closed():
+        lost = began and self._adapter._transaction is None
+        if _answered(error) and not self._raw.is_closed() and not lost:
             return
         self.broken = True
         with contextlib.suppress(Exception):

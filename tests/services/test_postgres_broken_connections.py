@@ -12,12 +12,14 @@ the connection went back to the idle list for the next request to fail on too.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func, insert, select
+from sqlalchemy.exc import StatementError
 
 from app.db.engine import Database
 from app.db.postgres import FastConnection
@@ -216,4 +218,26 @@ async def test_backends_terminated_under_load(db: Database, postgres: PostgresSe
     stored = await names(db)
     assert sorted(stored) == sorted(done) and len(set(stored)) == len(stored)
     assert len(done) > 20
+    await assert_clean(db)
+
+
+async def test_a_transaction_sqlalchemy_rolled_back_is_not_carried_on(db: Database) -> None:
+    """A statement SQLAlchemy refuses before running it (a parameter missing) makes it
+    roll the transaction back; a caller that carries on must not see its later
+    statements commit one by one, nor the block pass for committed."""
+    await warm(db)
+    for _ in range(2):  # INSERT run once through SQLAlchemy, then planned
+        with pytest.raises(ZeroDivisionError):
+            async with db.transaction() as conn:
+                await conn.execute(INSERT, {"name": "undone"})
+                1 / 0  # noqa: B018
+    with pytest.raises(ServiceUnavailable):
+        async with db.transaction() as conn:
+            await conn.execute(INSERT, {"name": "first"})
+            built_per_call = select(things.c.id).where(things.c.name == bindparam("name"))
+            with pytest.raises(StatementError, match="A value is required"):
+                await conn.execute(built_per_call, {})
+            with contextlib.suppress(Exception):
+                await conn.execute(INSERT, {"name": "second"})
+    assert await names(db) == []
     await assert_clean(db)
