@@ -1,13 +1,20 @@
 """Both ways: every kept statement PostgreSQL's short path runs as a plan on asyncpg
 (app/db/postgres.py) is first run through SQLAlchemy's own execution on the same
 connection, at the same moment, and the answers compared: rows and their keys for
-a read; for a write, the row count, the key and the whole table afterwards (the
+a read; for a write, the row count, the key and an inserted row as stored (the
 SQLAlchemy run inside a savepoint rolled back before the plan runs); for an error,
 its class. A difference is an AssertionError where the statement ran.
 
 `COBRO_TEST_BOTH_WAYS=1` turns it on for a whole pytest run (tests/conftest.py), so
 any suite can run this way on PostgreSQL; tests/services/test_postgres_both_ways.py
-runs payments through it and checks which repository statements it compared."""
+runs payments through it and checks which repository statements it compared.
+
+Expected to fail under it, as they look at the short path itself: the tests of
+tests/services/test_postgres_path.py that count generated keys (the SQLAlchemy run
+takes a sequence value too), those of test_postgres_broken_connections.py that break
+a connection by hand (the SQLAlchemy run meets the break first) or read while
+others commit (autocommit reads see a commit between the two runs), and the
+per-drop memory bound of tests/api/test_subscription_memory.py."""
 
 from __future__ import annotations
 
@@ -70,7 +77,7 @@ async def _both_ways(self: FastConnection, statement: Any, parameters: Any = Non
         expected = await self._conn.execute(statement, parameters)
         want = _written(statement, parameters, expected)
         want_error = None
-        table_after = await _table(self, statement)
+        row = None if type(parameters) is list else await _row(self, statement, expected)
     except Exception as error:
         want_error = type(error)
     finally:
@@ -82,8 +89,8 @@ async def _both_ways(self: FastConnection, statement: Any, parameters: Any = Non
         raise
     assert want_error is None, (str(statement), parameters, want_error)
     assert _written(statement, parameters, got) == want, (str(statement), parameters)
-    if in_transaction:
-        assert await _table(self, statement) == table_after, (str(statement), parameters)
+    if in_transaction and type(parameters) is not list:
+        assert await _row(self, statement, got) == row, (str(statement), parameters)
     return got
 
 
@@ -105,10 +112,15 @@ def _one(parameters: Any) -> Any:
     return parameters[0] if type(parameters) is list else parameters
 
 
-async def _table(self: FastConnection, statement: Any) -> list[tuple[Any, ...]]:
-    """The written table's rows, without a generated key (a sequence is not rolled back)."""
+async def _row(self: FastConnection, statement: Any, result: Any) -> Any:
+    """The row an INSERT of one row wrote, found by its key, without a generated key
+    (a sequence is not rolled back with the savepoint); None for other writes."""
+    if not isinstance(statement, Insert) or result.inserted_primary_key is None:
+        return None
     table = statement.table
     generated = table.autoincrement_column
     columns = [c for c in table.columns if c is not generated]
-    rows = [tuple(r) for r in await self._conn.execute(select(*columns))]
-    return sorted(rows, key=repr)
+    where = [
+        c == v for c, v in zip(table.primary_key.columns, result.inserted_primary_key, strict=True)
+    ]
+    return [tuple(r) for r in await self._conn.execute(select(*columns).where(*where))]
