@@ -103,7 +103,7 @@ async def _migrate(settings: Settings) -> None:
     from app.db.engine import Database
     from app.db.migrate import upgrade
 
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, fast_path=settings.postgres_fast_path)
     try:
         await upgrade(database)
     finally:
@@ -119,7 +119,7 @@ async def _create_merchant(settings: Settings, name: str) -> dict[str, str]:
     name = name.strip()
     if not name or len(name) > 200:
         raise SystemExit("cobro: --name must be 1 to 200 characters")
-    database = Database(settings.database_url)
+    database = Database(settings.database_url, fast_path=settings.postgres_fast_path)
     try:
         if settings.sandbox_enabled:
             await upgrade(database)

@@ -135,6 +135,11 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///./var/cobro.db"
+    # PostgreSQL's short path (app/db/postgres.py): our own connection list, kept
+    # statements as asyncpg prepared statements. Off: plain SQLAlchemy (its pool,
+    # engine.begin() and connect()), for when an upgrade of SQLAlchemy or asyncpg
+    # breaks the private attributes the short path relies on.
+    postgres_fast_path: bool = True
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "COBRO_PORT"))

@@ -1,7 +1,8 @@
-"""The write ceiling: a plain async SQLAlchemy insert + commit loop (aiosqlite), on
-the same database file, for a number of seconds. Prints commits per second.
+"""The write ceiling: a plain async SQLAlchemy insert + commit loop (aiosqlite, or
+asyncpg), on the same database, for a number of seconds. Prints commits per second.
 
     python bench/insert_loop.py sqlite+aiosqlite:///… 10
+    python bench/insert_loop.py postgresql+asyncpg://… 10
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ rows = Table(
 async def main(url: str, seconds: float) -> None:
     engine = create_async_engine(url)
     async with engine.begin() as conn:
-        await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        if engine.dialect.name == "sqlite":
+            await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
         await conn.run_sync(metadata.create_all)
     commits = 0
     deadline = time.perf_counter() + seconds

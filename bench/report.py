@@ -29,7 +29,12 @@ def _cdf(ax: Any, label: str, samples_ms: list[float]) -> None:
 def plot(name: str, scenario: dict[str, Any], path: Path) -> None:
     raw = scenario["raw"]
     fig, ax = plt.subplots(figsize=(7, 4))
-    if name in ("read", "write"):
+    if name == "write_pg":
+        _percentile_curve(ax, "Cobro, PostgreSQL", raw["cobro"]["latency_ms"])
+        ax.set_yscale("log")
+        ax.set_ylabel("latency (ms, log)")
+        ax.set_xlabel("percentile (wrk)")
+    elif name in ("read", "write"):
         _percentile_curve(ax, "Cobro", raw["cobro"]["latency_ms"])
         if name == "read":
             _percentile_curve(ax, "ceiling (bare Starlette)", raw["ceiling"]["latency_ms"])
@@ -38,8 +43,10 @@ def plot(name: str, scenario: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("percentile (wrk)")
     elif name == "push":
         for key, label in (("one_process", "Cobro, one process"), ("via_redis", "Cobro via Redis"),
+                           ("via_redis_postgresql", "Cobro via Redis, PostgreSQL"),
                            ("ceiling", "ceiling (bare Starlette)")):  # fmt: skip
-            _cdf(ax, label, raw[key]["samples_ms"])
+            if key in raw:
+                _cdf(ax, label, raw[key]["samples_ms"])
         ax.set_xscale("log")
         ax.set_xlabel("webhook POST to SUCCEEDED received (ms, log)")
         ax.set_ylabel("fraction of settlements")

@@ -33,8 +33,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report
-from bench.stack import ROOT, Process, ceiling, cobro_api
+from bench.stack import ROOT, Process, ceiling, cobro_api, cobro_worker, cpu_seconds
 from providers.stripe import sign_payload
+from tests.support.postgres import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.server import free_port
 
@@ -97,15 +98,42 @@ class Bench:
         self.logs = self.work / "logs"
         self.logs.mkdir(parents=True)
         self._processes: list[Process | RedisServer] = []
+        self._postgres: PostgresServer | None = None
+        self.results: dict[str, dict[str, Any]] = {}  # this run's scenarios so far
 
     def database(self, name: str) -> str:
         return f"sqlite+aiosqlite:///{self.work / name}.db"
+
+    def pg_database(self, name: str) -> str:
+        """A fresh database on the run's throw-away PostgreSQL cluster (the test
+        suite's, tests/support/postgres.py: fsync off), started on first use."""
+        if self._postgres is None:
+            self._postgres = PostgresServer().start()
+        self._postgres.sql(f"CREATE DATABASE {name}")
+        return self._postgres.url(name)
+
+    def postgres_version(self) -> str:
+        return self._postgres.bindir.parent.name if self._postgres else "?"
+
+    def query(self, database: str, sql: str) -> list[tuple[str, ...]]:
+        """Rows of `sql` on a SQLite file or on the run's PostgreSQL cluster."""
+        if not database.startswith("postgresql"):
+            return query_db(database, sql)
+        assert self._postgres is not None
+        name = database.rsplit("/", 1)[1]
+        out = self._postgres.sql(sql, name)
+        return [tuple(line.split("|")) for line in out.splitlines()]
 
     def api(self, name: str, database: str, **env: str) -> tuple[Process, str]:
         port = free_port()
         process = cobro_api(name, port, {"COBRO_DATABASE_URL": database, **env}, self.logs)
         self._processes.append(process)
         return process, f"http://127.0.0.1:{port}"
+
+    def worker(self, name: str, database: str, **env: str) -> Process:
+        process = cobro_worker(name, {"COBRO_DATABASE_URL": database, **env}, self.logs)
+        self._processes.append(process)
+        return process
 
     def ceiling(self, database: str) -> tuple[Process, str]:
         port = free_port()
@@ -121,6 +149,12 @@ class Bench:
     def stop_all(self) -> None:
         while self._processes:
             self._processes.pop().stop()
+
+    def close(self) -> None:
+        self.stop_all()
+        if self._postgres is not None:
+            self._postgres.destroy()
+            self._postgres = None
 
     # -- load generators ---------------------------------------------------------------------
 
@@ -232,57 +266,153 @@ def scenario_read(bench: Bench) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def scenario_write(bench: Bench) -> dict[str, Any]:
+def _write_load(
+    bench: Bench, database: str, targets: list[tuple[Process, str]], others: list[Process] = ()
+) -> dict[str, Any]:
+    """The write load on `targets` (wrk per API process, connections split between
+    them), with the CPU every Cobro process spent (API processes and any worker)
+    and what the books say afterwards."""
     plan = bench.plan
-    database = bench.database("write")
-    api, url = bench.api("write-api", database)
     connections = plan.write_connections
-    bench.wrk("write.lua", f"{url}/graphql", 2, connections, {})  # warm-up
+    share = connections // len(targets)
+    _parallel_wrk(bench, "write.lua", [url for _, url in targets], 2, share)  # warm-up
     time.sleep(0.5)  # the warm-up's last requests finish
-    before = query_db(database, "SELECT count(*) FROM payment_intents WHERE status='SUCCEEDED'")
-    cobro = bench.wrk("write.lua", f"{url}/graphql", plan.write_seconds, connections, {})
+    count = "SELECT count(*) FROM payment_intents WHERE status='SUCCEEDED'"
+    before = int(bench.query(database, count)[0][0])
+    processes = [p for p, _ in targets] + list(others)
+    cpu_before = [cpu_seconds(p.pid) for p in processes]
+    runs = _parallel_wrk(bench, "write.lua", [url for _, url in targets], plan.write_seconds, share)
+    cpu = [cpu_seconds(p.pid) - c for p, c in zip(processes, cpu_before, strict=True)]
     time.sleep(1.0)  # let the relay publish the last outbox rows
-    api.stop()
-    books = _books(database)
-    books["succeeded_in_run"] = books["succeeded"] - before[0][0]
+    books = _books(bench, database)
+    books["succeeded_in_run"] = books["succeeded"] - before
+    payments = sum(r["payments"] for r in runs)
+    duration = max(r["duration_s"] for r in runs)
+    cobro = runs[0] if len(runs) == 1 else {"per_process": runs}
+    complete = (
+        0 <= books["succeeded_in_run"] - payments <= connections  # in flight at the end
+        and books["without_audit"] == 0
+        and books["without_outbox"] == 0
+        and sum(r["failures"] for r in runs) == 0
+    )
+    p99 = max(r["latency_ms"]["99"] for r in runs)
+    return {
+        "payments_per_s": round(payments / duration, 1),
+        "requests_per_s": round(sum(r["requests_per_s"] for r in runs), 1),
+        "p50_ms": max(r["latency_ms"]["50"] for r in runs),
+        "p99_ms": p99,
+        "cpu_ms_per_payment": round(1000 * sum(cpu) / max(payments, 1), 2),
+        "every_payment_recorded": complete,
+        "raw": {"cobro": cobro, "books": books, "cpu_s": [round(c, 2) for c in cpu]},
+    }
+
+
+def _parallel_wrk(
+    bench: Bench, script: str, urls: list[str], seconds: int, connections: int
+) -> list[dict[str, Any]]:
+    """One wrk per URL, all at once."""
+    if len(urls) == 1:
+        return [bench.wrk(script, f"{urls[0]}/graphql", seconds, connections, {})]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(urls)) as pool:
+        return list(
+            pool.map(
+                lambda url: bench.wrk(script, f"{url}/graphql", seconds, connections, {}), urls
+            )
+        )
+
+
+def _insert_loop(database: str, seconds: int) -> dict[str, Any]:
     out = subprocess.run(  # noqa: S603
-        [sys.executable, str(BENCH / "insert_loop.py"), database, str(plan.insert_seconds)],
+        [sys.executable, str(BENCH / "insert_loop.py"), database, str(seconds)],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     ).stdout
-    loop = json.loads(out.strip().splitlines()[-1])
-    payments_per_s = round(cobro["payments"] / cobro["duration_s"], 1)
-    p99 = cobro["latency_ms"]["99"]
-    complete = (
-        0 <= books["succeeded_in_run"] - cobro["payments"] <= connections  # in flight at the end
-        and books["without_audit"] == 0
-        and books["without_outbox"] == 0
-        and cobro["failures"] == 0
-    )
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def scenario_write(bench: Bench) -> dict[str, Any]:
+    plan = bench.plan
+    database = bench.database("write")
+    target = bench.api("write-api", database)
+    run = _write_load(bench, database, [target])
+    bench.stop_all()
+    loop = _insert_loop(database, plan.insert_seconds)
+    raw = run.pop("raw")
+    payments_per_s, p99 = run["payments_per_s"], run["p99_ms"]
+    figure = {**run, "ratio_to_insert_loop": round(payments_per_s / loop["commits_per_s"], 3)}
     return {
         "title": "Write: createPaymentIntent + confirmPaymentIntent(CARD, tok_visa)",
         "setup": f"1 API process, SQLite, Stripe emulator in the sandbox; wrk -t1 "
-        f"-c{connections} for {plan.write_seconds} s after a 2 s warm-up; p99 is per request",
+        f"-c{plan.write_connections} for {plan.write_seconds} s after a 2 s warm-up; p99 is "
+        "per request; CPU is the API process's own (utime + stime) over the run",
         "load_generator": "wrk + bench/wrk/write.lua",
-        "figure": {"payments_per_s": payments_per_s, "requests_per_s": cobro["requests_per_s"],
-                   "p50_ms": cobro["latency_ms"]["50"], "p99_ms": p99,
-                   "ratio_to_insert_loop": round(payments_per_s / loop["commits_per_s"], 3),
-                   "every_payment_recorded": complete},
+        "figure": figure,
         "ceiling": {"what": "plain async SQLAlchemy insert+commit loop (aiosqlite) on the same "
                     "database file (bench/insert_loop.py)",
                     "commits_per_s": loop["commits_per_s"]},
         "target": ">= 400 payments/s, p99 < 100 ms, every payment with its audit and outbox rows",
-        "met": payments_per_s >= 400 and p99 < 100 and complete,
-        "raw": {"cobro": cobro, "books": books, "insert_loop": loop},
+        "met": payments_per_s >= 400 and p99 < 100 and run["every_payment_recorded"],
+        "raw": {**raw, "insert_loop": loop},
     }  # fmt: skip
 
 
-def _books(database: str) -> dict[str, int]:
+def scenario_write_pg(bench: Bench, sqlite_write: dict[str, Any]) -> dict[str, Any]:
+    """The same load on PostgreSQL (asyncpg; the throw-away cluster, fsync off), beside
+    SQLite's figure from this run; then 2 API processes and a worker through Redis."""
+    plan = bench.plan
+    database = bench.pg_database("write_one")
+    target = bench.api("write-pg-api", database)
+    one = _write_load(bench, database, [target])
+    bench.stop_all()
+    # Two API processes and `cobro worker` (the production shape), through Redis.
+    database = bench.pg_database("write_two")
+    redis_url = bench.redis()
+    apart = {"COBRO_REDIS_URL": redis_url, "COBRO_EMBEDDED_WORKER": "false"}
+    targets = [bench.api(f"write-pg-api-{n}", database, **apart) for n in (1, 2)]
+    worker = bench.worker("write-pg-worker", database, **apart)
+    two = _write_load(bench, database, targets, [worker])
+    bench.stop_all()
+    loop = _insert_loop(bench.pg_database("write_loop"), plan.insert_seconds)
+    raw_one, raw_two = one.pop("raw"), two.pop("raw")
+    sqlite_cpu = sqlite_write["figure"]["cpu_ms_per_payment"]
+    cpu_ratio = round(one["cpu_ms_per_payment"] / sqlite_cpu, 2)
+    figure = {
+        **one,
+        "cpu_ratio_to_sqlite": cpu_ratio,
+        "ratio_to_insert_loop": round(one["payments_per_s"] / loop["commits_per_s"], 3),
+        "two_processes_and_worker": {k: two[k] for k in ("payments_per_s", "p99_ms",
+                                     "cpu_ms_per_payment", "every_payment_recorded")},
+    }  # fmt: skip
+    return {
+        "title": "Write on PostgreSQL: createPaymentIntent + confirmPaymentIntent(CARD, tok_visa)",
+        "setup": f"as the SQLite write, on PostgreSQL {bench.postgres_version()} (asyncpg; a "
+        "throw-away cluster with fsync off, its own processes not counted in the CPU); then 2 "
+        f"API processes and `cobro worker` through Redis, wrk -c{plan.write_connections // 2} "
+        "on each, CPU of all three",
+        "load_generator": "wrk + bench/wrk/write.lua",
+        "figure": figure,
+        "ceiling": {"what": "plain async SQLAlchemy insert+commit loop (asyncpg) on the same "
+                    "cluster (bench/insert_loop.py); SQLite's CPU per payment in this run",
+                    "commits_per_s": loop["commits_per_s"],
+                    "sqlite_cpu_ms_per_payment": sqlite_cpu},
+        "target": ">= 400 payments/s, p99 < 100 ms, CPU per payment <= 1.25 x SQLite's, "
+        "every payment with its audit and outbox rows",
+        "met": one["payments_per_s"] >= 400 and one["p99_ms"] < 100 and cpu_ratio <= 1.25
+        and one["every_payment_recorded"] and two["every_payment_recorded"],
+        "raw": {"cobro": raw_one["cobro"], "one_process": raw_one, "two_processes": raw_two,
+                "insert_loop": loop},
+    }  # fmt: skip
+
+
+def _books(bench: Bench, database: str) -> dict[str, int]:
     """What the database says: every SUCCEEDED intent has its audit event and the outbox
     row for its current version."""
-    one = lambda sql: query_db(database, sql)[0][0]  # noqa: E731
+    one = lambda sql: int(bench.query(database, sql)[0][0])  # noqa: E731
     return {
         "succeeded": one("SELECT count(*) FROM payment_intents WHERE status='SUCCEEDED'"),
         "audit_events": one("SELECT count(*) FROM audit_events"),
@@ -302,7 +432,7 @@ def _books(database: str) -> dict[str, int]:
 def _push_plan(bench: Bench, database: str, intent_ids: list[str], name: str) -> Path:
     """Signed `payment_intent.succeeded` events, as the sandbox's Stripe would send them."""
     refs = dict(
-        query_db(
+        bench.query(
             database,
             "SELECT intent_id, provider_ref FROM provider_payments WHERE provider='stripe'",
         )
@@ -361,6 +491,18 @@ def scenario_push(bench: Bench) -> dict[str, Any]:
     )
     bench.stop_all()
 
+    # The same on PostgreSQL: the production shape.
+    database = bench.pg_database("push_redis")
+    redis_url = bench.redis()
+    _, url_a = bench.api("push-pg-api-a", database, COBRO_REDIS_URL=redis_url)
+    _, url_b = bench.api("push-pg-api-b", database, COBRO_REDIS_URL=redis_url)
+    ids = create_intents(url_b, count, oxxo=True)
+    path = _push_plan(bench, database, ids, "redis_pg")
+    runs["via_redis_postgresql"] = bench.ws_client(
+        "push", "--api", url_a, "--webhooks", url_b, "--plan", str(path), "--rate", str(rate)
+    )
+    bench.stop_all()
+
     # The ceiling: a bare Starlette app pushing a prepared message to one socket per POST.
     _, ceiling_url = bench.ceiling(bench.database("push-ceiling"))
     path = bench.work / "push-ceiling.json"
@@ -385,14 +527,16 @@ def scenario_push(bench: Bench) -> dict[str, Any]:
         "title": "Push: webhook POST to the subscriber seeing SUCCEEDED",
         "setup": f"{count} paymentIntentUpdated subscriptions (one per OXXO intent), "
         f"{rate:g} signed Stripe payment_intent.succeeded webhooks/s for {count / rate:g} s; "
-        "one API process, then subscribers on API A and webhooks to API B through Redis",
+        "one API process, then subscribers on API A and webhooks to API B through Redis, "
+        "on SQLite and on PostgreSQL",
         "load_generator": "bench/ws_client.py (asyncio + websockets + httpx, own process)",
         "figure": figure,
         "ceiling": {"what": "bare Starlette: POST /poke sends a prepared message to that "
                     "subscriber's socket (bench/ceiling.py)",
                     "p50_ms": top["latency_ms"].get("50"), "p99_ms": top["latency_ms"].get("99"),
                     "lost": top["lost"]},
-        "target": "p50 < 10 ms, p99 < 20 ms, none lost (one process and through Redis)",
+        "target": "p50 < 10 ms, p99 < 20 ms, none lost (one process, and through Redis on "
+        "SQLite and on PostgreSQL)",
         "met": all(ok(run) for run in runs.values()),
         "raw": {**runs, "ceiling": top},
     }  # fmt: skip
@@ -465,6 +609,7 @@ def scenario_memory(bench: Bench) -> dict[str, Any]:
 SCENARIOS: dict[str, Callable[[Bench], dict[str, Any]]] = {
     "read": scenario_read,
     "write": scenario_write,
+    "write_pg": lambda bench: scenario_write_pg(bench, bench.results["write"]),
     "push": scenario_push,
     "fanout": scenario_fanout,
     "memory": scenario_memory,
@@ -531,8 +676,12 @@ def main() -> None:
         },
         "scenarios": {},
     }
+    names = args.only.split(",")
+    if "write_pg" in names and "write" not in names[: names.index("write_pg")]:
+        names.insert(names.index("write_pg"), "write")  # its CPU is the reference
+    bench.results = results["scenarios"]
     try:
-        for name in args.only.split(","):
+        for name in names:
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             began = time.monotonic()
             outcome = SCENARIOS[name](bench)
@@ -542,7 +691,7 @@ def main() -> None:
             results["scenarios"][name] = outcome
             print(f"bench: {name}: met={outcome['met']} {outcome['figure']}", file=sys.stderr)
     finally:
-        bench.stop_all()
+        bench.close()
     results["run"]["seconds"] = round(time.monotonic() - started, 1)
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     report.write(results, BENCH)

@@ -70,6 +70,22 @@ def cobro_api(name: str, port: int, env: dict[str, str], logs: Path) -> Process:
     ).start(ready=f"http://127.0.0.1:{port}/healthz")
 
 
+def cobro_worker(name: str, env: dict[str, str], logs: Path) -> Process:
+    """`cobro worker`: the background jobs, for API processes that do not run them."""
+    return Process(
+        name,
+        [sys.executable, "-m", "app.cli", "worker"],
+        {"COBRO_LOG_LEVEL": "warning", **env},
+        logs,
+    ).start()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ceiling(port: int, database_url: str, logs: Path) -> Process:
     return Process(
         "ceiling",

@@ -40,6 +40,13 @@ BACKENDS = [
 ]
 
 
+if os.environ.get("COBRO_TEST_BOTH_WAYS") == "1":
+    # PostgreSQL's kept statements run through SQLAlchemy too, compared (both_ways.py).
+    from tests.support import both_ways
+
+    both_ways.install()
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "env": "test",

@@ -1,6 +1,9 @@
 """The engine and the two ways in: `transaction()` to write, `read()` to look.
 
-PostgreSQL (production) goes through asyncpg, one pool for both.
+PostgreSQL (production) goes through asyncpg, one pool for both: transactions and
+reads in autocommit, a repository's kept statements straight on asyncpg as prepared
+statements (app/db/postgres.py). `fast_path=False` (COBRO_POSTGRES_FAST_PATH=false)
+runs plain SQLAlchemy instead: its pool, engine.begin() and engine.connect().
 
 SQLite (the embedded default) goes through the standard sqlite3 driver, called
 right on the event loop's thread. A statement on a local file takes tens of
@@ -34,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from app.db import postgres
 from app.db.outage import Outage, is_unreachable
 from app.db.prepared import PreparedStatements
 from app.db.sqlite_checkpoints import FALLBACK_AUTOCHECKPOINT, Checkpointer
@@ -59,7 +63,7 @@ _Hook = TypeVar("_Hook", bound=BeforeCommit)
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, fast_path: bool = True) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._after_commit: list[Callable[[list[Any]], None]] = []
@@ -81,15 +85,21 @@ class Database:
             self._group_writer.after_commit = self._after_commit
             self._sqlite_reading: _Inline | None = None
         else:
+            # No pool_pre_ping: it cost BEGIN, ";" and ROLLBACK on every checkout; a
+            # transaction's own BEGIN finds a dead connection instead (app/db/postgres.py).
+            # With the short path off, the first statement on a dead connection fails
+            # (an outage for that request) and SQLAlchemy invalidates the pool.
             self.engine = create_async_engine(
                 url,
-                pool_size=pool_size,
-                max_overflow=pool_size,
-                pool_pre_ping=True,
+                pool_size=2 * pool_size,
+                max_overflow=0,
                 connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
             )
+            self._pg: postgres.Connections | None = None
+            if fast_path:
+                self._pg = postgres.Connections(self.engine, postgres.Plans(), 2 * pool_size)
 
     @property
     def dialect(self) -> str:
@@ -138,7 +148,7 @@ class Database:
                     conn.info.pop(_BEFORE_COMMIT, None)
             return
         try:
-            async with self.engine.begin() as conn:
+            async with self._begin() as conn:
                 committed: list[Any] = []
                 conn.info[_AFTER_COMMIT] = committed
                 hooks = conn.info[_BEFORE_COMMIT] = {}
@@ -163,13 +173,17 @@ class Database:
                 callback(committed)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection to read with (no transaction on SQLite: the latest commit)."""
-        if self.is_sqlite:
-            yield self._reader()  # type: ignore[misc]
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose statements each commit on their own, for a write that is
+        one statement: on PostgreSQL no BEGIN and COMMIT around it (two round trips);
+        on SQLite a transaction of the group commit like any other. Nothing queued
+        with `after_commit` here is delivered."""
+        if self.is_sqlite or self._pg is None:
+            async with self.transaction() as conn:
+                yield conn
             return
         try:
-            async with self.engine.connect() as conn:
+            async with self._pg.autocommit() as conn:
                 yield conn
         except Exception as error:
             if is_unreachable(error):
@@ -177,6 +191,29 @@ class Database:
             raise
         if self.outage.ongoing:
             self.outage.succeeded()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection to read with, in no transaction: each statement sees the
+        latest commit (SQLite's reading connection; autocommit on PostgreSQL)."""
+        if self.is_sqlite:
+            yield self._reader()  # type: ignore[misc]
+            return
+        try:
+            async with self._connect() as conn:
+                yield conn
+        except Exception as error:
+            if is_unreachable(error):
+                raise self.outage.failed(error) from error
+            raise
+        if self.outage.ongoing:
+            self.outage.succeeded()
+
+    def _begin(self) -> Any:
+        return self._pg.transaction() if self._pg is not None else self.engine.begin()
+
+    def _connect(self) -> Any:
+        return self._pg.autocommit() if self._pg is not None else self.engine.connect()
 
     def _reader(self) -> _Inline:
         """SQLite's one reading connection, kept open: checking a connection out of a
@@ -201,6 +238,8 @@ class Database:
             self._sqlite_writer.dispose()
             self._sqlite_reader.dispose()
         else:
+            if self._pg is not None:
+                await self._pg.close()
             await self.engine.dispose()
 
 

@@ -72,14 +72,25 @@ class MerchantWebhooks:
         )
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    async def enqueue(
+    async def enqueue(self, entries: list[OutboxEntry], now: datetime) -> int:
+        """Queue one delivery per (change, endpoint that wants it); called by the relay.
+        The endpoints are read first, outside any transaction: most changes have no
+        endpoint to go to, and then nothing is written (no BEGIN and COMMIT on
+        PostgreSQL for an empty write)."""
+        async with self.db.read() as conn:
+            queued = await self._deliveries(conn, entries, now)
+        if queued:
+            async with self.db.transaction() as conn:
+                await rows.enqueue(conn, queued)
+        return len(queued)
+
+    async def _deliveries(
         self, conn: AsyncConnection, entries: list[OutboxEntry], now: datetime
-    ) -> int:
-        """Queue one delivery per (change, endpoint that wants it); called by the relay."""
+    ) -> list[dict[str, object]]:
         merchants = sorted({e.merchant_id for e in entries})
         endpoints = [e for e in await rows.endpoints_of(conn, merchants) if e.enabled]
         if not endpoints:
-            return 0
+            return []
         queued = []
         for entry in entries:
             wanting = [
@@ -108,8 +119,7 @@ class MerchantWebhooks:
                 }
                 for endpoint in wanting
             ]
-        await rows.enqueue(conn, queued)
-        return len(queued)
+        return queued
 
     async def dispatch_due(self) -> int:
         """Start sending deliveries that are due, as many as there are free slots."""
