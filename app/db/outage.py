@@ -84,7 +84,9 @@ class Outage:
         if self.failures == 0:
             log.error("%s unreachable: %s: %s", self.name, type(error).__name__, error)
         self.failures += 1
-        return ServiceUnavailable(f"the {self.name} is unavailable; nothing was written, retry")
+        return ServiceUnavailable(
+            f"the {self.name} is unavailable; retry later, with the same idempotency key"
+        )
 
     def succeeded(self) -> None:
         if self.failures:
