@@ -8,7 +8,7 @@ its metadata.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -39,6 +40,11 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+    if TYPE_CHECKING:
+        # SQLAlchemy types this as any FromClause (a class may map a subquery); every
+        # class here maps a Table, which is what insert(), update() and delete() take.
+        __table__: ClassVar[Table]
 
 
 class Merchant(Base):
