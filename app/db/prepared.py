@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, exc
@@ -51,7 +51,6 @@ class _Plan:
 
     def __init__(self, compiled: SQLCompiler, primary_key: tuple[str, ...], rowid: bool) -> None:
         self.sql = compiled.string
-        processors = compiled._bind_processors
         assert compiled.positiontup is not None
         # (parameter key, compiled name, value when not given, processor) per "?"
         self.binds: tuple[tuple[str, str, Any, _Processor], ...] = tuple(
@@ -59,7 +58,7 @@ class _Plan:
                 compiled.binds[name].key,
                 name,
                 _REQUIRED if compiled.binds[name].required else compiled.binds[name].value,
-                processors.get(name),
+                _bind_processor(compiled, name),
             )
             for name in compiled.positiontup
         )
@@ -75,12 +74,12 @@ class _Plan:
         if not (compiled.isinsert or compiled.isupdate or compiled.isdelete):
             dialect = compiled.dialect
             entries = compiled._result_columns
-            processors = [entry.type._cached_result_processor(dialect, None) for entry in entries]
-            self.converters = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+            results = [entry.type._cached_result_processor(dialect, None) for entry in entries]
+            self.converters = tuple((i, p) for i, p in enumerate(results) if p is not None)
             self.metadata = SimpleResultMetaData([entry.keyname for entry in entries])
 
     def values(self, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
-        out = []
+        out: list[Any] = []
         for key, name, default, process in self.binds:
             if key in parameters:
                 value = parameters[key]
@@ -245,6 +244,13 @@ def _prepare(conn: Connection, statement: Any, names: tuple[str, ...], many: boo
     return None if many and plan.lists else plan
 
 
+def _bind_processor(compiled: SQLCompiler, name: str) -> _Processor:
+    process = compiled._bind_processors.get(name)
+    # A sequence is one processor per element of a tuple-typed bind: never planned.
+    assert not isinstance(process, Sequence)
+    return process
+
+
 def _reproducible(compiled: SQLCompiler) -> bool:
     """True when running the SQL with the parameters in order does all SQLAlchemy
     would: nothing computed in Python, rewritten per run, or returned."""
@@ -257,6 +263,7 @@ def _reproducible(compiled: SQLCompiler) -> bool:
         or compiled.literal_execute_params
         or any(not bind.expanding or bind.literal_execute for bind in compiled.post_compile_params)
         or compiled.escaped_bind_names
+        or any(isinstance(process, Sequence) for process in compiled._bind_processors.values())
         or compiled._insertmanyvalues
         or getattr(compiled, "_collected_params", None)
         or any(bind.callable for bind in compiled.binds.values())
