@@ -28,7 +28,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -127,10 +127,10 @@ class Database:
         as the last work of the transaction (still inside it: an error rolls it all
         back); dropped unrun if the transaction fails first."""
         hooks: dict[str, Any] = conn.info[_BEFORE_COMMIT]
-        hook = hooks.get(key)
+        hook: _Hook | None = hooks.get(key)
         if hook is None:
             hook = hooks[key] = make()
-        return hook  # type: ignore[no-any-return]
+        return hook
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -197,7 +197,8 @@ class Database:
         """A connection to read with, in no transaction: each statement sees the
         latest commit (SQLite's reading connection; autocommit on PostgreSQL)."""
         if self.is_sqlite:
-            yield self._reader()  # type: ignore[misc]
+            # _Inline speaks as much of AsyncConnection as the repositories use.
+            yield cast(AsyncConnection, self._reader())
             return
         try:
             async with self._connect() as conn:

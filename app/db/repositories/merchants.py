@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import ApiKey, Merchant
@@ -40,7 +40,7 @@ class StoredKey:
     expires_at: datetime | None
 
 
-def _live(now: datetime) -> tuple[object, ...]:
+def _live(now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (K.c.revoked_at.is_(None), or_(K.c.expires_at.is_(None), K.c.expires_at > now))
 
 

@@ -89,15 +89,26 @@ async def endpoint(
     return _endpoint(row) if row else None
 
 
-def _endpoint(row: Row[Any]) -> Endpoint:
-    *columns, retiring = row
+def _endpoint(row: Row[*tuple[Any, ...]]) -> Endpoint:
     return Endpoint(
-        *columns,
+        row.id,
+        row.merchant_id,
+        row.url,
+        row.events,
+        row.secret,
+        row.enabled,
+        row.created_at,
         retiring=tuple(
             RetiringSecret(r["secret"], datetime.fromisoformat(r["expires_at"]))
-            for r in retiring or ()
+            for r in row.retiring_secrets or ()
         ),
     )
+
+
+def _delivery(row: Row[*tuple[Any, ...]]) -> Delivery:
+    # A row of the 13 columns of _DELIVERY, in Delivery's order. (mypy cannot spread a
+    # row wider than select()'s typed overloads straight into a call.)
+    return Delivery(*row)
 
 
 async def set_secrets(
@@ -163,7 +174,7 @@ async def claim_due(
     rows = await conn.execute(
         select(*_DELIVERY).where(D.c.id.in_(ids)).order_by(D.c.next_attempt_at)
     )
-    return [Delivery(*row) for row in rows]
+    return [_delivery(row) for row in rows]
 
 
 async def record_attempt(
@@ -212,4 +223,4 @@ async def deliveries_of(conn: AsyncConnection, endpoint_id: str, limit: int) -> 
         .order_by(D.c.created_at.desc(), D.c.intent_version.desc())
         .limit(limit)
     )
-    return [Delivery(*row) for row in rows]
+    return [_delivery(row) for row in rows]
