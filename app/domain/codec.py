@@ -39,7 +39,7 @@ def json_bytes(
         ).encode()
 
 
-_NEXT_ACTION_TYPES: dict[str, type[Any]] = {
+_NEXT_ACTION_TYPES: dict[str, type[NextAction]] = {
     "oxxo_voucher": OxxoVoucher,
     "spei_instructions": SpeiInstructions,
     "crypto_instructions": CryptoInstructions,
@@ -61,7 +61,7 @@ def next_action_to_dict(action: NextAction | None) -> dict[str, Any] | None:
     if action is None:
         return None
     out: dict[str, Any] = {"type": _NEXT_ACTION_NAMES[type(action)]}
-    for name in action.__slots__:  # type: ignore[union-attr]
+    for name in action.__slots__:
         value = getattr(action, name)
         out[name] = _time(value) if name in _TIME_FIELDS else value
     return out
@@ -74,7 +74,7 @@ def next_action_from_dict(data: dict[str, Any] | None) -> NextAction | None:
     cls = _NEXT_ACTION_TYPES[fields.pop("type")]
     for name in _TIME_FIELDS & fields.keys():
         fields[name] = _parse_time(fields[name])
-    return cls(**fields)  # type: ignore[no-any-return]
+    return cls(**fields)
 
 
 def error_to_dict(error: PaymentError | None) -> dict[str, Any] | None:

@@ -92,11 +92,13 @@ def build_request(
         token = (command.card.token if command.card else "").strip()
         if not token or len(token) > MAX_TOKEN or not token.isprintable():
             raise InvalidInput("card.token is required for CARD", ("input", "card", "token"))
-        return _with(base, card_token=token, return_url=f"{public_url}/payments/{intent.id}/return")
+        return replace(
+            base, card_token=token, return_url=f"{public_url}/payments/{intent.id}/return"
+        )
     if method is PaymentMethodType.OXXO:
         oxxo = command.oxxo or OxxoOptions()
         days = oxxo_expiry_days(oxxo.expires_in_days)
-        return _with(
+        return replace(
             base,
             customer_name=check_text(
                 oxxo.customer_name, ("input", "oxxo", "customerName"), MAX_NAME
@@ -109,7 +111,7 @@ def build_request(
         payer = (command.spei or SpeiOptions()).payer_clabe
         if payer is not None:
             payer = validate_clabe(payer, ("input", "spei", "payerClabe"))
-        return _with(base, payer_clabe=payer, expires_at=now + spei_expiry)
+        return replace(base, payer_clabe=payer, expires_at=now + spei_expiry)
     crypto = command.crypto or CryptoOptions()
     asset = crypto.asset.upper()
     if asset not in CRYPTO_NETWORKS or crypto.network not in CRYPTO_NETWORKS[asset]:
@@ -118,11 +120,7 @@ def build_request(
             f"{crypto.asset} on {crypto.network} is not accepted ({accepted})",
             ("input", "crypto"),
         )
-    return _with(base, crypto_asset=asset, crypto_network=crypto.network)
-
-
-def _with(base: PaymentRequest, **fields: object) -> PaymentRequest:
-    return replace(base, **fields)
+    return replace(base, crypto_asset=asset, crypto_network=crypto.network)
 
 
 def _email(value: str | None) -> str | None:
