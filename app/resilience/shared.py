@@ -45,15 +45,18 @@ class SharedCircuits(pybreaker.CircuitBreakerListener):
         old_state: pybreaker.CircuitBreakerState | None,
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
+        name = cb.name
+        if name is None:
+            return  # not one of Breakers' circuits: those are named after their provider
         if new_state.name == pybreaker.STATE_CLOSED:
-            self._opened_here.pop(cb.name, None)  # it recovered: stop telling others
+            self._opened_here.pop(name, None)  # it recovered: stop telling others
             return
         if self._applying or new_state.name != pybreaker.STATE_OPEN:
             return
         loop_time = time.monotonic()
-        self._opened_here[cb.name] = loop_time + self.breakers.reset_seconds
+        self._opened_here[name] = loop_time + self.breakers.reset_seconds
         try:
-            task = asyncio.get_running_loop().create_task(self._announce(cb.name))
+            task = asyncio.get_running_loop().create_task(self._announce(name))
         except RuntimeError:
             return  # no loop (a synchronous caller): nothing to share with
         self._tasks.add(task)
