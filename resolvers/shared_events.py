@@ -21,25 +21,30 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
 from graphql import OperationType
 from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+if TYPE_CHECKING:
+    from resolvers.types.intent import PaymentIntent
+
 # Recent changes kept for sharing: a burst of distinct changes in one loop turn.
 REMEMBERED = 64
 
+V = TypeVar("V")
 
-class _Recent:
+
+class _Recent(Generic[V]):
     """A small LRU whose entries keep their source object alive, so an id() in a key
     cannot be reused by another object while the entry exists."""
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[Hashable, tuple[object, Any]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[object, V]] = OrderedDict()
 
-    def get_or_make(self, source: object, key: Hashable, make: Callable[[], Any]) -> Any:
+    def get_or_make(self, source: object, key: Hashable, make: Callable[[], V]) -> V:
         entry = self._entries.get(key)
         if entry is not None and entry[0] is source and not _cancelled(entry[1]):
             return entry[1]
@@ -54,11 +59,14 @@ def _cancelled(value: Any) -> bool:
     return isinstance(value, asyncio.Future) and value.cancelled()
 
 
-_presented = _Recent()
-_executed = _Recent()
+_presented: _Recent[PaymentIntent] = _Recent()
+# An execution's result, or the task that computes it.
+_executed: _Recent[Any] = _Recent()
 
 
-def present_shared(intent: object, viewer: Hashable, make: Callable[[], Any]) -> Any:
+def present_shared(
+    intent: object, viewer: Hashable, make: Callable[[], PaymentIntent]
+) -> PaymentIntent:
     """The GraphQL object for `intent` as `viewer` sees it, made once per change."""
     return _presented.get_or_make(intent, (id(intent), viewer), make)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 
 import strawberry
 
@@ -26,24 +26,24 @@ class Subscription:
         self, info: Info, id: strawberry.ID, after_version: int | None = None
     ) -> AsyncGenerator[PaymentIntent, None]:
         context = info.context
-        stream: AsyncIterator[PaymentIntent] = context.services.live.intent_updates(
+        stream: AsyncGenerator[PaymentIntent, None] = context.services.live.intent_updates(
             context.caller(),
             str(id),
             after_version,
             present=_present,
         )
-        return stream  # type: ignore[return-value]
+        return stream
 
     @strawberry.subscription(
         description="Every change of every intent of the caller's merchant (secret key)."
     )
     async def payment_intents_updated(self, info: Info) -> AsyncGenerator[PaymentIntent, None]:
         context = info.context
-        stream: AsyncIterator[PaymentIntent] = context.services.live.merchant_updates(
+        stream: AsyncGenerator[PaymentIntent, None] = context.services.live.merchant_updates(
             context.caller(),
             present=_present,
         )
-        return stream  # type: ignore[return-value]
+        return stream
 
 
 def _present(intent: DomainIntent, viewer: Principal) -> PaymentIntent:

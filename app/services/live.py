@@ -10,7 +10,7 @@ missing versions are read back from the outbox, which keeps every version.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -33,6 +33,9 @@ REMEMBERED_INTENTS = 10_000
 
 
 T = TypeVar("T")
+# Each stream passes its intents through `present`, by default _as_is: mypy cannot
+# check a default against a parameter typed with a TypeVar (python/mypy#3737), hence
+# the two `type: ignore[assignment]`s below.
 
 
 def _as_is(intent: PaymentIntent, _viewer: Principal) -> PaymentIntent:
@@ -51,7 +54,7 @@ class LiveService:
         intent_id: str,
         after_version: int | None,
         present: Callable[[PaymentIntent, Principal], T] = _as_is,  # type: ignore[assignment]
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """One intent: snapshot (or what came after `after_version`), then each change,
         until a final status, each passed through `present` (the GraphQL layer's type;
         taking it here saves every subscriber a second generator)."""
@@ -78,6 +81,7 @@ class LiveService:
             # Only numbers are kept while waiting: an idle subscription must not hold
             # an intent (several KiB each, 10,000 subscriptions per process).
             del current
+            intent: PaymentIntent | None
             while backlog:
                 intent = backlog.pop(0)
                 if intent.version > last:
@@ -97,7 +101,7 @@ class LiveService:
         self,
         principal: Principal | None,
         present: Callable[[PaymentIntent, Principal], T] = _as_is,  # type: ignore[assignment]
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """Every change of every intent of the caller's merchant, none twice."""
         viewer = require_secret_key(principal)
         merchant_id = viewer.merchant_id
