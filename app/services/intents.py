@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -230,7 +231,7 @@ class IntentService:
             )
         return Page(found[:first], has_next_page=len(found) > first)
 
-    async def events(self, intent_ids: list[str]) -> dict[str, list[AuditRecord]]:
+    async def events(self, intent_ids: builtins.list[str]) -> dict[str, builtins.list[AuditRecord]]:
         async with self.db.read() as conn:
             return await audit.for_intents(conn, intent_ids)
 
@@ -270,7 +271,7 @@ class IntentService:
             )
         return MutationResult(canceled)
 
-    async def _cancel_at_provider(self, intent: PaymentIntent) -> list[NewAuditEvent]:
+    async def _cancel_at_provider(self, intent: PaymentIntent) -> builtins.list[NewAuditEvent]:
         """Tell the PSP holding a voucher or transfer reference to void it first."""
         if intent.status is not PaymentIntentStatus.REQUIRES_ACTION or not intent.provider:
             return []

@@ -7,6 +7,7 @@ signing beside it for `expireOldInHours`, so every delivery meanwhile carries a
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, replace
 
 from app.clock import Clock
@@ -96,7 +97,7 @@ class WebhookEndpointService:
 
     async def deliveries(
         self, principal: Principal | None, endpoint_id: str, first: int
-    ) -> list[Delivery]:
+    ) -> builtins.list[Delivery]:
         endpoint = await self._own(principal, endpoint_id)
         if not 1 <= first <= MAX_PAGE:
             raise InvalidInput(f"first must be between 1 and {MAX_PAGE}", ("first",))
