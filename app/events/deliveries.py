@@ -185,7 +185,8 @@ class MerchantWebhooks:
         body = delivery.body.encode()
         now = self.clock.now()
         header = signatures.sign_all(body, endpoint.signing_secrets(now), int(now.timestamp()))
-        url, headers, extensions = endpoint.url, {"Cobro-Signature": header}, {}
+        url, headers = endpoint.url, {"Cobro-Signature": header}
+        extensions: dict[str, str] = {}
         try:
             if not self.allow_private:
                 url, host, extensions = pinned(endpoint.url, await resolve_public(endpoint.url))
