@@ -264,7 +264,8 @@ def serve(settings: Settings) -> int:
         # Nothing here reads the client's address; the middleware would sit in every
         # WebSocket's call stack for nothing.
         proxy_headers=False,
-        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+        # uvicorn hands this to asyncio.wait_for, which takes a float; it annotates int.
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,  # type: ignore[arg-type]
     )
     return 0
 
