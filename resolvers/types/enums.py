@@ -1,19 +1,30 @@
-"""The contract's enums are the domain's enums, registered with Strawberry."""
+"""The contract's enums are the domain's enums, registered with Strawberry.
+
+`strawberry.enum` marks the class itself and hands it back, so the names here are
+the domain's own classes (and usable as types)."""
 
 from __future__ import annotations
 
 import strawberry
 
-from app.domain.intents import PaymentIntentStatus as DomainStatus
-from app.domain.keys import ApiKeyKind as DomainKeyKind
-from app.domain.methods import PaymentMethodType as DomainMethod
-from app.domain.methods import Settlement as DomainSettlement
-from app.domain.money import Currency as DomainCurrency
-from app.resilience.breaker import CircuitState as DomainCircuit
+from app.domain.intents import PaymentIntentStatus
+from app.domain.keys import ApiKeyKind
+from app.domain.methods import PaymentMethodType, Settlement
+from app.domain.money import Currency
+from app.resilience.breaker import CircuitState
 
-Currency = strawberry.enum(DomainCurrency, name="Currency")
-PaymentMethodType = strawberry.enum(DomainMethod, name="PaymentMethodType")
-Settlement = strawberry.enum(DomainSettlement, name="Settlement")
-PaymentIntentStatus = strawberry.enum(DomainStatus, name="PaymentIntentStatus")
-CircuitState = strawberry.enum(DomainCircuit, name="CircuitState")
-ApiKeyKind = strawberry.enum(DomainKeyKind, name="ApiKeyKind")
+__all__ = [
+    "ApiKeyKind",
+    "CircuitState",
+    "Currency",
+    "PaymentIntentStatus",
+    "PaymentMethodType",
+    "Settlement",
+]
+
+strawberry.enum(Currency, name="Currency")
+strawberry.enum(PaymentMethodType, name="PaymentMethodType")
+strawberry.enum(Settlement, name="Settlement")
+strawberry.enum(PaymentIntentStatus, name="PaymentIntentStatus")
+strawberry.enum(CircuitState, name="CircuitState")
+strawberry.enum(ApiKeyKind, name="ApiKeyKind")
