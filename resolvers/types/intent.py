@@ -9,7 +9,7 @@ viewer by construction, and no resolver has to look the viewer up again.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -48,7 +48,7 @@ class PaymentEvent:
             status=domain.PaymentIntentStatus(record.status) if record.status else None,
             provider=record.provider,
             at=record.at,
-            data=record.data,
+            data=_json(record.data),
             hash=record.hash,
         )
 
@@ -113,7 +113,7 @@ class PaymentIntent:
             method=intent.method,
             provider=intent.provider if owner else None,
             description=intent.description,
-            metadata=intent.metadata if owner else None,
+            metadata=_json(intent.metadata) if owner else None,
             client_secret=intent.client_secret if owner else None,
             next_action=next_action_from_domain(intent.next_action),
             last_error=PaymentError(
@@ -128,3 +128,7 @@ class PaymentIntent:
             expires_at=intent.expires_at,
             owner_view=owner,
         )
+
+
+def _json(value: dict[str, Any] | None) -> JSON | None:
+    return None if value is None else JSON(value)
