@@ -17,6 +17,7 @@ import logging
 from contextlib import suppress
 from typing import Any
 
+from graphql import GraphQLFormattedError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -32,7 +33,7 @@ from resolvers.errors import INTERNAL_CODE
 log = logging.getLogger("cobro.graphql")
 
 ENDED = "the subscription's stream ended unexpectedly; subscribe again"
-ERROR_PAYLOAD = {"message": ENDED, "extensions": {"code": INTERNAL_CODE}}
+ERROR_PAYLOAD: GraphQLFormattedError = {"message": ENDED, "extensions": {"code": INTERNAL_CODE}}
 
 
 def _cancelled_by_someone_else() -> bool:
@@ -40,7 +41,7 @@ def _cancelled_by_someone_else() -> bool:
     return task is not None and not task.cancelling()
 
 
-async def _over_limit(context: Any) -> dict[str, object] | None:
+async def _over_limit(context: Any) -> GraphQLFormattedError | None:
     """Each operation started on a WebSocket counts once against its key's rate
     limit (contract section 10); over it, the error payload refusing it."""
     principal = getattr(context, "principal", None)
