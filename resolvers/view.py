@@ -14,7 +14,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
-from strawberry.types.unset import UNSET, UnsetType
+from strawberry.types.unset import UnsetType
 
 from app.domain.codec import json_bytes
 from app.domain.errors import CobroError
@@ -47,6 +47,7 @@ class CobroGraphQL(GraphQL[Context, None]):
             # Contract section 10: 429 and Retry-After. Whatever needs the caller
             # raises it: an extensions.code in queries, a UserError in mutations.
             context.auth_error = error
+            assert isinstance(response, Response)  # only HTTP requests are counted here
             response.status_code = 429
             response.headers["Retry-After"] = str(error.retry_after)
         except CobroError as error:
@@ -93,7 +94,7 @@ class CobroGraphQL(GraphQL[Context, None]):
             context.auth_error = None
         elif context.auth_error is not None:
             raise ConnectionRejectionError({"message": context.auth_error.message})
-        return UNSET
+        return UnsetType()  # UNSET itself, a singleton, which Strawberry types as Any
 
     async def process_result(
         self, request: Request | WebSocket, result: ExecutionResult
