@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NewType
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.types.scalar import ScalarDefinition
 
 # The decimal string itself; the service turns it into exact minor units.
 DecimalString = NewType("DecimalString", str)
@@ -25,4 +27,4 @@ DECIMAL = strawberry.scalar(
     parse_value=_parse_decimal,
 )
 
-SCALARS = {DecimalString: DECIMAL}
+SCALARS: Mapping[object, ScalarDefinition] = {DecimalString: DECIMAL}
