@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from app.domain.ids import random_token
 from providers.bitso_wire import (
@@ -126,10 +126,17 @@ SANDBOX_PRIVATE_KEY = base64.b64decode(
     "YfYUM/lo+gCJqt9u4MGpLsEPIXZsviJ8ZCJnqyMZlJsXIDeLu7gPFVHWSg=="
 )
 # Our own key, so cryptography's RSA checks (30 ms at every start) are skipped.
-_SIGNING_KEY = serialization.load_der_private_key(
-    SANDBOX_PRIVATE_KEY, password=None, unsafe_skip_rsa_key_validation=True
-)
-assert isinstance(_SIGNING_KEY, rsa.RSAPrivateKey)
+
+
+def _rsa_private_key(der: bytes) -> rsa.RSAPrivateKey:
+    key = serialization.load_der_private_key(
+        der, password=None, unsafe_skip_rsa_key_validation=True
+    )
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
+_SIGNING_KEY = _rsa_private_key(SANDBOX_PRIVATE_KEY)
 
 
 @dataclass
@@ -170,7 +177,7 @@ class BitsoEmulator(Emulator):
         self._seen_v2: set[tuple[str, int]] = set()
         self._seen_v2_order: deque[tuple[int, str, int]] = deque()
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
         return [
             Route("/api/v4/currency_conversions", self.create_quote, methods=["POST"]),
             Route("/api/v4/currency_conversions/{id}", self.get_quote, methods=["GET"]),
@@ -253,8 +260,9 @@ class BitsoEmulator(Emulator):
             return amounts
         from_amount, to_amount = amounts
         now = self.state.clock.now()
+        quote_id = random_token(16)
         body = {
-            "id": random_token(16),
+            "id": quote_id,
             "from_amount": str(from_amount),
             "from_currency": code,
             "to_amount": str(to_amount.quantize(CENT)),
@@ -268,7 +276,7 @@ class BitsoEmulator(Emulator):
             "expires": _millis(now + QUOTE_LIFETIME),
         }
         quote = Quote(body, code, from_amount, to_amount, now + QUOTE_LIFETIME)
-        tx.put("quote", body["id"], quote.to_doc())
+        tx.put("quote", quote_id, quote.to_doc())
         return _ok(body)
 
     async def get_quote(self, request: Request) -> Response:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from app.domain.expiry import OXXO_DEFAULT_DAYS, oxxo_expires_at
 from app.domain.ids import random_token
@@ -50,7 +50,7 @@ def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
 class StripeEmulator(Emulator):
     name = "stripe"
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
         return [
             Route("/v1/payment_intents", self.create_intent, methods=["POST"]),
             Route("/v1/payment_intents/search", self.search_intents, methods=["GET"]),
