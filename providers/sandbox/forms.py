@@ -31,7 +31,8 @@ def decode_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
         for part, following in itertools.pairwise(parts):
             node = _child(node, part, following)
         _assign(node, parts[-1], value)
-    return _lists(root)
+    # The root stays a dict, whatever its keys: only nested nodes may become lists.
+    return {k: _lists(v) for k, v in root.items()}
 
 
 def _child(node: Any, part: str, following: str) -> Any:
