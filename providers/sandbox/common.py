@@ -145,7 +145,8 @@ class Emulator:
                 return _replay(stored, fingerprint, conflict)
             response = await work(tx)
             if response.status_code < 500:
-                tx.writes.answer = (key, Answer(fingerprint, response.status_code, response.body))
+                body = bytes(response.body)
+                tx.writes.answer = (key, Answer(fingerprint, response.status_code, body))
             return response
 
         if key in self._in_flight:

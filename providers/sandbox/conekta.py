@@ -41,6 +41,7 @@ from providers.sandbox.conekta_wire import (
     object_id,
     order_problem,
     sign_webhook,
+    whole,
 )
 from providers.sandbox.store import Tx
 
@@ -272,8 +273,8 @@ class ConektaEmulator(Emulator):
         if not order["is_refundable"]:
             return fail("not_refundable")
         amount, remaining = params.get("amount"), order["amount"] - order["amount_refunded"]
-        valid = isinstance(amount, int) and not isinstance(amount, bool) and 0 < amount <= remaining
-        if not valid or not isinstance(params.get("reason"), str):
+        reason = params.get("reason")
+        if not (whole(amount) and 0 < amount <= remaining and isinstance(reason, str)):
             return fail("refund", "amount")
         refunds = order["charges"]["data"][0]["refunds"]
         now = self.state.clock.timestamp()

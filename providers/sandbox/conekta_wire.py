@@ -7,7 +7,7 @@ Unconfirmed, chosen to be plausible: the codes of our 422/428 errors.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.hazmat.primitives import serialization
 from starlette.responses import JSONResponse, Response
@@ -128,5 +128,9 @@ def _valid_item(item: Any) -> bool:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         return False
     price, quantity = item.get("unit_price"), item.get("quantity")
-    numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in (price, quantity))
-    return numbers and price >= 0 and quantity >= 1
+    return whole(price) and whole(quantity) and price >= 0 and quantity >= 1
+
+
+def whole(value: object) -> TypeGuard[int]:
+    """An integer, and not a JSON true or false."""
+    return isinstance(value, int) and not isinstance(value, bool)
