@@ -298,7 +298,8 @@ class BitsoProvider:
 
 def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderError:
     """Bitso's {"success": false, "error": {"code", "message"}} (5xx and 429 never get here)."""
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    found = body.get("error")
+    error = found if isinstance(found, dict) else {}
     code = str(error.get("code", ""))
     if status in (401, 403):
         contract_code = "PROVIDER_AUTH"  # our key or signature: our misconfiguration

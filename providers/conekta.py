@@ -413,7 +413,8 @@ def _unreadable(provider: str, exc: Malformed) -> ProviderError:
 def _declined(body: Mapping[str, Any]) -> ProviderPayment:
     """A 402 as an answer, FAILED whatever its detail code (a decline, fraud screening, a
     3-D Secure failure...); Conekta may carry the declined order under `data`."""
-    order = body.get("data") if isinstance(body.get("data"), Mapping) else {}
+    data = body.get("data")
+    order = data if isinstance(data, Mapping) else {}
     detail = next(iter(_details(body)), {})
     return ProviderPayment(
         provider_ref=str(order.get("id") or ""),

@@ -20,7 +20,7 @@ import unicodedata
 from base64 import b64encode
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -40,7 +40,7 @@ PAIS_MEXICO = 187  # STP's country catalogue (stpmex-python `types.Pais.MX`)
 # Defaults stpmex-python sends with every order (`ordenes.py`), part of the cadena.
 TOPOLOGIA, MEDIO_ENTREGA, PRIORIDAD_NORMAL = "T", 3, 0
 
-REFERENCE_DIGITS = 7  # referencia numérica: at most 7 digits (Banxico)
+REFERENCE_DIGITS: Final = 7  # referencia numérica: at most 7 digits (Banxico)
 MAX_CLAVE_RASTREO = 29  # stpmex-python truncates tracking keys to 29
 MAX_TEXT = 39  # conceptoPago and names: ASCII, at most 39 characters (stpmex-python)
 MAX_AMOUNT_EXPONENT = 12  # a monto beyond 10^12 pesos is garbage, not money
