@@ -75,7 +75,7 @@ async def worker(thread: ServerThread, **overrides: Any) -> AsyncIterator[Runtim
 
 
 def runtime_of(thread: ServerThread) -> Runtime:
-    runtime: Runtime = thread.server.config.app.state.runtime
+    runtime: Runtime = thread.app.state.runtime
     return runtime
 
 

@@ -73,7 +73,7 @@ def test_arithmetic_refuses_to_mix_currencies():
         Money(100, Currency.MXN) + Money(50, Currency.USD)
 
 
-def test_minor_units_must_be_an_int():
+def test_minor_units_must_be_an_int() -> None:
     with pytest.raises(TypeError):
         Money(1.5, Currency.MXN)  # type: ignore[arg-type]
 

@@ -29,7 +29,8 @@ async def two_processes(database_url) -> AsyncIterator[list[tuple[StripeProvider
     """(Stripe adapter, sandbox) twice, each sandbox on a Database of its own (on
     SQLite both share one: two writers in one event loop would wait on each other's
     lock, which two processes do not; each emulator still has its own memory)."""
-    made, databases = [], []
+    made: list[tuple[StripeProvider, Sandbox]] = []
+    databases: list[Database] = []
     for _ in range(2):
         if not databases or not databases[0].is_sqlite:
             databases.append(Database(database_url))

@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import CursorResult
 
 from app.db.engine import Database
 from app.db.types import UTCDateTime
@@ -64,9 +65,16 @@ def prepared(db: Database, statement: Any) -> bool:
     return entry is not None and any(plan is not None for plan in entry[1].values())
 
 
+def key_of(result: CursorResult[Any]) -> Any:
+    key = result.inserted_primary_key
+    assert key is not None
+    return key[0]
+
+
 async def through_sqlalchemy(db: Database, statement: Any, parameters: Any) -> list[Any]:
     async with db.read() as conn:
-        return [tuple(row) for row in conn._conn.execute(statement, parameters)]
+        inline: Any = conn  # SQLite's reader: its synchronous connection is underneath
+        return [tuple(row) for row in inline._conn.execute(statement, parameters)]
 
 
 async def test_reads_convert_every_column_as_sqlalchemy_does(db: Database) -> None:
@@ -84,7 +92,8 @@ async def test_reads_convert_every_column_as_sqlalchemy_does(db: Database) -> No
     assert expected == [(1, "a", AT, {"k": [1, "a"]}), (3, "c", AT, {"k": [1, "c"]})]
     async with db.read() as conn:
         row = (await conn.execute(BY_NAMES, {"names": ["b"]})).mappings().first()
-        assert row == {"id": 2, "name": "b", "seen_at": AT, "data": {"k": [1, "b"]}}
+        assert row is not None
+        assert dict(row) == {"id": 2, "name": "b", "seen_at": AT, "data": {"k": [1, "b"]}}
         assert row["seen_at"].tzinfo is UTC
         # An empty list is SQLAlchemy's own empty-set expression: no rows, no error.
         assert (await conn.execute(BY_NAMES, {"names": []})).all() == []
@@ -93,9 +102,7 @@ async def test_reads_convert_every_column_as_sqlalchemy_does(db: Database) -> No
 async def test_writes_report_keys_and_counts(db: Database) -> None:
     async with db.transaction() as conn:
         keys = [
-            (
-                await conn.execute(INSERT, {"name": name, "seen_at": None, "data": None})
-            ).inserted_primary_key[0]
+            key_of(await conn.execute(INSERT, {"name": name, "seen_at": None, "data": None}))
             for name in ("a", "b", "c")
         ]
         given = await conn.execute(INSERT, {"id": 40, "name": "d", "seen_at": AT, "data": None})
@@ -111,7 +118,7 @@ async def test_writes_report_keys_and_counts(db: Database) -> None:
         ]
     assert prepared(db, INSERT) and prepared(db, RENAME)
     assert keys == [1, 2, 3]
-    assert given.inserted_primary_key[0] == 40
+    assert key_of(given) == 40
     assert renamed == [1, 0, 1]
     names = await through_sqlalchemy(db, select(T.name).order_by(T.id), None)
     assert [n for (n,) in names] == [
@@ -152,7 +159,9 @@ async def test_errors_are_sqlalchemys_and_change_nothing(db: Database) -> None:
 async def test_keys_of_rows_written_many_at_once_are_refused_as_sqlalchemy_refuses(
     db: Database,
 ) -> None:
-    rows = [{"name": f"r{n}", "seen_at": None, "data": None} for n in range(2)]
+    rows: list[dict[str, Any]] = [
+        {"name": f"r{n}", "seen_at": None, "data": None} for n in range(2)
+    ]
     for _ in range(3):
         async with db.transaction() as conn:
             for row in rows:

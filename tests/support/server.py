@@ -20,6 +20,7 @@ def free_port() -> int:
 
 class ServerThread:
     def __init__(self, app: Any, port: int) -> None:
+        self.app = app
         self.port = port
         self.settings: Any = None
         self.url = f"http://127.0.0.1:{port}"

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import websockets
+from websockets.typing import Subprotocol
 
 PROTOCOL = "graphql-transport-ws"
 
@@ -21,7 +22,7 @@ class GraphQLWebSocket:
         self.ws: Any = None
 
     async def __aenter__(self) -> GraphQLWebSocket:
-        self.ws = await websockets.connect(self.url, subprotocols=[self.protocol])
+        self.ws = await websockets.connect(self.url, subprotocols=[Subprotocol(self.protocol)])
         payload = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         init = "connection_init"
         await self.ws.send(json.dumps({"type": init, "payload": payload}))
