@@ -47,8 +47,9 @@ bench-deps: system-deps
 schema: $(STAMP)
 	$(BIN)/cobro export-schema --output schema.graphql
 
+# Style, formatting, types ([tool.mypy] in pyproject.toml) and the Dockerfile.
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/hadolint Dockerfile
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/hadolint Dockerfile
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
