@@ -63,7 +63,7 @@ import re
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -75,7 +75,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.sql.selectable import Select
 
-from app.db.prepared import _EMPTY, _REQUIRED, _Written
+from app.db.prepared import _EMPTY, _REQUIRED, _bind_processor, _Written
 
 log = logging.getLogger("cobro.db")
 
@@ -147,9 +147,12 @@ class Plans:
         entry = self._plans.get(id(statement))
         if entry is None or entry[0]() is not statement:
             if isinstance(statement, Select | UpdateBase):
-                key = id(statement)
-                plans = self._plans
-                plans[key] = (weakref.ref(statement, lambda _: plans.pop(key, None)), {})
+                statement_id = id(statement)
+                known = self._plans
+                known[statement_id] = (
+                    weakref.ref(statement, lambda _: known.pop(statement_id, None)),
+                    {},
+                )
             return None  # seen once: the second run plans it
         many = type(parameters) is list
         if many:
@@ -184,13 +187,12 @@ def _prepare(
     sql = _numbered(compiled)
     if sql is None:
         return None
-    processors = compiled._bind_processors
     lists = {id(bind) for bind in compiled.post_compile_params}
-    binds = []
+    binds: list[tuple[str, str, Any, _Processor, bool]] = []
     for name in compiled.positiontup or ():
         bind = compiled.binds[name]
         default = _REQUIRED if bind.required else bind.value
-        binds.append((bind.key, name, default, processors.get(name), id(bind) in lists))
+        binds.append((bind.key, name, default, _bind_processor(compiled, name), id(bind) in lists))
     plan = _Plan(sql, tuple(binds))
     if compiled.isinsert and not many:
         table = statement.table
@@ -232,6 +234,7 @@ def _reproducible(compiled: SQLCompiler, statement: Any, many: bool) -> bool:
         or compiled.literal_execute_params
         or any(not bind.expanding or bind.literal_execute for bind in compiled.post_compile_params)
         or compiled.escaped_bind_names
+        or any(isinstance(process, Sequence) for process in compiled._bind_processors.values())
         or compiled._insertmanyvalues
         or getattr(compiled, "_collected_params", None)
         or any(bind.callable for bind in compiled.binds.values())
@@ -405,12 +408,13 @@ class FastConnection:
             dbapi_error = translated
         else:  # pragma: no cover - _handle_exception always raises
             dbapi_error = error
-        if isinstance(dbapi_error, self._adapter.dbapi.Error):
+        dbapi_base: type[Exception] = self._adapter.dbapi.Error
+        if isinstance(dbapi_error, dbapi_base):
             return exc.DBAPIError.instance(
                 sql,
                 parameters,
                 dbapi_error,
-                self._adapter.dbapi.Error,
+                dbapi_base,
                 dialect=self.dialect,
                 connection_invalidated=self.broken,
             )
@@ -517,10 +521,11 @@ class Connections:
                     raise
                 fast.in_use = True
                 return fast
+            waiter: asyncio.Future[FastConnection | None]
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
-                fast = await waiter
+                offered = await waiter
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     handed = waiter.result()
@@ -529,8 +534,8 @@ class Connections:
                     else:
                         self._wake()  # pass the freed slot on
                 raise
-            if fast is not None:
-                return fast  # handed over by _release; None: a slot freed, try again
+            if offered is not None:
+                return offered  # handed over by _release; None: a slot freed, try again
 
     def _release(self, fast: FastConnection) -> None:
         """Hand a connection in a known state to the next waiter, or keep it idle."""
