@@ -22,7 +22,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func
 from sqlalchemy.exc import StatementError
 
 from app.db.engine import Database
-from app.db.postgres import FastConnection
+from app.db.postgres import Connections, FastConnection
 from app.domain.errors import ServiceUnavailable
 from tests.conftest import BACKENDS
 from tests.support.postgres import PostgresServer
@@ -62,8 +62,13 @@ def fatal_message(text: str) -> bytes:
     return b"E" + struct.pack("!i", len(body) + 4) + body
 
 
+def pool(db: Database) -> Connections:
+    assert db._pg is not None
+    return db._pg
+
+
 def idle(db: Database) -> list[FastConnection]:
-    return list(db._pg._idle)
+    return list(pool(db)._idle)
 
 
 async def assert_clean(db: Database) -> None:
@@ -76,7 +81,7 @@ async def assert_clean(db: Database) -> None:
         assert not raw._protocol._is_cancelling()
         assert not getattr(fast, "broken", False) and not getattr(fast, "in_use", False)
         assert await raw.fetchval("SELECT 1") == 1
-    assert db._pg._open == len(idle(db))
+    assert pool(db)._open == len(idle(db))
 
 
 async def names(db: Database) -> list[str]:
@@ -170,7 +175,8 @@ async def test_a_broken_connection_never_commits_quietly(db: Database) -> None:
     with pytest.raises(ServiceUnavailable):
         async with db.transaction() as conn:
             await conn.execute(INSERT, {"name": "lost"})
-            conn._raw._protocol.data_received(fatal_message("terminating connection"))
+            fast: Any = conn  # a FastConnection: asyncpg's connection is underneath
+            fast._raw._protocol.data_received(fatal_message("terminating connection"))
             with pytest.raises(Exception, match="cannot switch to state"):
                 await conn.execute(NAMES)
     assert await names(db) == []

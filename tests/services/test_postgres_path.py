@@ -24,8 +24,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import CursorResult
 
 from app.db.engine import Database
+from app.db.postgres import Connections
 from app.db.types import UTCDateTime
 from tests.conftest import BACKENDS
 from tests.support.postgres import PostgresServer
@@ -63,14 +65,28 @@ async def db(postgres: PostgresServer) -> AsyncIterator[Database]:
     postgres.drop_database(name)
 
 
+def pool(db: Database) -> Connections:
+    assert db._pg is not None
+    return db._pg
+
+
+def key_of(result: CursorResult[Any]) -> Any:
+    key = result.inserted_primary_key
+    assert key is not None
+    return key[0]
+
+
 def planned(db: Database, statement: Any) -> bool:
-    entry = db._pg.plans._plans.get(id(statement))
+    plans = pool(db).plans
+    assert plans is not None
+    entry = plans._plans.get(id(statement))
     return entry is not None and any(plan is not None for plan in entry[1].values())
 
 
 async def through_sqlalchemy(db: Database, statement: Any, parameters: Any) -> list[Any]:
     async with db.read() as conn:
-        return [tuple(row) for row in await conn._conn.execute(statement, parameters)]
+        fast: Any = conn  # a FastConnection: SQLAlchemy's connection is underneath
+        return [tuple(row) for row in await fast._conn.execute(statement, parameters)]
 
 
 async def test_reads_convert_every_column_as_sqlalchemy_does(db: Database) -> None:
@@ -88,7 +104,8 @@ async def test_reads_convert_every_column_as_sqlalchemy_does(db: Database) -> No
     assert expected == [(1, "a", AT, {"k": [1, "a"]}), (3, "c", AT, {"k": [1, "c"]})]
     async with db.read() as conn:
         row = (await conn.execute(BY_NAMES, {"names": ["b"], "above": 1})).mappings().first()
-        assert row == {"id": 2, "name": "b", "seen_at": AT, "data": {"k": [1, "b"]}}
+        assert row is not None
+        assert dict(row) == {"id": 2, "name": "b", "seen_at": AT, "data": {"k": [1, "b"]}}
         assert row["seen_at"].tzinfo is UTC
         assert (await conn.execute(BY_NAMES, {"names": [], "above": 0})).all() == []
 
@@ -96,9 +113,7 @@ async def test_reads_convert_every_column_as_sqlalchemy_does(db: Database) -> No
 async def test_writes_report_keys_and_counts(db: Database) -> None:
     async with db.transaction() as conn:
         keys = [
-            (
-                await conn.execute(INSERT, {"name": name, "seen_at": None, "data": None})
-            ).inserted_primary_key[0]
+            key_of(await conn.execute(INSERT, {"name": name, "seen_at": None, "data": None}))
             for name in ("a", "b", "c")
         ]
         given = await conn.execute(INSERT, {"id": 40, "name": "d", "seen_at": AT, "data": None})
@@ -112,7 +127,7 @@ async def test_writes_report_keys_and_counts(db: Database) -> None:
         ]
     assert planned(db, INSERT) and planned(db, RENAME)
     assert keys == [1, 2, 3]
-    assert given.inserted_primary_key[0] == 40
+    assert key_of(given) == 40
     assert renamed == [1, 0, 1]
     names = await through_sqlalchemy(db, select(T.name).order_by(T.name), None)
     assert [n for (n,) in names] == sorted(
@@ -149,7 +164,7 @@ async def test_a_connection_postgresql_dropped_is_replaced_at_begin(
     which is dropped, and the transaction runs on a fresh one."""
     async with db.transaction() as conn:
         await conn.execute(INSERT, {"name": "before", "seen_at": None, "data": None})
-    assert len(db._pg._idle) == 1
+    assert len(pool(db)._idle) == 1
     database = db.url.database
     terminate = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'"
     postgres.sql(terminate % database)

@@ -57,7 +57,8 @@ def kept_statements() -> dict[str, Any]:
 async def _both_ways(self: FastConnection, statement: Any, parameters: Any = None) -> Any:
     plans = self._plans
     entry = plans._plans.get(id(statement)) if plans else None
-    if plans is None or entry is None or entry[0]() is not statement:
+    kept = entry is not None and entry[0]() is statement
+    if plans is None or not kept:
         return await _original(self, statement, parameters)
     plan = plans.plan(self._conn, statement, parameters)
     if plan is None:
@@ -99,7 +100,7 @@ def _written(statement: Any, parameters: Any, result: Any) -> tuple[Any, ...]:
         return ()
     key = None
     if isinstance(statement, Insert):
-        table = statement.table
+        table: Any = statement.table  # a Table (SQLAlchemy types it as any TableClause)
         generated = table.autoincrement_column is not None and (
             table.autoincrement_column.key not in (_one(parameters) or {})
         )
@@ -117,7 +118,7 @@ async def _row(self: FastConnection, statement: Any, result: Any) -> Any:
     (a sequence is not rolled back with the savepoint); None for other writes."""
     if not isinstance(statement, Insert) or result.inserted_primary_key is None:
         return None
-    table = statement.table
+    table: Any = statement.table
     generated = table.autoincrement_column
     columns = [c for c in table.columns if c is not generated]
     where = [
