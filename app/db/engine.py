@@ -81,10 +81,11 @@ class Database:
             self._group_writer.after_commit = self._after_commit
             self._sqlite_reading: _Inline | None = None
         else:
+            self._max_overflow = pool_size
             self.engine = create_async_engine(
                 url,
                 pool_size=pool_size,
-                max_overflow=pool_size,
+                max_overflow=self._max_overflow,
                 pool_pre_ping=True,
                 connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
                 json_serializer=_json_dumps,
@@ -99,6 +100,14 @@ class Database:
     def read_engine(self) -> Engine:
         """The synchronous engine reads go through (for instrumentation and tests)."""
         return self._sqlite_reader if self.is_sqlite else self.engine.sync_engine
+
+    def pool_status(self) -> tuple[int, int]:
+        """(connections in use, the most there can be), for /metrics. SQLite: the one
+        writing connection, in use while a write transaction holds it."""
+        if self.is_sqlite:
+            return int(self._group_writer.busy), 1
+        pool: Any = self.engine.pool
+        return pool.checkedout(), pool.size() + self._max_overflow
 
     def add_after_commit(self, callback: Callable[[list[Any]], None]) -> None:
         """Hand `callback` what each committed transaction queued with `after_commit`
