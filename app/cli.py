@@ -248,7 +248,8 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     base = settings.base_url
-    if settings.sandbox_enabled:
+    if settings.sandbox_enabled and settings.resolved_log_format == "text":
+        # For a person at a terminal (`make run`); JSON logs get no keys, ever.
         print(
             f"\n  Cobro ({settings.env.value}) on {base}\n"
             f"  GraphiQL      {base}/graphql\n"
