@@ -298,3 +298,39 @@ async def test_database_pool_in_use(http, databases):
     assert most == (20 if databases.is_postgres else 1)
     assert ("cobro_db_pool_in_use", frozenset()) in samples
     assert 0 <= value(samples, "cobro_db_pool_in_use") <= most
+
+
+async def test_cobro_worker_exports_its_own_metrics(database_url, tmp_path):
+    """`cobro worker` serves nothing else, so it has a metrics port of its own."""
+    from tests.support.process import worker_process
+    from tests.support.server import free_port
+
+    port = free_port()
+    worker = worker_process(
+        {
+            "COBRO_DATABASE_URL": database_url,
+            "COBRO_ENV": "test",
+            "COBRO_HOST": "127.0.0.1",
+            "COBRO_METRICS_PORT": str(port),
+            "COBRO_LOG_FORMAT": "json",
+        },
+        tmp_path / "worker.log",
+    ).start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+
+            async def scraped() -> Samples | None:
+                try:
+                    samples = await scrape(http)
+                except httpx.TransportError:
+                    return None
+                runs = "cobro_job_runs_total"
+                return samples if value(samples, runs, job="expiry", result="ok") > 0 else None
+
+            samples = await eventually(scraped, timeout=30)
+            assert samples is not None, (tmp_path / "worker.log").read_text()
+            assert value(samples, "cobro_metrics_database_up") == 1
+            assert value(samples, "cobro_circuit_state", provider="stripe", state="CLOSED") == 1
+            assert (await http.post("/metrics")).status_code == 405
+    finally:
+        worker.stop()
