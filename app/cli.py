@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from app import logs
 from app.config import Settings
 
 
@@ -60,12 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
-    # Quiet start-up chatter: "Pillow not found" (we draw SVG) and Alembic plugin lists.
-    for name in ("pyBarcode", "alembic.runtime.plugins"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logs.configure(settings.resolved_log_format, settings.log_level)
     if args.command == "serve":
         return serve(settings)
     if args.command == "worker":
@@ -228,15 +224,32 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     runtime = build_runtime(settings)
     async with runtime.running(worker=True):
-        logging.getLogger("cobro.worker").info("worker running")
-        await stop.wait()
+        listener = None
+        if settings.metrics_port is not None:
+            from app.http.metrics import render, serve_metrics
+
+            gauges = runtime.gauges
+            listener = await serve_metrics(
+                settings.host, settings.metrics_port, lambda: render(gauges)
+            )
+        logging.getLogger("cobro.worker").info(
+            "worker running%s",
+            f"; metrics on {settings.host}:{settings.metrics_port}" if listener else "",
+        )
+        try:
+            await stop.wait()
+        finally:
+            if listener is not None:
+                listener.close()
+                await listener.wait_closed()
 
 
 def serve(settings: Settings) -> int:
     import uvicorn
 
     base = settings.base_url
-    if settings.sandbox_enabled:
+    if settings.sandbox_enabled and settings.resolved_log_format == "text":
+        # For a person at a terminal (`make run`); JSON logs get no keys, ever.
         print(
             f"\n  Cobro ({settings.env.value}) on {base}\n"
             f"  GraphiQL      {base}/graphql\n"
@@ -252,6 +265,11 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Logging is app/logs.py's (configured above): uvicorn's loggers propagate to
+        # its handler, and the access line is Observe's (app/http/observe.py), with
+        # the request id, operation and duration.
+        log_config=None,
+        access_log=False,
         # Compression costs 40-100 KiB per open WebSocket (stack-notes §3); payloads are
         # small. wsproto holds an idle socket in less memory than websockets does
         # (46 vs 53-60 KiB per subscriber, bench/RESULTS.md).

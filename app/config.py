@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from limits import parse_many
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     # Where people and PSPs reach us; hosted voucher and 3-D Secure links start here.
     public_url: str | None = None
     log_level: str = "info"
+    # "json" (one object per line) or "text" (for people); unset: json in production,
+    # text elsewhere (app/logs.py).
+    log_format: Literal["json", "text"] | None = None
+    # `cobro worker` serves /metrics on this port when set (an API process serves it on
+    # its own port).
+    metrics_port: int | None = None
     # On SIGTERM: requests in flight get this long to finish (WebSockets are closed
     # at once with 1012, "service restart", which clients reconnect on). Below the
     # usual 30 s between an orchestrator's SIGTERM and its SIGKILL.
@@ -227,6 +233,12 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("production needs real settings for: " + ", ".join(problems))
         return self
+
+    @property
+    def resolved_log_format(self) -> str:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.env is Environment.PRODUCTION else "text"
 
     @property
     def sandbox_enabled(self) -> bool:

@@ -21,6 +21,7 @@ from app.config import Settings
 from app.http.health import healthz, readyz
 from app.http.limits import BodySizeLimit
 from app.http.metrics import metrics
+from app.http.observe import Observe
 from app.http.webhooks import receive_webhook
 from app.runtime import Runtime, build_runtime
 from resolvers.schema import build_schema
@@ -86,7 +87,8 @@ class CobroApp(Starlette):
     A WebSocket lives for hours; on the way through the middleware stack and the
     router it keeps a suspended frame in each of them for as long as it is open, a
     few kilobytes per subscriber that do nothing for it (no body to limit, no HTTP
-    error page to render). So a WebSocket to /graphql skips them. Every HTTP request,
+    error page to render). So a WebSocket to /graphql skips them (the view sets its
+    log context, resolvers/view.py). Every HTTP request,
     /graphql included, goes the usual way, through the app's middleware (the body
     limit, and whatever an operator adds: tests/api/test_middleware.py fails if
     /graphql stops passing through it).
@@ -95,6 +97,12 @@ class CobroApp(Starlette):
     def __init__(self, graphql: ASGIApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._graphql = graphql
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """The app's stack inside `Observe` (request id, log context, latency, access
+        line), so that even Starlette's error middleware runs within the request's
+        context and a 500 it answers is timed and logged like any other answer."""
+        return Observe(super().build_middleware_stack())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:

@@ -22,6 +22,7 @@ from app.events.broker import Broker, InProcessBroker
 from app.events.deliveries import MerchantWebhooks
 from app.events.redis_broker import RedisBroker
 from app.events.relay import OutboxRelay
+from app.http.metrics import RuntimeGauges
 from app.resilience.breaker import Breakers
 from app.resilience.shared import SharedCircuits
 from app.services.api_keys import ApiKeyService
@@ -69,6 +70,8 @@ class Runtime:
     relay: OutboxRelay
     webhooks: MerchantWebhooks
     worker: Worker
+    # What /metrics reads at scrape time: circuits, backlogs, the database pool.
+    gauges: RuntimeGauges | None = None
     readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
     # Loops every process runs (the relay's fast path, shared circuit states).
     loops: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
@@ -161,6 +164,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     )
     worker = Worker(_jobs(settings, services, webhooks))
     runtime = Runtime(settings, services, providers, sandbox, broker, relay, webhooks, worker)
+    runtime.gauges = RuntimeGauges(db, clock, router)
     if sandbox is not None:
         sandbox.on_clock_advance = _clock_advance(services)
     runtime.loops.append(relay.run)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from app.domain.errors import ServiceUnavailable
+from app.metrics import JOB_LAST_SUCCESS, JOB_RUNS, JOB_SECONDS
 
 log = logging.getLogger("cobro.worker")
 
@@ -33,15 +35,28 @@ class Worker:
         await asyncio.gather(*(self._loop(job) for job in self.jobs))
 
     async def _loop(self, job: Job) -> None:
+        seconds = JOB_SECONDS.labels(job.name)
+        last_success = JOB_LAST_SUCCESS.labels(job.name)
         while True:
+            started = time.perf_counter()
             try:
                 await job.run()
             except asyncio.CancelledError:
                 raise
             except ServiceUnavailable:
-                pass  # the database's outage is logged once, where it is seen (app/db/outage.py)
+                # The database's outage is logged once, where it is seen (app/db/outage.py).
+                JOB_RUNS.labels(job.name, "db_unavailable").inc()
             except Exception:
+                JOB_RUNS.labels(job.name, "failed").inc()
                 log.exception(
-                    "worker job %s failed; it runs again in %.1f s", job.name, job.every_seconds
+                    "worker job %s failed; it runs again in %.1f s",
+                    job.name,
+                    job.every_seconds,
+                    extra={"job": job.name},
                 )
+            else:
+                JOB_RUNS.labels(job.name, "ok").inc()
+                last_success.set_to_current_time()
+            finally:
+                seconds.observe(time.perf_counter() - started)
             await asyncio.sleep(job.every_seconds)

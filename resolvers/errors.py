@@ -13,12 +13,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from graphql import GraphQLError, GraphQLSchema, parse
+from graphql import FieldNode, GraphQLError, GraphQLSchema, OperationDefinitionNode, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from app import logs
 from app.domain.errors import CobroError, Forbidden, Unauthenticated
 from app.domain.intents import PaymentIntent as DomainIntent
+from app.metrics import count_error
 from app.services.results import MutationResult
 from resolvers.context import Context
 from resolvers.types.intent import PaymentIntent
@@ -59,6 +61,12 @@ def intent_or_none(intent: DomainIntent | None, context: Context) -> PaymentInte
 
 
 def to_graphql_error(error: GraphQLError) -> GraphQLError:
+    converted = _to_graphql_error(error)
+    count_error("graphql", (converted.extensions or {}).get("code"))
+    return converted
+
+
+def _to_graphql_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None:
         # Syntax, validation and variable errors: the client's query is at fault.
@@ -93,7 +101,9 @@ class Guards(SchemaExtension):
     - the extra validation rules (depth, aliases, introspection depth) run, and since
       they are the same objects every time, validation results are cached too;
     - every error leaves with an `extensions.code`, and unexpected ones without
-      their internals.
+      their internals;
+    - the request's log context learns the operation (app/logs.py), and metrics its
+      bounded label: the root field of a document that validated.
     """
 
     def __init__(self, *, max_tokens: int, rules: tuple[type[Any], ...]) -> None:
@@ -117,6 +127,9 @@ class Guards(SchemaExtension):
         context.pre_execution_errors = _validate(
             context.schema._schema, context.query, self.max_tokens, context.validation_rules
         )
+        if context.query is not None:
+            name, kind, root = _operation_of(context.query, context.operation_name, self.max_tokens)
+            logs.note_operation(name, kind, "invalid" if context.pre_execution_errors else root)
         yield
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
@@ -137,6 +150,33 @@ def _validate(
     """Keyed by the query's text, whose hash Python computes once per string, not by
     the parsed document, whose hash walks the whole tree on every lookup."""
     return validate_document(schema, _parse(query, max_tokens=max_tokens), rules)
+
+
+# Longest client operation name written to a log line.
+MAX_OPERATION_NAME = 100
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _operation_of(
+    query: str, operation_name: str | None, max_tokens: int
+) -> tuple[str | None, str, str]:
+    """(the operation's name, its type, its root field) of a parsed document: the
+    root field is `multiple` when it selects several (or a fragment), `invalid` when
+    no operation fits `operation_name`. Only the caller knows whether the document
+    validated; a root field of one that did not is no schema field."""
+    document = _parse(query, max_tokens=max_tokens)
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        chosen = operations[0] if len(operations) == 1 else None
+    else:
+        chosen = next((o for o in operations if o.name and o.name.value == operation_name), None)
+    if chosen is None:
+        return None, "unknown", "invalid"
+    name = chosen.name.value[:MAX_OPERATION_NAME] if chosen.name else None
+    selections = chosen.selection_set.selections
+    only = selections[0] if len(selections) == 1 else None
+    root = only.name.value if isinstance(only, FieldNode) else "multiple"
+    return name, chosen.operation.value, root
 
 
 def _convert(result: Any) -> None:

@@ -16,6 +16,7 @@ from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
+from app import logs
 from app.domain.codec import json_bytes
 from app.domain.errors import CobroError
 from app.services.container import Services
@@ -36,11 +37,20 @@ class CobroGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        if isinstance(response, WebSocket):
+            # WebSockets skip the app's middleware (app/main.py): their log context
+            # starts here, in the connection's task, and its operations' tasks inherit it.
+            logs.bind(
+                logs.RequestContext(
+                    logs.request_id_from(request.headers.get("x-request-id")), websocket=True
+                )
+            )
         context = Context(self.services, principal=None, request=request, response=response)
         try:
             context.principal = await self.services.auth.authenticate(
                 request.headers.get("authorization")
             )
+            _note_principal(context)
             if context.principal is not None and isinstance(response, Response):
                 await self.services.rate_limiter.hit(context.principal)
         except RateLimited as error:
@@ -92,6 +102,7 @@ class CobroGraphQL(GraphQL[Context, None]):
             except CobroError as error:
                 raise ConnectionRejectionError({"message": error.message}) from None
             context.auth_error = None
+            _note_principal(context)
         elif context.auth_error is not None:
             raise ConnectionRejectionError({"message": context.auth_error.message})
         return UnsetType()  # UNSET itself, a singleton, which Strawberry types as Any
@@ -106,3 +117,9 @@ class CobroGraphQL(GraphQL[Context, None]):
                 for e in result.errors
             ]
         return process_result(result)
+
+
+def _note_principal(context: Context) -> None:
+    principal = context.principal
+    if principal is not None:
+        logs.note(merchant_id=principal.merchant_id, intent_id=principal.intent_id)

@@ -27,6 +27,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Subscr
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 
+from app.metrics import SUBSCRIPTIONS_OPEN
 from app.services.rate_limits import RateLimited
 from resolvers.errors import INTERNAL_CODE
 
@@ -34,6 +35,9 @@ log = logging.getLogger("cobro.graphql")
 
 ENDED = "the subscription's stream ended unexpectedly; subscribe again"
 ERROR_PAYLOAD: GraphQLFormattedError = {"message": ENDED, "extensions": {"code": INTERNAL_CODE}}
+# Open operations per protocol, counted in the frames each operation already has.
+TRANSPORT_OPEN = SUBSCRIPTIONS_OPEN.labels("graphql-transport-ws")
+LEGACY_OPEN = SUBSCRIPTIONS_OPEN.labels("graphql-ws")
 
 
 def _cancelled_by_someone_else() -> bool:
@@ -79,6 +83,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         await super().handle_task_exception(error)
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        TRANSPORT_OPEN.inc()
         try:
             await super().run_operation(operation)
         except asyncio.CancelledError:
@@ -90,6 +95,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
                     {"id": operation.id, "type": "error", "payload": [ERROR_PAYLOAD]}
                 )
             self.operations.pop(operation.id, None)
+        finally:
+            TRANSPORT_OPEN.dec()
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
@@ -111,6 +118,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
+        LEGACY_OPEN.inc()
         try:
             await super().handle_async_results(operation_id, query, operation_name, variables)
         except Exception:
@@ -119,3 +127,5 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
                 await self.send_message(
                     {"type": "error", "id": operation_id, "payload": ERROR_PAYLOAD}
                 )
+        finally:
+            LEGACY_OPEN.dec()

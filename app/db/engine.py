@@ -89,10 +89,11 @@ class Database:
             # transaction's own BEGIN finds a dead connection instead (app/db/postgres.py).
             # With the short path off, the first statement on a dead connection fails
             # (an outage for that request) and SQLAlchemy invalidates the pool.
+            self._max_overflow = 0
             self.engine = create_async_engine(
                 url,
                 pool_size=2 * pool_size,
-                max_overflow=0,
+                max_overflow=self._max_overflow,
                 connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
                 json_serializer=_json_dumps,
                 json_deserializer=orjson.loads,
@@ -109,6 +110,16 @@ class Database:
     def read_engine(self) -> Engine:
         """The synchronous engine reads go through (for instrumentation and tests)."""
         return self._sqlite_reader if self.is_sqlite else self.engine.sync_engine
+
+    def pool_status(self) -> tuple[int, int]:
+        """(connections in use, the most there can be), for /metrics. SQLite: the one
+        writing connection, in use while a write transaction holds it."""
+        if self.is_sqlite:
+            return int(self._group_writer.busy), 1
+        pool: Any = self.engine.pool
+        if self._pg is not None:  # its connections stay checked out of the pool, idle or not
+            return self._pg.in_use, self._pg.size
+        return pool.checkedout(), pool.size() + self._max_overflow
 
     def add_after_commit(self, callback: Callable[[list[Any]], None]) -> None:
         """Hand `callback` what each committed transaction queued with `after_commit`

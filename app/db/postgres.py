@@ -493,6 +493,11 @@ class Connections:
 
     IDLE_PING_SECONDS = 10.0
 
+    @property
+    def in_use(self) -> int:
+        """Connections open and handed out now (for /metrics)."""
+        return self._open - len(self._idle)
+
     def __init__(self, engine: AsyncEngine, plans: Plans, size: int) -> None:
         self.engine = engine
         self.plans = plans

@@ -57,6 +57,11 @@ class GroupCommitWriter:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         self.after_commit: list[Callable[[list[Any]], None]] = []
 
+    @property
+    def busy(self) -> bool:
+        """A transaction (or a COMMIT) holds the connection now."""
+        return self._lock.locked()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
         async with self._lock:

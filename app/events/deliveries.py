@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +31,7 @@ from app.domain.codec import intent_from_dict
 from app.domain.errors import InvalidInput
 from app.domain.ids import new_id
 from app.domain.records import Delivery, Endpoint
+from app.metrics import WEBHOOK_DELIVERIES
 from app.services.url_guard import pinned, resolve_public
 from app.services.webhook_events import event_body, event_id
 
@@ -42,6 +44,8 @@ LEASE = timedelta(seconds=TIMEOUT_SECONDS * 3)
 MAX_IN_FLIGHT = 100
 BATCH = 100
 USER_AGENT = "Cobro-Webhooks/1.0"
+# Outcome of an attempt -> its metric label (pending again means it will be retried).
+_RESULTS = {"delivered": "delivered", "pending": "retrying", "failed": "failed"}
 
 
 def backoff(attempts: int, base_seconds: float) -> timedelta:
@@ -167,15 +171,19 @@ class MerchantWebhooks:
                 outcome=outcome,
                 next_attempt_at=next_at,
             )
+        WEBHOOK_DELIVERIES.labels(
+            "unrecorded" if not recorded else _RESULTS.get(outcome, outcome)
+        ).inc()
         if not recorded:
             log.warning("delivery %s outlived its lease; its result was not recorded", delivery.id)
         elif outcome != "delivered":
             log.info(
                 "delivery %s to %s: %s (%s)",
                 delivery.id,
-                endpoint.url,
+                _where(endpoint.url),
                 outcome,
                 status_code or error,
+                extra={"intent_id": delivery.intent_id, "endpoint_id": endpoint.id},
             )
 
     async def _post(
@@ -203,6 +211,17 @@ class MerchantWebhooks:
     async def aclose(self) -> None:
         await self.drain()
         await self.client.aclose()
+
+
+def _where(url: str) -> str:
+    """An endpoint's URL for a log line: no credentials, no query string (merchants
+    put tokens there)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(unreadable URL)"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def _ms(started: float) -> int:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import logs
 from app.db.engine import Database
 from app.db.repositories import audit, outbox
 from app.db.repositories import intents as intent_rows
@@ -54,6 +55,7 @@ async def _log(
     conn: AsyncConnection, before: PaymentIntent | None, after: PaymentIntent, now: datetime
 ) -> None:
     """The outbox row of this version, published by our relay once we commit."""
+    logs.note(merchant_id=after.merchant_id, intent_id=after.id)
     entry = await outbox.append(
         conn,
         intent_id=after.id,

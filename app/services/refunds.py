@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import logs
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import attempts as attempt_rows
@@ -230,6 +231,7 @@ class RefundService:
                 ("input", "amount"),
             )
         refund_id = new_id("re")
+        logs.note(payout_id=refund_id)
         refund = RefundRow(
             id=refund_id,
             intent_id=intent.id,

@@ -7,6 +7,7 @@ available.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -15,7 +16,7 @@ from app.config import MethodRoute
 from app.domain.errors import AmountOutOfRange, MethodUnavailable, UnsupportedCurrency
 from app.domain.methods import CURRENCIES, DISPLAY_NAMES, SETTLEMENT, PaymentMethodType, Settlement
 from app.domain.money import Currency, Money
-from app.metrics import PROVIDER_CALLS
+from app.metrics import PROVIDER_CALL_SECONDS, PROVIDER_CALLS
 from app.resilience.breaker import Breakers, CircuitOpen, CircuitState
 from providers.base import Provider, ProviderError
 
@@ -124,13 +125,27 @@ class Router:
     async def call(self, name: str, fn: Callable[[Provider], Awaitable[T]]) -> T:
         """Call provider `name` through its circuit breaker."""
         provider = self.providers[name]
+        started = time.perf_counter()
         try:
             result = await self.breakers.call(name, lambda: fn(provider))
         except CircuitOpen:
             PROVIDER_CALLS.labels(name, "circuit_open").inc()
+            PROVIDER_CALL_SECONDS.labels(name, "circuit_open").observe(
+                time.perf_counter() - started
+            )
             raise
-        except ProviderError:
+        except ProviderError as exc:
             PROVIDER_CALLS.labels(name, "error").inc()
+            PROVIDER_CALL_SECONDS.labels(name, _outcome(exc)).observe(time.perf_counter() - started)
             raise
         PROVIDER_CALLS.labels(name, "ok").inc()
+        PROVIDER_CALL_SECONDS.labels(name, "ok").observe(time.perf_counter() - started)
         return result
+
+
+def _outcome(exc: ProviderError) -> str:
+    """A failed call's outcome label: refused (final), unavailable (not carried out)
+    or unknown (may have happened)."""
+    if exc.outcome_unknown:
+        return "unknown"
+    return "unavailable" if exc.retryable else "refused"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from app.domain.errors import CobroError
+from app.metrics import count_error
 from resolvers.types.intent import PaymentIntent
 
 
@@ -16,6 +17,7 @@ class UserError:
 
     @classmethod
     def from_error(cls, error: CobroError) -> UserError:
+        count_error("user", error.code)
         return cls(code=error.code, message=error.message, field=list(error.field or ()) or None)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.repositories.claims import claim_ids
@@ -115,3 +115,13 @@ async def purge_published(conn: AsyncConnection, before: datetime) -> int:
         delete(T).where(T.c.published_at.is_not(None), T.c.created_at < before)
     )
     return result.rowcount or 0
+
+
+_UNPUBLISHED = select(func.count(), func.min(T.c.created_at)).where(T.c.published_at.is_(None))
+
+
+async def unpublished(conn: AsyncConnection) -> tuple[int, datetime | None]:
+    """How many rows wait to be published, and when the oldest was written (for
+    /metrics; the published_at index finds them)."""
+    count, oldest = (await conn.execute(_UNPUBLISHED)).one()
+    return int(count), oldest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, insert, select, update
+from sqlalchemy import Row, and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
@@ -224,3 +224,13 @@ async def deliveries_of(conn: AsyncConnection, endpoint_id: str, limit: int) -> 
         .limit(limit)
     )
     return [_delivery(row) for row in rows]
+
+
+_PENDING = select(func.count(), func.min(D.c.created_at)).where(D.c.status == "pending")
+
+
+async def pending(conn: AsyncConnection) -> tuple[int, datetime | None]:
+    """How many deliveries are still owed, and when the oldest was queued (for
+    /metrics; the (status, next_attempt_at) index finds them)."""
+    count, oldest = (await conn.execute(_PENDING)).one()
+    return int(count), oldest

@@ -1,0 +1,76 @@
+"""Every HTTP request: a request id, a context for its log lines, a latency
+histogram by route (and by GraphQL operation), and one access log line.
+
+Pure ASGI and the outermost layer of the app (CobroApp puts it outside Starlette's
+own error middleware), so a request that fails with a 500 is timed, counted and
+logged with its id too. What a request costs here: a header lookup, a context
+variable, one or two histogram observations; the access line only when INFO is on.
+GraphQL WebSockets never come this way (app/main.py): the view gives them their
+context (resolvers/view.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import logs
+from app.metrics import GRAPHQL_OPERATIONS, HTTP_METHODS, HTTP_REQUESTS, route_of
+
+log = logging.getLogger("cobro.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+class Observe:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = None
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID_HEADER:
+                given = value
+                break
+        context = logs.RequestContext(logs.request_id_from(given))
+        token = logs.bind(context)
+        header = (REQUEST_ID_HEADER, context.request_id.encode())
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            took = time.perf_counter() - started
+            method = scope["method"]
+            path = scope["path"]
+            route = route_of(path)
+            HTTP_REQUESTS.labels(
+                route, method if method in HTTP_METHODS else "other", str(status)
+            ).observe(took)
+            if context.root_field is not None:
+                GRAPHQL_OPERATIONS.labels(context.operation_type, context.root_field).observe(took)
+            elif route == "/graphql" and method == "POST":
+                GRAPHQL_OPERATIONS.labels("unknown", "invalid").observe(took)
+            if log.isEnabledFor(logging.INFO):
+                # The path, never the query string (a webhook URL may carry a token).
+                log.info(
+                    "%s %s %d",
+                    method,
+                    path,
+                    status,
+                    extra={"status": status, "duration_ms": round(took * 1000, 3)},
+                )
+            logs.unbind(token)
