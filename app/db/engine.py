@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from app.db import postgres
-from app.db.outage import Outage, is_unreachable
+from app.db.outage import Outage
 from app.db.prepared import PreparedStatements
 from app.db.sqlite_checkpoints import FALLBACK_AUTOCHECKPOINT, Checkpointer
 from app.db.sqlite_writer import GroupCommitWriter
@@ -158,27 +158,20 @@ class Database:
                 finally:
                     conn.info.pop(_BEFORE_COMMIT, None)
             return
-        try:
-            async with self._begin() as conn:
-                committed: list[Any] = []
-                conn.info[_AFTER_COMMIT] = committed
-                hooks = conn.info[_BEFORE_COMMIT] = {}
-                try:
-                    yield conn
-                    for hook in hooks.values():
-                        await hook.flush(conn)
-                finally:
-                    # A connection the server dropped refuses even `info` until the
-                    # rollback that leaving this block does.
-                    with contextlib.suppress(SQLAlchemyError):
-                        del conn.info[_AFTER_COMMIT]
-                        del conn.info[_BEFORE_COMMIT]
-        except Exception as error:
-            if is_unreachable(error):
-                raise self.outage.failed(error) from error
-            raise
-        if self.outage.ongoing:
-            self.outage.succeeded()
+        async with self.outage.watching(), self._begin() as conn:
+            committed: list[Any] = []
+            conn.info[_AFTER_COMMIT] = committed
+            hooks = conn.info[_BEFORE_COMMIT] = {}
+            try:
+                yield conn
+                for hook in hooks.values():
+                    await hook.flush(conn)
+            finally:
+                # A connection the server dropped refuses even `info` until the
+                # rollback that leaving this block does.
+                with contextlib.suppress(SQLAlchemyError):
+                    del conn.info[_AFTER_COMMIT]
+                    del conn.info[_BEFORE_COMMIT]
         if committed:
             for callback in self._after_commit:
                 callback(committed)
@@ -193,15 +186,8 @@ class Database:
             async with self.transaction() as conn:
                 yield conn
             return
-        try:
-            async with self._pg.autocommit() as conn:
-                yield conn
-        except Exception as error:
-            if is_unreachable(error):
-                raise self.outage.failed(error) from error
-            raise
-        if self.outage.ongoing:
-            self.outage.succeeded()
+        async with self.outage.watching(), self._pg.autocommit() as conn:
+            yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -211,15 +197,8 @@ class Database:
             # _Inline speaks as much of AsyncConnection as the repositories use.
             yield cast(AsyncConnection, self._reader())
             return
-        try:
-            async with self._connect() as conn:
-                yield conn
-        except Exception as error:
-            if is_unreachable(error):
-                raise self.outage.failed(error) from error
-            raise
-        if self.outage.ongoing:
-            self.outage.succeeded()
+        async with self.outage.watching(), self._connect() as conn:
+            yield conn
 
     def _begin(self) -> Any:
         return self._pg.transaction() if self._pg is not None else self.engine.begin()

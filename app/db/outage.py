@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy import exc
 
@@ -92,3 +94,16 @@ class Outage:
         if self.failures:
             log.warning("%s reachable again after %d failed requests", self.name, self.failures)
             self.failures = 0
+
+    @asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        """Around a block that talks to the database: a connection-level failure in it
+        becomes ServiceUnavailable (counted), and a success ends an outage."""
+        try:
+            yield
+        except Exception as error:
+            if is_unreachable(error):
+                raise self.failed(error) from error
+            raise
+        if self.failures:
+            self.succeeded()
