@@ -63,7 +63,7 @@ import re
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -75,7 +75,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.sql.selectable import Select
 
-from app.db.prepared import _EMPTY, _REQUIRED, _bind_processor, _Written
+from app.db.prepared import _EMPTY, _REQUIRED, _bind_processor, _binds_as_compiled, _Written
 
 log = logging.getLogger("cobro.db")
 
@@ -227,18 +227,7 @@ def _reproducible(compiled: SQLCompiler, statement: Any, many: bool) -> bool:
             or list(returning) != [table.autoincrement_column]
         ):
             return False
-    return not (
-        compiled.positiontup is None
-        or compiled.insert_prefetch
-        or compiled.update_prefetch
-        or compiled.literal_execute_params
-        or any(not bind.expanding or bind.literal_execute for bind in compiled.post_compile_params)
-        or compiled.escaped_bind_names
-        or any(isinstance(process, Sequence) for process in compiled._bind_processors.values())
-        or compiled._insertmanyvalues
-        or getattr(compiled, "_collected_params", None)
-        or any(bind.callable for bind in compiled.binds.values())
-    )
+    return _binds_as_compiled(compiled)
 
 
 def _numbered(compiled: SQLCompiler) -> str | None:

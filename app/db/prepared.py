@@ -254,12 +254,17 @@ def _bind_processor(compiled: SQLCompiler, name: str) -> _Processor:
 def _reproducible(compiled: SQLCompiler) -> bool:
     """True when running the SQL with the parameters in order does all SQLAlchemy
     would: nothing computed in Python, rewritten per run, or returned."""
+    return not (compiled.effective_returning or compiled.returning) and _binds_as_compiled(compiled)
+
+
+def _binds_as_compiled(compiled: SQLCompiler) -> bool:
+    """True when the compiled SQL takes its parameters in order as they are given:
+    nothing computed in Python (defaults, callables) or rewritten per run. Shared
+    with the PostgreSQL path (app/db/postgres.py), which allows a returned key too."""
     return not (
         compiled.positiontup is None
         or compiled.insert_prefetch
         or compiled.update_prefetch
-        or compiled.effective_returning
-        or compiled.returning
         or compiled.literal_execute_params
         or any(not bind.expanding or bind.literal_execute for bind in compiled.post_compile_params)
         or compiled.escaped_bind_names
