@@ -113,6 +113,13 @@ class Databases:
         self._made.append(name)
         return self.postgres.url(name)
 
+    def drop(self, url: str) -> None:
+        """Drop a database made here, now (a SQLite file goes with its temp dir)."""
+        name = url.rsplit("/", 1)[1]
+        if self.postgres is not None and name in self._made:
+            self._made.remove(name)
+            self.postgres.drop_database(name)
+
     def drop_all(self) -> None:
         while self._made and self.postgres is not None:
             self.postgres.drop_database(self._made.pop())
@@ -136,8 +143,7 @@ def database_url(databases: Databases, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database for this test alone, dropped afterwards."""
     url = databases.new_url(tmp_path)
     yield url
-    if databases.postgres is not None:
-        databases.postgres.drop_database(url.rsplit("/", 1)[1])
+    databases.drop(url)
 
 
 @pytest.fixture
