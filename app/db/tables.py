@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     ForeignKey,
     Index,
     LargeBinary,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.db import audit_link
 from app.db.types import BigIntId, UTCDateTime
 
 # Stable constraint names, so migrations read the same on SQLite and PostgreSQL.
@@ -162,11 +164,26 @@ class AuditEvent(Base):
     provider: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime]
-    seq: Mapped[int] = mapped_column(BigInteger)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    # Null only inside the transaction that wrote it, on PostgreSQL: its content
+    # split around the position it does not know yet, which the server links in
+    # as that transaction commits (app/db/audit_link.py).
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+    link_prefix: Mapped[bytes | None] = mapped_column(LargeBinary)
+    link_suffix: Mapped[bytes | None] = mapped_column(LargeBinary)
 
-    __table_args__ = (UniqueConstraint("merchant_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "seq"),
+        CheckConstraint(
+            "(seq IS NULL) = (link_prefix IS NOT NULL) AND (seq IS NULL) = (link_suffix IS NOT "
+            "NULL) AND (seq IS NULL) = (prev_hash IS NULL) AND (seq IS NULL) = (hash IS NULL)",
+            name="linked_or_awaiting_link",
+        ),
+    )
+
+
+audit_link.install_on_create(AuditEvent.__table__)
 
 
 class AuditChainHead(Base):
