@@ -32,7 +32,8 @@ from providers.base import (
 from providers.sandbox.common import EmulatorConfig
 from providers.sandbox.state import SandboxState
 from providers.sandbox.stripe import StripeEmulator
-from providers.stripe import StripeProvider, payment_from_stripe, sign_payload, verify_signature
+from providers.stripe import StripeProvider
+from providers.stripe_wire import payment_from_stripe, sign_payload, verify_signature
 from tests.support.sandbox import last_webhook, settle
 
 
