@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     # engine.begin() and connect()), for when an upgrade of SQLAlchemy or asyncpg
     # breaks the private attributes the short path relies on.
     postgres_fast_path: bool = True
+    # SQLite's prepared statements (app/db/prepared.py), read from SQLAlchemy's
+    # compilation through private attributes. Off: every statement through SQLAlchemy,
+    # for when an upgrade breaks them.
+    sqlite_prepared: bool = True
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "COBRO_PORT"))

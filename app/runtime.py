@@ -101,7 +101,11 @@ class Runtime:
 
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or Clock()
-    db = Database(settings.database_url, fast_path=settings.postgres_fast_path)
+    db = Database(
+        settings.database_url,
+        fast_path=settings.postgres_fast_path,
+        sqlite_prepared=settings.sqlite_prepared,
+    )
     sandbox = _build_sandbox(settings, clock, db) if settings.sandbox_enabled else None
     providers = {
         name: _build_provider(name, settings, sandbox)

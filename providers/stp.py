@@ -365,6 +365,9 @@ class StpProvider:
     def _cuenta_answer(self, method: str, response: httpx.Response) -> dict[str, Any]:
         answer = self._body(response)
         code = answer.get("id")
+        if not _is_int(code):
+            # Not STP's answer to a cuenta call: neither done nor refused as far as we know.
+            raise ProviderError(self.name, "answered without an id", retryable=True)
         if (method == "PUT" and code in CUENTA_OK) or (method == "DELETE" and code == 0):
             return answer
         raise self._refused(code, str(answer.get("descripcion") or "no description"))

@@ -25,7 +25,7 @@ from app.domain.ids import random_token
 from providers.sandbox.common import Emulator, JSONResponse, new_ref
 from providers.sandbox.forms import FormError, decode_form
 from providers.sandbox.store import Tx
-from providers.stripe import sign_payload
+from providers.stripe_wire import sign_payload
 
 SUCCEEDING_TOKENS = frozenset({"tok_visa", "tok_mastercard"})
 # Stripe's failing test tokens -> the card_error it answers: code, decline_code, message.
