@@ -122,6 +122,10 @@ class ConfirmService:
         self.public_url = public_url
 
     async def confirm(self, principal: Principal | None, command: ConfirmIntent) -> MutationResult:
+        """A retried request gets its first result. Otherwise one transaction claims
+        the key, leases the intent and records the first attempt; attempts an earlier
+        confirmation left unanswered are replayed first, then each PSP is tried in
+        turn. Anything that ends it before an answer is applied frees intent and key."""
         principal = require_principal(principal)
         if principal.kind is KeyKind.PUBLISHABLE:
             raise Forbidden("confirming needs the intent's client secret or your secret key")
