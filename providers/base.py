@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Money
 from app.domain.next_action import NextAction
+from app.domain.plain import Codec
 
 
 class ProviderStatus(enum.StrEnum):
@@ -68,47 +69,11 @@ class PaymentRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """The request as stored on the attempt row, to replay it after a crash."""
-        return {
-            "intent_id": self.intent_id,
-            "amount": self.amount.minor,
-            "currency": self.amount.currency.value,
-            "method": self.method.value,
-            "description": self.description,
-            "card_token": self.card_token,
-            "customer_name": self.customer_name,
-            "customer_email": self.customer_email,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "expires_in_days": self.expires_in_days,
-            "crypto_asset": self.crypto_asset,
-            "crypto_network": self.crypto_network,
-            "payer_clabe": self.payer_clabe,
-            "reference_number": self.reference_number,
-            "return_url": self.return_url,
-            "attempt_id": self.attempt_id,
-        }
+        return _REQUEST_JSON.to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PaymentRequest:
-        from app.domain.money import Currency
-
-        expires_at = data.get("expires_at")
-        return cls(
-            intent_id=data["intent_id"],
-            amount=Money(data["amount"], Currency(data["currency"])),
-            method=PaymentMethodType(data["method"]),
-            description=data.get("description"),
-            card_token=data.get("card_token"),
-            customer_name=data.get("customer_name"),
-            customer_email=data.get("customer_email"),
-            expires_at=datetime.fromisoformat(expires_at) if expires_at else None,
-            expires_in_days=data.get("expires_in_days"),
-            crypto_asset=data.get("crypto_asset"),
-            crypto_network=data.get("crypto_network"),
-            payer_clabe=data.get("payer_clabe"),
-            reference_number=data.get("reference_number"),
-            return_url=data.get("return_url"),
-            attempt_id=data.get("attempt_id"),
-        )
+        return _REQUEST_JSON.from_plain(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,34 +180,17 @@ class ProviderEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as stored in the inbox, to apply again without the signature."""
-        return {
-            "provider": self.provider,
-            "event_id": self.event_id,
-            "type": self.type,
-            "status": self.status.value if self.status else None,
-            "provider_ref": self.provider_ref,
-            "lookup_key": self.lookup_key,
-            "amount": self.amount,
-            "refund_ref": self.refund_ref,
-            "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
-            "intent_hint": self.intent_hint,
-        }
+        return _EVENT_JSON.to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProviderEvent:
-        occurred = data.get("occurred_at")
-        return cls(
-            provider=data["provider"],
-            event_id=data["event_id"],
-            type=data["type"],
-            status=ProviderStatus(data["status"]) if data.get("status") else None,
-            provider_ref=data.get("provider_ref"),
-            lookup_key=data.get("lookup_key"),
-            amount=data.get("amount"),
-            refund_ref=data.get("refund_ref"),
-            occurred_at=datetime.fromisoformat(occurred) if occurred else None,
-            intent_hint=data.get("intent_hint"),
-        )
+        return _EVENT_JSON.from_plain(data)
+
+
+# Plain forms derived from the dataclasses above (app/domain/plain.py): a new field is
+# stored with the rest. An event's raw body is not kept: it was verified and parsed.
+_REQUEST_JSON: Codec[PaymentRequest] = Codec(PaymentRequest)
+_EVENT_JSON: Codec[ProviderEvent] = Codec(ProviderEvent, exclude=("raw",))
 
 
 # The code of a ProviderError for a request the PSP refused on its merits (a 4xx that

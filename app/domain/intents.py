@@ -101,3 +101,10 @@ class PaymentIntent:
                 f"payment intent {self.id} is {self.status.value} and cannot become {status.value}"
             )
         return self.changed(now, status=status, **changes)
+
+
+# Fields no API shows: whose intent it is (the caller is that merchant) and the methods
+# it accepts (checked on confirmation). Every other field is public: the GraphQL
+# `PaymentIntent` has it (tests/domain/test_plain.py) and so does a merchant webhook's
+# object (app/services/webhook_events.py).
+INTERNAL_FIELDS = ("merchant_id", "allowed_methods")

@@ -10,9 +10,8 @@ missing versions are read back from the outbox, which keeps every version.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from app.clock import Clock
 from app.db.engine import Database
@@ -32,16 +31,6 @@ CATCH_UP_PAGE = 500
 REMEMBERED_INTENTS = 10_000
 
 
-T = TypeVar("T")
-# Each stream passes its intents through `present`, by default _as_is: mypy cannot
-# check a default against a parameter typed with a TypeVar (python/mypy#3737), hence
-# the two `type: ignore[assignment]`s below.
-
-
-def _as_is(intent: PaymentIntent, _viewer: Principal) -> PaymentIntent:
-    return intent
-
-
 class LiveService:
     def __init__(self, db: Database, broker: Broker, clock: Clock) -> None:
         self.db = db
@@ -53,11 +42,9 @@ class LiveService:
         principal: Principal | None,
         intent_id: str,
         after_version: int | None,
-        present: Callable[[PaymentIntent, Principal], T] = _as_is,  # type: ignore[assignment]
-    ) -> AsyncGenerator[T, None]:
+    ) -> AsyncGenerator[PaymentIntent, None]:
         """One intent: snapshot (or what came after `after_version`), then each change,
-        until a final status, each passed through `present` (the GraphQL layer's type;
-        taking it here saves every subscriber a second generator)."""
+        until a final status."""
         principal = require_principal(principal)
         if principal.kind is KeyKind.PUBLISHABLE:
             raise Forbidden("subscribing needs the intent's client secret or your secret key")
@@ -86,22 +73,21 @@ class LiveService:
                 intent = backlog.pop(0)
                 if intent.version > last:
                     last = intent.version
-                    yield present(intent, principal)
+                    yield intent
             while not final or latest > last:
                 intent = None
                 for intent in await self._news(subscription, intent_id, last):
                     if intent.version > last:
                         last = latest = intent.version
                         final = is_final(intent.status)
-                        yield present(intent, principal)
+                        yield intent
         finally:
             subscription.close()
 
     async def merchant_updates(
         self,
         principal: Principal | None,
-        present: Callable[[PaymentIntent, Principal], T] = _as_is,  # type: ignore[assignment]
-    ) -> AsyncGenerator[T, None]:
+    ) -> AsyncGenerator[PaymentIntent, None]:
         """Every change of every intent of the caller's merchant, none twice."""
         viewer = require_secret_key(principal)
         merchant_id = viewer.merchant_id
@@ -124,7 +110,7 @@ class LiveService:
                     seen.move_to_end(intent.id)
                     if len(seen) > REMEMBERED_INTENTS:
                         seen.popitem(last=False)
-                    yield present(intent, viewer)
+                    yield intent
         finally:
             subscription.close()
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from app.domain.codec import error_to_dict, next_action_to_dict
-from app.domain.intents import PaymentIntent
-from app.domain.money import Money
+from app.domain.codec import RULES
+from app.domain.intents import INTERNAL_FIELDS, PaymentIntent
+from app.domain.plain import Codec, MoneyForm
 
 
 def event_id(intent_id: str, version: int) -> str:
@@ -30,25 +30,19 @@ def event_body(event: str, event_type: str, intent: PaymentIntent, created: date
 
 def intent_json(intent: PaymentIntent) -> dict[str, Any]:
     """The intent as the GraphQL API names its fields (camelCase, decimal strings)."""
-    return {
-        "id": intent.id,
-        "object": "payment_intent",
-        "status": intent.status.value,
-        "version": intent.version,
-        "amount": _money(intent.amount),
-        "amountReceived": _money(intent.amount_received),
-        "amountRefunded": _money(intent.amount_refunded),
-        "method": intent.method.value if intent.method else None,
-        "provider": intent.provider,
-        "description": intent.description,
-        "metadata": intent.metadata,
-        "nextAction": next_action_to_dict(intent.next_action),
-        "lastError": error_to_dict(intent.last_error),
-        "createdAt": intent.created_at.isoformat(),
-        "updatedAt": intent.updated_at.isoformat(),
-        "expiresAt": intent.expires_at.isoformat() if intent.expires_at else None,
-    }
+    return {"id": intent.id, "object": "payment_intent", **_PUBLIC_JSON.to_plain(intent)}
 
 
-def _money(money: Money) -> dict[str, str]:
-    return {"amount": money.to_decimal_string(), "currency": money.currency.value}
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+# Every public field but the client secret, which only the API shows its owner.
+_PUBLIC_JSON: Codec[PaymentIntent] = Codec(
+    PaymentIntent,
+    money=MoneyForm.DECIMAL,
+    rules=RULES,
+    exclude=(*INTERNAL_FIELDS, "client_secret"),
+    key=_camel,
+)
