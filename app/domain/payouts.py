@@ -177,8 +177,9 @@ class Payout:
 
     @property
     def accepted(self) -> bool:
-        """Whether a PSP has taken the transfer (so its tracking key is in SPEI)."""
-        return self.status not in (P.PENDING, P.CANCELED) and self.provider is not None
+        """Whether a PSP has taken the transfer (so its tracking key is in SPEI): it gave
+        the transfer an id of its own. A PSP that refused it gave none."""
+        return self.provider_ref is not None
 
     def changed(self, now: datetime, **changes: Any) -> Payout:
         return replace(self, version=self.version + 1, updated_at=now, **changes)
