@@ -35,6 +35,7 @@ from app.services.expiry import ExpiryService
 from app.services.housekeeping import Housekeeping
 from app.services.intents import IntentService
 from app.services.live import LiveService
+from app.services.live_payouts import PayoutLive
 from app.services.merchants import MerchantService
 from app.services.payout_sending import PayoutSender
 from app.services.payouts import PayoutService
@@ -140,6 +141,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         db,
         clock,
         PayoutSender(db, clock, router, settings.payout_providers),
+        PayoutLive(db, broker),
         settings.cep_url
         or (f"{settings.base_url}/sandbox/cep" if settings.sandbox_enabled else BANXICO_CEP),
     )

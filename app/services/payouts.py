@@ -43,6 +43,7 @@ from app.domain.records import AuditRecord
 from app.services import idempotency
 from app.services.auth import Principal, require_secret_key
 from app.services.intents import MAX_PAGE, decode_cursor, validate_metadata
+from app.services.live_payouts import PayoutLive
 from app.services.payout_changes import payout_status_event, record_new_payout, record_payout_change
 from app.services.payout_sending import SEND_LEASE, PayoutResult, PayoutSender
 
@@ -72,10 +73,13 @@ class PayoutPage:
 
 
 class PayoutService:
-    def __init__(self, db: Database, clock: Clock, sender: PayoutSender, cep_base: str) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, sender: PayoutSender, live: PayoutLive, cep_base: str
+    ) -> None:
         self.db = db
         self.clock = clock
         self.sender = sender
+        self.live = live
         self.cep_base = cep_base
 
     def proof_url(self, payout: Payout) -> str | None:
