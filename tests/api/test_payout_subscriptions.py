@@ -9,7 +9,7 @@ from tests.support.ws import GraphQLWebSocket
 
 
 async def _until_complete(ws: GraphQLWebSocket, op_id: str) -> list[dict]:
-    seen = []
+    seen: list[dict] = []
     while True:
         message = await ws.receive(timeout=15)
         if message.get("id") != op_id:
