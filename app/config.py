@@ -198,6 +198,10 @@ class Settings(BaseSettings):
 
     # Who sends SPEI transfers out (refunds of OXXO, SPEI and crypto payments), in order.
     spei_payout_providers: list[str] = Field(default_factory=lambda: ["stp"])
+    # Who sends merchants' payouts (contract section 8), in order of failover.
+    payout_providers: list[str] = Field(default_factory=lambda: ["stp", "conekta"])
+    # Where a paid payout's CEP is looked up; default: Banxico, or the sandbox's stand-in.
+    cep_url: str | None = None
 
     # Hostile-query limits: depth of selections, tokens in the document, aliases,
     # and bytes in the HTTP body.

@@ -156,6 +156,52 @@ class ProviderRefund:
 
 
 @dataclass(frozen=True, slots=True)
+class PayoutRequest:
+    """An SPEI transfer out of the merchant's account, as Cobro recorded it. Every
+    field is fixed when the payout is created, so a replay signs the same order."""
+
+    payout_id: str
+    amount: Money
+    clabe: str
+    beneficiary_name: str
+    concept: str
+    reference: int
+    tracking_key: str
+    rfc: str | None = None
+
+
+class PayoutState(enum.StrEnum):
+    """Where a PSP says a payout is; anything unknown is IN_TRANSIT, never paid."""
+
+    IN_TRANSIT = "in_transit"
+    PAID = "paid"
+    RETURNED = "returned"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPayout:
+    provider_ref: str  # the PSP's id for the transfer (STP's folio)
+    state: PayoutState
+    return_code: str | None = None  # SPEI causa de devolución, when RETURNED
+    message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class PayoutProvider(Protocol):
+    """A PSP that sends SPEI transfers out: build the order once (pure), send stored
+    bytes (a replay sends the same ones), ask where a transfer is by its tracking key."""
+
+    name: str
+
+    def prepare_payout(self, request: PayoutRequest) -> WireRequest: ...
+
+    async def send_payout(self, request: PayoutRequest, wire: WireRequest) -> ProviderPayout: ...
+
+    async def fetch_payout(self, request: PayoutRequest) -> ProviderPayout | None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderEvent:
     """One webhook event, verified and parsed into neutral terms."""
 
@@ -171,6 +217,8 @@ class ProviderEvent:
     # Our intent id, when the PSP echoes it back (metadata): finds the payment even
     # when no handle was recorded (the call that created it timed out).
     intent_hint: str | None = None
+    # SPEI's causa de devolución of a returned transfer (STP's DEVOLUCION).
+    return_code: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property

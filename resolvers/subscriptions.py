@@ -14,6 +14,7 @@ from app.services.auth import Principal
 from resolvers.context import Context
 from resolvers.shared_events import present_shared
 from resolvers.types.intent import PaymentIntent
+from resolvers.types.payout import Payout
 
 Info = strawberry.Info[Context, None]
 
@@ -38,6 +39,24 @@ class Subscription:
     async def payment_intents_updated(self, info: Info) -> AsyncIterator[PaymentIntent]:
         viewer = info.context.caller()
         return Presented(info.context.services.live.merchant_updates(viewer), viewer)
+
+    @strawberry.subscription(
+        description="The payout as it is now (skipped when afterVersion is already current), "
+        "then one message per change in version order, none lost; completes after RETURNED, "
+        "FAILED or CANCELED (PAID may still be followed by RETURNED). Secret key."
+    )
+    async def payout_updated(
+        self, info: Info, id: strawberry.ID, after_version: int | None = None
+    ) -> AsyncGenerator[Payout, None]:
+        context = info.context
+        payouts = context.services.payouts
+        stream: AsyncGenerator[Payout, None] = payouts.live.payout_updates(
+            context.caller(),
+            str(id),
+            after_version,
+            present=lambda payout: Payout.from_domain(payout, payouts.proof_url(payout)),
+        )
+        return stream
 
 
 class Presented:

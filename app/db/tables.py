@@ -157,7 +157,8 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
+    # The object the event belongs to: a payment intent ("pi_") or a payout ("po_").
+    intent_id: Mapped[str] = mapped_column(String(40), index=True)
     merchant_id: Mapped[str] = mapped_column(String(40))
     type: Mapped[str] = mapped_column(String(60))
     status: Mapped[str | None] = mapped_column(String(32))
@@ -260,6 +261,68 @@ class Refund(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (Index(None, "provider", "provider_ref"),)
+
+
+class PayoutRow(Base):
+    """An SPEI transfer out of the merchant's account (contract section 8). Its
+    versions go through the outbox and its audit events through the merchant's chain,
+    like an intent's, under its own id."""
+
+    __tablename__ = "payouts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    clabe: Mapped[str] = mapped_column(String(18))
+    bank: Mapped[str] = mapped_column(String(60))
+    beneficiary_name: Mapped[str] = mapped_column(String(60))
+    concept: Mapped[str] = mapped_column(String(60))
+    reference: Mapped[int]
+    rfc: Mapped[str | None] = mapped_column(String(18))
+    # Cobro's clave de rastreo, fixed at creation and reused by every replay.
+    tracking_key: Mapped[str] = mapped_column(String(30), unique=True)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_ref: Mapped[str | None] = mapped_column(String(100))  # the PSP's order id
+    return_code: Mapped[str | None] = mapped_column(String(4))
+    return_message: Mapped[str | None] = mapped_column(Text)
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    refund_id: Mapped[str | None] = mapped_column(String(40))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+    # Sending in flight holds the payout until then (one sender at a time).
+    lease_until: Mapped[datetime | None]
+    # When reconciliation last asked the PSP about it.
+    checked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(None, "merchant_id", "created_at", "id"),
+        Index(None, "merchant_id", "status", "created_at"),
+        Index(None, "provider", "provider_ref"),
+        Index(None, "status", "updated_at"),
+    )
+
+
+class PayoutAttempt(Base):
+    """One try of a payout at one PSP, written with its exact request before the call,
+    so an unknown outcome is replayed byte for byte to the same PSP."""
+
+    __tablename__ = "payout_attempts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payout_id: Mapped[str] = mapped_column(ForeignKey("payouts.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    # pending (sent or about to be; outcome unknown) -> accepted | refused | unsent
+    status: Mapped[str] = mapped_column(String(16))
+    wire: Mapped[dict[str, Any]] = mapped_column(JSON)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class ProviderHandle(Base):

@@ -20,8 +20,9 @@ from app.db.repositories import outbox
 from app.domain.codec import intent_from_dict
 from app.domain.errors import Forbidden, InvalidInput, NotFound
 from app.domain.intents import PaymentIntent, is_final
+from app.domain.payout_codec import is_payout_dict
 from app.events.broker import Broker, Subscription
-from app.events.messages import intent_channel, merchant_channel
+from app.events.messages import Change, intent_channel, merchant_channel
 from app.services.auth import KeyKind, Principal, can_read, require_principal, require_secret_key
 
 # How far back a merchant stream looks when it must catch up after a broker outage.
@@ -97,8 +98,10 @@ class LiveService:
         try:
             while True:
                 change = await subscription.next()
-                if change is not None:
+                if isinstance(change, Change):
                     candidates = [change.intent]
+                elif change is not None:
+                    continue  # not an intent's: the merchant channel carries none
                 else:
                     candidates = await self._merchant_since(merchant_id, since - CATCH_UP_MARGIN)
                 if candidates:
@@ -123,7 +126,7 @@ class LiveService:
             change = await subscription.next()
             if change is None:
                 return await self._versions(intent_id, last, None)
-            if change.version > last:
+            if isinstance(change, Change) and change.version > last:
                 news = await self._versions(intent_id, last, change.version - 1)
                 news.append(change.intent)
                 return news
@@ -143,7 +146,9 @@ class LiveService:
                 rows = await outbox.merchant_since(
                     conn, merchant_id, since, after_id=after_id, limit=CATCH_UP_PAGE
                 )
-                found += [intent_from_dict(row.payload) for row in rows]
+                found += [
+                    intent_from_dict(row.payload) for row in rows if not is_payout_dict(row.payload)
+                ]
                 if len(rows) < CATCH_UP_PAGE:
                     return found
                 after_id = rows[-1].id

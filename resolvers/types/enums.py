@@ -11,6 +11,7 @@ from app.domain.intents import PaymentIntentStatus
 from app.domain.keys import ApiKeyKind
 from app.domain.methods import PaymentMethodType, Settlement
 from app.domain.money import Currency
+from app.domain.payouts import PayoutStatus
 from app.resilience.breaker import CircuitState
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Currency",
     "PaymentIntentStatus",
     "PaymentMethodType",
+    "PayoutStatus",
     "Settlement",
 ]
 
@@ -28,3 +30,4 @@ strawberry.enum(Settlement, name="Settlement")
 strawberry.enum(PaymentIntentStatus, name="PaymentIntentStatus")
 strawberry.enum(CircuitState, name="CircuitState")
 strawberry.enum(ApiKeyKind, name="ApiKeyKind")
+strawberry.enum(PayoutStatus, name="PayoutStatus")
