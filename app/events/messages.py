@@ -23,20 +23,33 @@ def merchant_channel(merchant_id: str) -> str:
 class Change:
     intent: PaymentIntent
     event_type: str
+    # The publisher's span, which each subscriber's push continues (app/trace_context.py).
+    traceparent: str | None = None
 
     @property
     def version(self) -> int:
         return self.intent.version
 
     @classmethod
-    def from_entry(cls, entry: OutboxEntry) -> Change:
-        return cls(intent_from_dict(entry.payload), entry.event_type)
+    def from_entry(cls, entry: OutboxEntry, traceparent: str | None = None) -> Change:
+        return cls(intent_from_dict(entry.payload), entry.event_type, traceparent)
 
 
 def encode(change: Change) -> bytes:
-    return orjson.dumps({"intent": intent_to_dict(change.intent), "event_type": change.event_type})
+    message: dict[str, object] = {
+        "intent": intent_to_dict(change.intent),
+        "event_type": change.event_type,
+    }
+    if change.traceparent is not None:
+        message["traceparent"] = change.traceparent
+    return orjson.dumps(message)
 
 
 def decode(data: bytes | str) -> Change:
     message = orjson.loads(data)
-    return Change(intent_from_dict(message["intent"]), message["event_type"])
+    traceparent = message.get("traceparent")
+    return Change(
+        intent_from_dict(message["intent"]),
+        message["event_type"],
+        traceparent if isinstance(traceparent, str) else None,
+    )
