@@ -122,32 +122,33 @@ class OutboxRelay:
         return len(orphans)
 
     async def _publish(self, entries: list[OutboxEntry]) -> None:
-        with self._batch_span(entries):
-            # Merchant webhooks first, so they never wait on the broker: queuing twice
-            # (after a retry) is a no-op, one delivery per endpoint and event.
-            await self.webhooks.enqueue(entries, self.clock.now())
-            for entry in entries:
-                channels = [intent_channel(entry.intent_id), merchant_channel(entry.merchant_id)]
-                if self.tracer is None:
-                    # Untraced here, but the row may come from a process that traces.
-                    await self.broker.publish(channels, Change.from_entry(entry, entry.traceparent))
-                else:
-                    await self._publish_traced(
-                        entry, channels, self.tracer, alone=len(entries) == 1
-                    )
-            if self.broker_outage.ongoing:
-                self.broker_outage.succeeded()
-            # One statement: no transaction around it on PostgreSQL.
-            async with self.db.autocommit() as conn:
-                await outbox.mark_published(conn, [e.id for e in entries], self.clock.now())
+        if self.tracer is None:
+            await self._publish_batch(entries, None)
+            return
+        with self._batch_span(entries, self.tracer):
+            await self._publish_batch(entries, self.tracer)
+
+    async def _publish_batch(self, entries: list[OutboxEntry], tracer: Tracer | None) -> None:
+        # Merchant webhooks first, so they never wait on the broker: queuing twice
+        # (after a retry) is a no-op, one delivery per endpoint and event.
+        await self.webhooks.enqueue(entries, self.clock.now())
+        for entry in entries:
+            channels = [intent_channel(entry.intent_id), merchant_channel(entry.merchant_id)]
+            if tracer is None:
+                # Untraced here, but the row may come from a process that traces.
+                await self.broker.publish(channels, Change.from_entry(entry, entry.traceparent))
+            else:
+                await self._publish_traced(entry, channels, tracer, alone=len(entries) == 1)
+        if self.broker_outage.ongoing:
+            self.broker_outage.succeeded()
+        # One statement: no transaction around it on PostgreSQL.
+        async with self.db.autocommit() as conn:
+            await outbox.mark_published(conn, [e.id for e in entries], self.clock.now())
 
     @contextlib.contextmanager
-    def _batch_span(self, entries: list[OutboxEntry]) -> Iterator[None]:
+    def _batch_span(self, entries: list[OutboxEntry], tracer: Tracer) -> Iterator[None]:
         """The relay's work on a batch as one span: in the trace of the change it
         publishes when it is one (the usual case), linked to each change otherwise."""
-        if self.tracer is None:
-            yield
-            return
         parents = [trace_context.context_of(entry.traceparent) for entry in entries]
         parent = parents[0] if len(entries) == 1 else None
         links = [
@@ -155,7 +156,7 @@ class OutboxRelay:
             for context in parents
             if context is not None and len(entries) > 1
         ]
-        with self.tracer.start_as_current_span(
+        with tracer.start_as_current_span(
             "outbox relay", context=parent, links=links, attributes={"cobro.rows": len(entries)}
         ):
             yield
