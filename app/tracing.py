@@ -87,8 +87,6 @@ class Tracing:
         provider = TracerProvider(resource=_resource())
         for exporter in _exporters(environ):
             provider.add_span_processor(BatchSpanProcessor(exporter))
-        # Anything else in the process that traces through the global API joins in.
-        trace.set_tracer_provider(provider)
         return cls(provider, owns_provider=True)
 
     def asgi(self, app: ASGIApp) -> ASGIApp:
@@ -200,7 +198,8 @@ def _exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
         matches = entry_points(group=EXPORTER_GROUP, name=registered)
         if not matches:
             known = sorted({e.name for e in entry_points(group=EXPORTER_GROUP)} | {"otlp"})
-            raise ValueError(f"OTEL_TRACES_EXPORTER names {name!r}; this install has {known}")
+            wanted = name if registered == name else f"{name} ({registered})"
+            raise ValueError(f"OTEL_TRACES_EXPORTER names {wanted!r}; this install has {known}")
         exporter_class = next(iter(matches)).load()
         found.append(exporter_class())
     return found
