@@ -112,7 +112,7 @@ class CobroApp(Starlette):
         line), so that even Starlette's error middleware runs within the request's
         context and a 500 it answers is timed and logged like any other answer. When
         traces are on, OpenTelemetry's ASGI middleware is outside it all, so the
-        request's span covers everything and the access line can name its trace."""
+        request's span covers everything, error pages included."""
         stack: ASGIApp = Observe(super().build_middleware_stack())
         if self._tracing is not None:
             stack = self._tracing.asgi(stack)
