@@ -51,9 +51,12 @@ def trace_calls(service: object, tracer: Tracer) -> None:
     """Each public coroutine method of `service` in a span named Class.method, made
     current so that its SQL, PSP calls and outbox rows hang under it. Installed on the
     instance (the class and every other instance stay as they were)."""
-    for name, method in inspect.getmembers(service, inspect.iscoroutinefunction):
+    cls = type(service)
+    for name, _ in inspect.getmembers(cls, inspect.iscoroutinefunction):
         if not name.startswith("_"):
-            setattr(service, name, _traced(method, f"{type(service).__name__}.{name}", tracer))
+            setattr(
+                service, name, _traced(getattr(service, name), f"{cls.__name__}.{name}", tracer)
+            )
 
 
 def traced_job(

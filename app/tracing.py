@@ -149,7 +149,7 @@ class Tracing:
 
 
 def _span_details(scope: Scope) -> tuple[str, dict[str, str]]:
-    """ "POST /webhooks/{provider}": the route template, never an id, names the span."""
+    """Names the span by route template ("POST /webhooks/{provider}"), never by an id."""
     route = route_of(scope.get("path", ""))
     method = scope.get("method", "WEBSOCKET" if scope.get("type") == "websocket" else "")
     return f"{method} {route}", {"http.route": route}
