@@ -225,12 +225,13 @@ def _stdout_bytes() -> Iterator[BinaryIO]:
 async def run_worker(settings: Settings) -> None:
     """Run the background jobs until SIGTERM or SIGINT; several may run at once."""
     from app.runtime import build_runtime
+    from app.tracing import Tracing
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, tracing=Tracing.from_environ())
     async with runtime.running(worker=True):
         listener = None
         if settings.metrics_port is not None:

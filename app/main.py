@@ -24,6 +24,7 @@ from app.http.metrics import metrics
 from app.http.observe import Observe
 from app.http.webhooks import receive_webhook
 from app.runtime import Runtime, build_runtime
+from app.tracing import Tracing
 from resolvers.schema import build_schema
 from resolvers.view import CobroGraphQL
 
@@ -36,13 +37,19 @@ CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 GC_YOUNG_THRESHOLD = 10_000
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, tracing: Tracing | None = None
+) -> Starlette:
+    """`tracing`: how to trace (a test's in-memory exporter); by default what the OTEL_*
+    variables say, which is nothing unless they turn traces on (app/tracing.py)."""
     settings = settings or Settings()
-    runtime = build_runtime(settings, clock)
+    tracing = tracing or Tracing.from_environ()
+    runtime = build_runtime(settings, clock, tracing)
     schema = build_schema(
         max_depth=settings.max_query_depth,
         max_tokens=settings.max_query_tokens,
         max_aliases=settings.max_query_aliases,
+        tracer=tracing.tracer if tracing is not None else None,
     )
     graphql = CobroGraphQL(
         runtime.services,
@@ -73,6 +80,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app = CobroApp(
         graphql,
+        tracing=tracing,
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
@@ -94,15 +102,21 @@ class CobroApp(Starlette):
     /graphql stops passing through it).
     """
 
-    def __init__(self, graphql: ASGIApp, **kwargs: Any) -> None:
+    def __init__(self, graphql: ASGIApp, *, tracing: Tracing | None, **kwargs: Any) -> None:
+        self._tracing = tracing  # read by build_middleware_stack, which init may call
         super().__init__(**kwargs)
         self._graphql = graphql
 
     def build_middleware_stack(self) -> ASGIApp:
         """The app's stack inside `Observe` (request id, log context, latency, access
         line), so that even Starlette's error middleware runs within the request's
-        context and a 500 it answers is timed and logged like any other answer."""
-        return Observe(super().build_middleware_stack())
+        context and a 500 it answers is timed and logged like any other answer. When
+        traces are on, OpenTelemetry's ASGI middleware is outside it all, so the
+        request's span covers everything, error pages included."""
+        stack: ASGIApp = Observe(super().build_middleware_stack())
+        if self._tracing is not None:
+            stack = self._tracing.asgi(stack)
+        return stack
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == GRAPHQL_PATH:

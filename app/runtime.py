@@ -47,8 +47,11 @@ from app.services.routing import Router
 from app.services.sandbox_clock import SandboxClock
 from app.services.sandbox_store import DatabaseSandboxStore
 from app.services.webhook_endpoints import WebhookEndpointService
+from app.trace_context import trace_calls
+from app.tracing import Tracing
 from app.worker import Job, Worker
 from providers.base import Provider, ProviderConfig
+from providers.http import PspHttp
 from providers.registry import ADAPTERS, build_provider
 from providers.sandbox.app import Sandbox, adapter_options
 from providers.sandbox.common import EmulatorConfig
@@ -76,6 +79,8 @@ class Runtime:
     worker: Worker
     # What /metrics reads at scrape time: circuits, backlogs, the database pool.
     gauges: RuntimeGauges | None = None
+    # Set when traces are on (app/tracing.py).
+    tracing: Tracing | None = None
     readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
     # Loops every process runs (the relay's fast path, shared circuit states).
     loops: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
@@ -103,8 +108,12 @@ class Runtime:
                 await close()
 
 
-def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, clock: Clock | None = None, tracing: Tracing | None = None
+) -> Runtime:
+    """`tracing`: traces on (app/tracing.py), off when None."""
     clock = clock or Clock()
+    tracer = tracing.tracer if tracing is not None else None
     db = Database(
         settings.database_url,
         fast_path=settings.postgres_fast_path,
@@ -129,7 +138,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         allow_private=settings.sandbox_enabled,
         retry_base_seconds=settings.webhook_retry_base_seconds,
     )
-    relay = OutboxRelay(db, broker, clock, webhooks)
+    relay = OutboxRelay(db, broker, clock, webhooks, tracer)
     router = Router(settings.methods, providers, breakers)
     provider_events = ProviderEventService(db, clock)
     confirm = ConfirmService(
@@ -165,7 +174,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         refunds=refunds,
         payouts=payouts,
         provider_events=provider_events,
-        live=LiveService(db, broker, clock),
+        live=LiveService(db, broker, clock, tracer),
         webhook_endpoints=WebhookEndpointService(db, clock, allow_private=settings.sandbox_enabled),
         expiry=ExpiryService(db, clock, router),
         reconciliation=ReconciliationService(
@@ -179,7 +188,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         ),
         rate_limiter=RateLimiter(settings.rate_limits.parsed(), settings.redis_url),
     )
-    worker = Worker(_jobs(settings, services, webhooks))
+    worker = Worker(_jobs(settings, services, webhooks), tracer)
     runtime = Runtime(settings, services, providers, sandbox, broker, relay, webhooks, worker)
     runtime.gauges = RuntimeGauges(db, clock, router)
     if sandbox is not None:
@@ -191,7 +200,38 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         runtime.closers.append(shared.aclose)
     runtime.closers += [p.aclose for p in providers.values()]
     runtime.closers += [webhooks.aclose, broker.close, services.rate_limiter.close, db.dispose]
+    if tracing is not None:
+        _instrument(runtime, tracing)
+        runtime.closers.append(tracing.shutdown)  # last: flushes the spans of the rest
     return runtime
+
+
+def _instrument(runtime: Runtime, tracing: Tracing) -> None:
+    """The maintained instrumentations on this runtime's own engines and clients, and a
+    span around each call into a service (the HTTP side is app/main.py's)."""
+    runtime.tracing = tracing
+    services = runtime.services
+    tracing.engines(services.db.engines)
+    if isinstance(runtime.broker, RedisBroker):
+        tracing.redis(runtime.broker.client)
+    for name, provider in runtime.providers.items():
+        # Every adapter talks to its PSP through PspHttp (providers/http.py).
+        http = getattr(provider, "http", None)
+        if isinstance(http, PspHttp):
+            tracing.http(http.client, name)
+    tracing.http(runtime.webhooks.client, "merchant-webhooks")
+    for service in (
+        services.merchants,
+        services.api_keys,
+        services.intents,
+        services.confirm,
+        services.refunds,
+        services.provider_events,
+        services.webhook_endpoints,
+        services.expiry,
+        services.reconciliation,
+    ):
+        trace_calls(service, tracing.tracer)
 
 
 async def _coroutine(loop: Callable[[], Awaitable[object]]) -> None:

@@ -14,6 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from opentelemetry.trace import Tracer
+
+from app import trace_context
 from app.domain.errors import ServiceUnavailable
 from app.metrics import JOB_LAST_SUCCESS, JOB_RUNS, JOB_SECONDS
 
@@ -28,8 +31,10 @@ class Job:
 
 
 class Worker:
-    def __init__(self, jobs: list[Job]) -> None:
+    def __init__(self, jobs: list[Job], tracer: Tracer | None = None) -> None:
         self.jobs = jobs
+        # Set when traces are on: each run of a job is a trace of its own.
+        self.tracer = tracer
 
     async def run(self) -> None:
         await asyncio.gather(*(self._loop(job) for job in self.jobs))
@@ -37,10 +42,13 @@ class Worker:
     async def _loop(self, job: Job) -> None:
         seconds = JOB_SECONDS.labels(job.name)
         last_success = JOB_LAST_SUCCESS.labels(job.name)
+        run = job.run
+        if self.tracer is not None:
+            run = trace_context.traced_job(job.name, run, self.tracer)
         while True:
             started = time.perf_counter()
             try:
-                await job.run()
+                await run()
             except asyncio.CancelledError:
                 raise
             except ServiceUnavailable:

@@ -6,12 +6,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import strawberry
 from graphql import GraphQLError
 from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospectionDepthRule
+from opentelemetry.trace import Tracer
 from strawberry.extensions import (
     MaxAliasesLimiter,
     QueryDepthLimiter,
+    SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
@@ -22,6 +26,7 @@ from resolvers.queries import Query
 from resolvers.scalars import SCALARS
 from resolvers.shared_events import SharedEventExecution
 from resolvers.subscriptions import Subscription
+from resolvers.tracing import TracedOperation
 
 
 class _Names(NameConverter):
@@ -46,8 +51,13 @@ class CobroSchema(strawberry.Schema):
 
 
 def build_schema(
-    *, max_depth: int = 10, max_tokens: int = 2_000, max_aliases: int = 30
+    *,
+    max_depth: int = 10,
+    max_tokens: int = 2_000,
+    max_aliases: int = 30,
+    tracer: Tracer | None = None,
 ) -> strawberry.Schema:
+    """`tracer`: a span per query and mutation (resolvers/tracing.py); none when None."""
     # The limiters build their validation rule as a new class per instance; built
     # once here, the rules are the same objects on every request, so the validation
     # cache (keyed by them) hits. Built per request, it missed every time and
@@ -59,12 +69,17 @@ def build_schema(
         # bound: `fields { type { fields { ... } } }` otherwise grows exponentially.
         MaxIntrospectionDepthRule,
     )
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: Guards(max_tokens=max_tokens, rules=rules)
+    ]
+    if tracer is not None:
+        extensions.append(lambda: TracedOperation(tracer=tracer))
     return CobroSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS, name_converter=_Names()),
-        extensions=[lambda: Guards(max_tokens=max_tokens, rules=rules)],
+        extensions=extensions,
         execution_context_class=SharedEventExecution,
     )
 

@@ -111,6 +111,13 @@ class Database:
         return self.url.get_backend_name()
 
     @property
+    def engines(self) -> list[Engine]:
+        """Every engine statements go through (to instrument: app/tracing.py)."""
+        if self.is_sqlite:
+            return [self._sqlite_writer, self._sqlite_reader]
+        return [self.engine.sync_engine]
+
+    @property
     def read_engine(self) -> Engine:
         """The synchronous engine reads go through (for instrumentation and tests)."""
         return self._sqlite_reader if self.is_sqlite else self.engine.sync_engine

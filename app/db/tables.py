@@ -386,6 +386,9 @@ class Outbox(Base):
     created_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]
     published_at: Mapped[datetime | None]
+    # The W3C traceparent of the change that wrote the row (NULL when tracing is off),
+    # so the publisher and the subscribers' pushes continue that trace (app/tracing.py).
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
     __table_args__ = (
         UniqueConstraint("intent_id", "version"),

@@ -29,20 +29,23 @@ def merchant_channel(merchant_id: str) -> str:
 class Change:
     intent: PaymentIntent
     event_type: str
+    # The publisher's span, which each subscriber's push continues (app/trace_context.py).
+    traceparent: str | None = None
 
     @property
     def version(self) -> int:
         return self.intent.version
 
     @classmethod
-    def from_entry(cls, entry: OutboxEntry) -> Change:
-        return cls(intent_from_dict(entry.payload), entry.event_type)
+    def from_entry(cls, entry: OutboxEntry, traceparent: str | None = None) -> Change:
+        return cls(intent_from_dict(entry.payload), entry.event_type, traceparent)
 
 
 @dataclass(frozen=True, slots=True)
 class PayoutChange:
     payout: Payout
     event_type: str
+    traceparent: str | None = None
 
     @property
     def version(self) -> int:
@@ -52,11 +55,11 @@ class PayoutChange:
 Message = Change | PayoutChange
 
 
-def message_of(entry: OutboxEntry) -> Message:
+def message_of(entry: OutboxEntry, traceparent: str | None = None) -> Message:
     """An outbox row as the broker carries it: a payout's row says so in its payload."""
     if is_payout_dict(entry.payload):
-        return PayoutChange(payout_from_dict(entry.payload), entry.event_type)
-    return Change.from_entry(entry)
+        return PayoutChange(payout_from_dict(entry.payload), entry.event_type, traceparent)
+    return Change.from_entry(entry, traceparent)
 
 
 def channels_of(entry: OutboxEntry) -> list[str]:
@@ -68,14 +71,24 @@ def channels_of(entry: OutboxEntry) -> list[str]:
 
 
 def encode(change: Message) -> bytes:
-    if isinstance(change, PayoutChange):
-        body = {"payout": payout_to_dict(change.payout), "event_type": change.event_type}
-        return orjson.dumps(body)
-    return orjson.dumps({"intent": intent_to_dict(change.intent), "event_type": change.event_type})
+    message: dict[str, object] = (
+        {"payout": payout_to_dict(change.payout)}
+        if isinstance(change, PayoutChange)
+        else {"intent": intent_to_dict(change.intent)}
+    )
+    message["event_type"] = change.event_type
+    if change.traceparent is not None:
+        message["traceparent"] = change.traceparent
+    return orjson.dumps(message)
 
 
 def decode(data: bytes | str) -> Message:
     message = orjson.loads(data)
+    traceparent = message.get("traceparent")
+    if not isinstance(traceparent, str):
+        traceparent = None
     if "payout" in message:
-        return PayoutChange(payout_from_dict(message["payout"]), message["event_type"])
-    return Change(intent_from_dict(message["intent"]), message["event_type"])
+        return PayoutChange(
+            payout_from_dict(message["payout"]), message["event_type"], traceparent
+        )
+    return Change(intent_from_dict(message["intent"]), message["event_type"], traceparent)

@@ -14,11 +14,15 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Tracer
 from redis.exceptions import RedisError
 
+from app import trace_context
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.outage import Outage
@@ -42,12 +46,19 @@ RETRY_SECONDS = 0.5
 
 class OutboxRelay:
     def __init__(
-        self, db: Database, broker: Broker, clock: Clock, webhooks: MerchantWebhooks
+        self,
+        db: Database,
+        broker: Broker,
+        clock: Clock,
+        webhooks: MerchantWebhooks,
+        tracer: Tracer | None = None,
     ) -> None:
         self.db = db
         self.broker = broker
         self.clock = clock
         self.webhooks = webhooks
+        # Set when traces are on: each publish continues the trace its row carries.
+        self.tracer = tracer
         self._backlog: deque[OutboxEntry] = deque()
         self._wake = asyncio.Event()
         # A broker (Redis) that is down fails every retry alike: said once, not per try.
@@ -66,6 +77,9 @@ class OutboxRelay:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         next_scan = loop.time()
+        scan_orphans: Callable[[], Awaitable[object]] = self.publish_orphans
+        if self.tracer is not None:
+            scan_orphans = trace_context.traced_job("outbox-orphans", scan_orphans, self.tracer)
         while True:
             timeout = max(0.0, next_scan - loop.time())
             with contextlib.suppress(TimeoutError):
@@ -74,7 +88,7 @@ class OutboxRelay:
             try:
                 await self.publish_backlog()
                 if loop.time() >= next_scan:
-                    await self.publish_orphans()
+                    await scan_orphans()
                     next_scan = loop.time() + ORPHAN_SCAN_SECONDS
             except asyncio.CancelledError:
                 raise
@@ -108,13 +122,61 @@ class OutboxRelay:
         return len(orphans)
 
     async def _publish(self, entries: list[OutboxEntry]) -> None:
+        if self.tracer is None:
+            await self._publish_batch(entries, None)
+            return
+        with self._batch_span(entries, self.tracer):
+            await self._publish_batch(entries, self.tracer)
+
+    async def _publish_batch(self, entries: list[OutboxEntry], tracer: Tracer | None) -> None:
         # Merchant webhooks first, so they never wait on the broker: queuing twice
         # (after a retry) is a no-op, one delivery per endpoint and event.
         await self.webhooks.enqueue(entries, self.clock.now())
         for entry in entries:
-            await self.broker.publish(channels_of(entry), message_of(entry))
+            channels = channels_of(entry)
+            if tracer is None:
+                # Untraced here, but the row may come from a process that traces.
+                await self.broker.publish(channels, message_of(entry, entry.traceparent))
+            else:
+                await self._publish_traced(entry, channels, tracer, alone=len(entries) == 1)
         if self.broker_outage.ongoing:
             self.broker_outage.succeeded()
         # One statement: no transaction around it on PostgreSQL.
         async with self.db.autocommit() as conn:
             await outbox.mark_published(conn, [e.id for e in entries], self.clock.now())
+
+    @contextlib.contextmanager
+    def _batch_span(self, entries: list[OutboxEntry], tracer: Tracer) -> Iterator[None]:
+        """The relay's work on a batch as one span: in the trace of the change it
+        publishes when it is one (the usual case), linked to each change otherwise."""
+        parents = [trace_context.context_of(entry.traceparent) for entry in entries]
+        parent = parents[0] if len(entries) == 1 else None
+        links = [
+            Link(trace.get_current_span(context).get_span_context())
+            for context in parents
+            if context is not None and len(entries) > 1
+        ]
+        with tracer.start_as_current_span(
+            "outbox relay", context=parent, links=links, attributes={"cobro.rows": len(entries)}
+        ):
+            yield
+
+    async def _publish_traced(
+        self, entry: OutboxEntry, channels: list[str], tracer: Tracer, *, alone: bool
+    ) -> None:
+        """PUBLISH under a producer span of the change's trace; the message carries that
+        span's traceparent, which each subscriber's push continues."""
+        parent = None if alone else trace_context.context_of(entry.traceparent)
+        with tracer.start_as_current_span(
+            "outbox publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "cobro",
+                "messaging.destination.name": "intent",
+                "cobro.intent_id": entry.intent_id,
+                "cobro.version": entry.version,
+            },
+        ):
+            change = message_of(entry, trace_context.traceparent())
+            await self.broker.publish(channels, change)

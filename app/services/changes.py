@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import logs
+from app import logs, trace_context
 from app.db.engine import Database
 from app.db.repositories import audit, outbox
 from app.db.repositories import intents as intent_rows
@@ -65,6 +65,7 @@ async def _log(
         payload=intent_to_dict(after),
         now=now,
         lease_until=now + OUTBOX_LEASE,
+        traceparent=trace_context.traceparent(),
     )
     Database.after_commit(conn, entry)
 

@@ -13,6 +13,9 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 
+from opentelemetry.trace import Span, SpanKind, Tracer
+
+from app import trace_context
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import intents as intent_rows
@@ -33,10 +36,14 @@ REMEMBERED_INTENTS = 10_000
 
 
 class LiveService:
-    def __init__(self, db: Database, broker: Broker, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, broker: Broker, clock: Clock, tracer: Tracer | None = None
+    ) -> None:
         self.db = db
         self.broker = broker
         self.clock = clock
+        # Set when traces are on: each push continues the trace of the change it sends.
+        self.tracer = tracer
 
     async def intent_updates(
         self,
@@ -77,11 +84,17 @@ class LiveService:
                     yield intent
             while not final or latest > last:
                 intent = None
-                for intent in await self._news(subscription, intent_id, last):
+                news, traced_by = await self._news(subscription, intent_id, last)
+                for intent in news:
                     if intent.version > last:
                         last = latest = intent.version
                         final = is_final(intent.status)
-                        yield intent
+                        span = self._push_span(traced_by, intent, "intent")
+                        try:
+                            yield intent
+                        finally:
+                            if span is not None:
+                                span.end()
         finally:
             subscription.close()
 
@@ -98,6 +111,7 @@ class LiveService:
         try:
             while True:
                 change = await subscription.next()
+                traced_by = change.traceparent if isinstance(change, Change) else None
                 if isinstance(change, Change):
                     candidates = [change.intent]
                 elif change is not None:
@@ -113,23 +127,50 @@ class LiveService:
                     seen.move_to_end(intent.id)
                     if len(seen) > REMEMBERED_INTENTS:
                         seen.popitem(last=False)
-                    yield intent
+                    span = self._push_span(traced_by, intent, "merchant")
+                    try:
+                        yield intent
+                    finally:
+                        if span is not None:
+                            span.end()
         finally:
             subscription.close()
 
     async def _news(
         self, subscription: Subscription, intent_id: str, last: int
-    ) -> list[PaymentIntent]:
+    ) -> tuple[list[PaymentIntent], str | None]:
         """What came after version `last`: the next change, with any versions it
-        skipped read back from the outbox (or everything since, after an outage)."""
+        skipped read back from the outbox (or everything since, after an outage); and
+        the traceparent of the change that brought the news."""
         while True:
             change = await subscription.next()
             if change is None:
-                return await self._versions(intent_id, last, None)
+                return await self._versions(intent_id, last, None), None
             if isinstance(change, Change) and change.version > last:
                 news = await self._versions(intent_id, last, change.version - 1)
                 news.append(change.intent)
-                return news
+                return news, change.traceparent
+
+    def _push_span(
+        self, traceparent: str | None, intent: PaymentIntent, stream: str
+    ) -> Span | None:
+        """The subscriber's part of a change's trace, from the change's arrival until
+        the stream is asked for more (the message has been sent by then). Not made
+        current: a context set across a generator's `yield` would leak into its consumer."""
+        if self.tracer is None or traceparent is None:
+            return None
+        return trace_context.continue_trace(
+            self.tracer,
+            "subscription push",
+            traceparent,
+            SpanKind.CONSUMER,
+            {
+                "messaging.system": "cobro",
+                "messaging.destination.name": stream,
+                "cobro.intent_id": intent.id,
+                "cobro.version": intent.version,
+            },
+        )
 
     async def _current(self, intent_id: str) -> PaymentIntent | None:
         # A method of its own, so the connection is not kept alive in the generator's

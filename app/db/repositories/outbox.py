@@ -24,6 +24,8 @@ class OutboxEntry:
     version: int
     event_type: str
     payload: dict[str, Any]
+    # Where the change's trace goes on (app/tracing.py); None when it was not traced.
+    traceparent: str | None = None
 
 
 async def append(
@@ -36,6 +38,7 @@ async def append(
     payload: dict[str, Any],
     now: datetime,
     lease_until: datetime,
+    traceparent: str | None = None,
 ) -> OutboxEntry:
     result = await conn.execute(
         _INSERT,
@@ -47,11 +50,14 @@ async def append(
             "payload": payload,
             "created_at": now,
             "lease_until": lease_until,
+            "traceparent": traceparent,
         },
     )
     key = result.inserted_primary_key
     assert key is not None
-    return OutboxEntry(int(key[0]), intent_id, merchant_id, version, event_type, payload)
+    return OutboxEntry(
+        int(key[0]), intent_id, merchant_id, version, event_type, payload, traceparent
+    )
 
 
 _MARK_PUBLISHED = (
@@ -65,7 +71,15 @@ async def mark_published(conn: AsyncConnection, ids: list[int], now: datetime) -
     await conn.execute(_MARK_PUBLISHED, {"ids": ids, "now": now})
 
 
-_ENTRY = (T.c.id, T.c.intent_id, T.c.merchant_id, T.c.version, T.c.event_type, T.c.payload)
+_ENTRY = (
+    T.c.id,
+    T.c.intent_id,
+    T.c.merchant_id,
+    T.c.version,
+    T.c.event_type,
+    T.c.payload,
+    T.c.traceparent,
+)
 
 
 async def claim_orphans(
