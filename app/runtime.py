@@ -27,6 +27,7 @@ from app.resilience.breaker import Breakers
 from app.resilience.shared import SharedCircuits
 from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
+from app.services.cards import catalog_from
 from app.services.charge_search import ChargeSearch
 from app.services.confirm import ConfirmService
 from app.services.container import Services
@@ -122,7 +123,10 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         retry_base_seconds=settings.webhook_retry_base_seconds,
     )
     relay = OutboxRelay(db, broker, clock, webhooks)
-    router = Router(settings.methods, providers, breakers)
+    cards = catalog_from(
+        settings, providers, settings.base_url if settings.sandbox_enabled else None
+    )
+    router = Router(settings.methods, providers, breakers, cards)
     provider_events = ProviderEventService(db, clock)
     confirm = ConfirmService(
         db,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -65,6 +65,21 @@ class PaymentRequest:
     # Both are fixed when the attempt is recorded, never by whoever replays it.
     return_url: str | None = None
     attempt_id: str | None = None
+    # Cards (contract section 7). One token per PSP the checkout tokenized with, before
+    # an attempt picks its PSP (`for_provider`); months of meses sin intereses (None:
+    # one payment); whether to ask for 3-D Secure on every payment rather than let the
+    # PSP decide; whether to authorize only, for a capture later.
+    card_tokens: tuple[tuple[str, str], ...] = ()
+    installments: int | None = None
+    require_three_d_secure: bool = False
+    capture_later: bool = False
+
+    def for_provider(self, provider: str) -> PaymentRequest:
+        """This request as `provider` is sent it: with the card token it minted."""
+        tokens = dict(self.card_tokens)
+        if not tokens:
+            return self
+        return replace(self, card_token=tokens.get(provider), card_tokens=())
 
     def to_dict(self) -> dict[str, Any]:
         """The request as stored on the attempt row, to replay it after a crash."""
@@ -85,6 +100,9 @@ class PaymentRequest:
             "reference_number": self.reference_number,
             "return_url": self.return_url,
             "attempt_id": self.attempt_id,
+            "installments": self.installments,
+            "require_three_d_secure": self.require_three_d_secure,
+            "capture_later": self.capture_later,
         }
 
     @classmethod
@@ -108,6 +126,9 @@ class PaymentRequest:
             reference_number=data.get("reference_number"),
             return_url=data.get("return_url"),
             attempt_id=data.get("attempt_id"),
+            installments=data.get("installments"),
+            require_three_d_secure=bool(data.get("require_three_d_secure")),
+            capture_later=bool(data.get("capture_later")),
         )
 
 
@@ -252,6 +273,11 @@ INVALID_REQUEST = "INVALID_REQUEST"
 # parameters" (Stripe's 400 idempotency_error and its equivalents). The PSP did
 # something with that key, and does not say what: the outcome is unknown, never failed.
 IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"
+# Codes of a ProviderError for a card request the PSP refused on its merits, which the
+# contract names: the PSP does not know the token (another PSP minted it), or the card
+# or the amount does not qualify for the installment plan asked for.
+CARD_TOKEN_INVALID = "CARD_TOKEN_INVALID"
+INSTALLMENTS_UNAVAILABLE = "INSTALLMENTS_UNAVAILABLE"
 
 
 class ProviderError(Exception):

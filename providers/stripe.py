@@ -18,7 +18,9 @@ from app.domain import signatures
 from app.domain.methods import PaymentMethodType
 from app.domain.next_action import NextAction, OxxoVoucher, RedirectToUrl
 from providers.base import (
+    CARD_TOKEN_INVALID,
     IDEMPOTENCY_MISMATCH,
+    INSTALLMENTS_UNAVAILABLE,
     INVALID_REQUEST,
     MalformedEvent,
     PaymentRequest,
@@ -116,6 +118,8 @@ def _scalar(value: Any) -> str:
 class StripeProvider:
     name = "stripe"
     methods = frozenset({PaymentMethodType.CARD, PaymentMethodType.OXXO})
+    # Where Stripe.js mints card tokens (a checkout posts the card there).
+    tokenize_url = "https://api.stripe.com/v1/tokens"
 
     def __init__(
         self, config: ProviderConfig, transport: httpx.AsyncBaseTransport | None = None
@@ -184,6 +188,7 @@ class StripeProvider:
                 "card": {"token": request.card_token},
             }
             params["return_url"] = request.return_url
+            params.update(card_options(request))
         elif request.method is PaymentMethodType.OXXO:
             params["payment_method_types"] = ["oxxo"]
             params["payment_method_data"] = {
@@ -392,8 +397,40 @@ def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderE
         f"{error.get('message', 'no message')} (HTTP {status} {kind})",
         retryable=False,
         # A 401/403 is our misconfiguration; anything else is Stripe refusing the request.
-        code="PROVIDER_AUTH" if status in (401, 403) else INVALID_REQUEST,
+        code="PROVIDER_AUTH" if status in (401, 403) else card_refusal(error) or INVALID_REQUEST,
     )
+
+
+# -- cards the Mexican way (contract section 7) -------------------------------------
+
+# Where a card token travels in our requests: Stripe names it as `param` when it
+# does not know the token ("No such token", code resource_missing).
+TOKEN_PARAM = "payment_method_data[card][token]"
+# Stripe's codes for an installment plan the card or the amount does not qualify for.
+INSTALLMENT_CODES = frozenset({"installment_plan_unavailable", "invalid_installment_plan"})
+
+
+def card_options(request: PaymentRequest) -> dict[str, Any]:
+    """Meses sin intereses as Stripe MX takes them (payment_method_options.card.
+    installments.plan: count, interval month, type fixed_count), and 3-D Secure asked
+    for on every payment (request_three_d_secure=any); left out, Stripe decides."""
+    card: dict[str, Any] = {}
+    if request.installments:
+        card["installments"] = {
+            "plan": {"count": request.installments, "interval": "month", "type": "fixed_count"}
+        }
+    if request.require_three_d_secure:
+        card["request_three_d_secure"] = "any"
+    return {"payment_method_options": {"card": card}} if card else {}
+
+
+def card_refusal(error: Mapping[str, Any]) -> str | None:
+    """The contract code of a card request Stripe refused for a reason it names."""
+    if error.get("code") == "resource_missing" and error.get("param") == TOKEN_PARAM:
+        return CARD_TOKEN_INVALID
+    if error.get("code") in INSTALLMENT_CODES:
+        return INSTALLMENTS_UNAVAILABLE
+    return None
 
 
 def sign_payload(body: bytes, secret: str, timestamp: int) -> str:

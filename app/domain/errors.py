@@ -107,3 +107,25 @@ class ServiceUnavailable(CobroError):
     """A dependency (the database) cannot be reached: nothing was written, retry later."""
 
     code = "SERVICE_UNAVAILABLE"
+
+
+class CardTokenInvalid(CobroError):
+    """A PSP does not know the card token (it was minted by another PSP, or never)."""
+
+    code = "CARD_TOKEN_INVALID"
+
+
+class InstallmentsUnavailable(CobroError):
+    """No installment plan with that count for this amount, card or route."""
+
+    code = "INSTALLMENTS_UNAVAILABLE"
+
+
+class CaptureExceedsAuthorized(CobroError):
+    code = "CAPTURE_EXCEEDS_AUTHORIZED"
+
+
+class AuthorizationExpired(CobroError):
+    """The authorization lapsed before it was captured: it was voided."""
+
+    code = "AUTHORIZATION_EXPIRED"

@@ -120,6 +120,9 @@ class ConfirmService:
             return replayed
         self._check_confirmable(intent, command.method)
         candidates = self.router.candidates(command.method)
+        if request.method is PaymentMethodType.CARD:
+            # Only PSPs holding a token for this card (and offering its plan).
+            request, candidates = self.router.route_card(request, candidates)
         started = await self._start(intent, keyed, first=(candidates[:1], request))
         if isinstance(started, MutationResult):
             return started
@@ -318,7 +321,9 @@ class ConfirmService:
             if request.method is PaymentMethodType.SPEI
             else None
         )
-        request = replace(request, reference_number=number, attempt_id=attempt_id)
+        request = replace(
+            request.for_provider(provider), reference_number=number, attempt_id=attempt_id
+        )
         wire = self.router.providers[provider].prepare_payment(request, key)
         attempt = Attempt(
             id=attempt_id,

@@ -17,6 +17,7 @@ from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import OxxoVoucher, RedirectToUrl, SpeiInstructions
 from providers.base import (
+    CARD_TOKEN_INVALID,
     IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     PaymentRequest,
@@ -126,7 +127,7 @@ async def test_every_402_is_card_declined_with_conektas_message(code):
 async def test_unknown_token_is_refused_on_its_merits(conekta):
     with pytest.raises(ProviderError) as caught:
         await conekta.create_payment(card("tok_nonsense"), key())
-    assert caught.value.code == INVALID_REQUEST
+    assert caught.value.code == CARD_TOKEN_INVALID
     assert not caught.value.retryable
     assert "token" in caught.value.message
 

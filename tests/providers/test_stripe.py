@@ -19,8 +19,8 @@ from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import OxxoVoucher, RedirectToUrl
 from providers.base import (
+    CARD_TOKEN_INVALID,
     IDEMPOTENCY_MISMATCH,
-    INVALID_REQUEST,
     PaymentRequest,
     ProviderConfig,
     ProviderError,
@@ -119,7 +119,7 @@ async def test_three_d_secure_needs_a_redirect(stripe_adapter, server):
 async def test_unknown_token_is_refused_on_its_merits(stripe_adapter):
     with pytest.raises(ProviderError) as caught:
         await stripe_adapter.create_payment(card("tok_nonsense"), "key-bogus-1")
-    assert caught.value.code == INVALID_REQUEST
+    assert caught.value.code == CARD_TOKEN_INVALID
     assert not caught.value.retryable
     assert "No such token" in caught.value.message
 
