@@ -94,6 +94,8 @@ class PaymentIntentRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
+    # Meses sin intereses: the months a card payment is split into.
+    installments: Mapped[int | None]
     # Work in flight on the intent (a confirmation, an expiry) holds it until then,
     # so that two processes never act on it at once.
     lease_until: Mapped[datetime | None]

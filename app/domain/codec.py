@@ -108,6 +108,7 @@ def intent_to_dict(intent: PaymentIntent) -> dict[str, Any]:
         "next_action": next_action_to_dict(intent.next_action),
         "last_error": error_to_dict(intent.last_error),
         "expires_at": _time(intent.expires_at),
+        "installments": intent.installments,
     }
 
 
@@ -132,4 +133,5 @@ def intent_from_dict(data: dict[str, Any]) -> PaymentIntent:
         next_action=next_action_from_dict(data.get("next_action")),
         last_error=error_from_dict(data.get("last_error")),
         expires_at=_parse_time(data.get("expires_at")),
+        installments=data.get("installments"),
     )

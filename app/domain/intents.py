@@ -86,6 +86,8 @@ class PaymentIntent:
     next_action: NextAction | None = None
     last_error: PaymentError | None = None
     expires_at: datetime | None = None
+    # Meses sin intereses: the months the card payment is split into (None: one payment).
+    installments: int | None = None
 
     def allows(self, method: PaymentMethodType) -> bool:
         return not self.allowed_methods or method in self.allowed_methods

@@ -443,6 +443,7 @@ class ConfirmService:
                 last_error=error,
                 amount_received=_received(current.amount, payment, target),
                 expires_at=_expiry(payment, attempt),
+                installments=None if error else attempt.request.get("installments"),
             )
             confirmed = NewAuditEvent(
                 "intent.confirmed", provider=attempt.provider, data={"method": attempt.method}

@@ -47,6 +47,7 @@ def intent_json(intent: PaymentIntent) -> dict[str, Any]:
         "createdAt": intent.created_at.isoformat(),
         "updatedAt": intent.updated_at.isoformat(),
         "expiresAt": intent.expires_at.isoformat() if intent.expires_at else None,
+        "installments": intent.installments,
     }
 
 

@@ -84,6 +84,9 @@ class PaymentIntent:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
+    installments: int | None = strawberry.field(
+        description="Meses sin intereses: the months the card payment is split into."
+    )
     # Whether the viewer it was presented for is the merchant's secret key.
     owner_view: strawberry.Private[bool] = False
 
@@ -126,6 +129,7 @@ class PaymentIntent:
             created_at=intent.created_at,
             updated_at=intent.updated_at,
             expires_at=intent.expires_at,
+            installments=intent.installments,
             owner_view=owner,
         )
 

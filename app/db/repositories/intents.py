@@ -66,6 +66,7 @@ def _values(intent: PaymentIntent) -> dict[str, Any]:
         "created_at": intent.created_at,
         "updated_at": intent.updated_at,
         "expires_at": intent.expires_at,
+        "installments": intent.installments,
     }
 
 
@@ -90,6 +91,7 @@ def from_row(row: RowMapping) -> PaymentIntent:
         next_action=next_action_from_dict(row["next_action"]),
         last_error=error_from_dict(row["last_error"]),
         expires_at=row["expires_at"],
+        installments=row["installments"],
     )
 
 
