@@ -27,6 +27,7 @@ from app.resilience.breaker import Breakers
 from app.resilience.shared import SharedCircuits
 from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
+from app.services.capture import CaptureService
 from app.services.cards import catalog_from
 from app.services.charge_search import ChargeSearch
 from app.services.confirm import ConfirmService
@@ -165,6 +166,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             searches=searches,
         ),
         rate_limiter=RateLimiter(settings.rate_limits.parsed(), settings.redis_url),
+        capture=CaptureService(db, clock, router),
     )
     worker = Worker(_jobs(settings, services, webhooks))
     runtime = Runtime(settings, services, providers, sandbox, broker, relay, webhooks, worker)
@@ -193,6 +195,8 @@ def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) ->
     scan = min(UNANSWERED_SCAN_SECONDS, settings.unanswered_seconds)
     jobs = [
         Job("expiry", settings.expiry_sweep_seconds, services.expiry.sweep),
+        # Card authorizations nobody captured by captureBefore are voided.
+        Job("authorization-lapse", settings.expiry_sweep_seconds, services.capture.void_lapsed),
         Job("webhook-delivery", settings.delivery_poll_seconds, webhooks.dispatch_due),
         Job(
             "reconciliation",
@@ -222,7 +226,8 @@ def _clock_advance(services: Services) -> Callable[[object], Awaitable[dict[str,
         except CobroError as error:
             raise ValueError(error.message) from None
         expired = await services.expiry.sweep()
-        return {"now": now.isoformat(), "expired": expired}
+        voided = await services.capture.void_lapsed()
+        return {"now": now.isoformat(), "expired": expired, "voided": voided}
 
     return advance
 

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Money
@@ -22,6 +22,7 @@ from app.domain.next_action import NextAction
 class ProviderStatus(enum.StrEnum):
     PENDING = "pending"  # nothing definite yet: wait, or ask again
     REQUIRES_ACTION = "requires_action"  # the customer must act (voucher, transfer, 3-D Secure)
+    REQUIRES_CAPTURE = "requires_capture"  # a card authorized, its money held until captured
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -328,6 +329,18 @@ class MalformedEvent(WebhookRejected):
         super().__init__(reason)
         self.reason = reason
         self.reply = reply
+
+
+@runtime_checkable
+class Captures(Protocol):
+    """A card PSP that authorizes now and captures later (contract section 7). The
+    authorization is voided by `Provider.cancel_payment`."""
+
+    async def capture_payment(
+        self, provider_ref: str, amount: int, idempotency_key: str
+    ) -> ProviderPayment:
+        """Capture `amount` minor units of the authorization; the rest is released."""
+        ...
 
 
 class Provider(Protocol):

@@ -161,6 +161,9 @@ class ConektaProvider:
         if request.method is PaymentMethodType.CARD and request.return_url:
             # Where Conekta sends the customer back after 3-D Secure (OrderRequest.return_url).
             params["return_url"] = request.return_url
+        if request.method is PaymentMethodType.CARD and request.capture_later:
+            # Authorize only; POST /orders/{id}/capture takes the money later.
+            params["pre_authorize"] = True
         if request.method is PaymentMethodType.CARD and request.require_three_d_secure:
             # 3-D Secure on every payment ("smart", the account's default, lets
             # Conekta's risk rules decide).
@@ -193,6 +196,18 @@ class ConektaProvider:
             return payment_from_order(body, self.beneficiary)
         except Malformed as exc:
             raise _unreadable(self.name, exc) from None
+
+    async def capture_payment(
+        self, provider_ref: str, amount: int, idempotency_key: str
+    ) -> ProviderPayment:
+        """POST /orders/{id}/capture of a pre-authorized order, `amount` of it."""
+        response = await self.http.request(
+            "POST",
+            f"/orders/{provider_ref}/capture",
+            json={"amount": amount},
+            idempotency_key=idempotency_key,
+        )
+        return self._payment_from_response(response)
 
     async def fetch_payment(self, provider_ref: str) -> ProviderPayment:
         response = await self.http.request("GET", f"/orders/{provider_ref}")

@@ -52,7 +52,7 @@ STATUS_MAP = {
     "requires_confirmation": ProviderStatus.PENDING,
     "requires_action": ProviderStatus.REQUIRES_ACTION,
     "processing": ProviderStatus.PROCESSING,
-    "requires_capture": ProviderStatus.PROCESSING,
+    "requires_capture": ProviderStatus.REQUIRES_CAPTURE,
     "succeeded": ProviderStatus.SUCCEEDED,
     "canceled": ProviderStatus.CANCELED,
 }
@@ -228,6 +228,18 @@ class StripeProvider:
             error_message=str(error.get("message") or "The card was declined."),
             raw=dict(error),
         )
+
+    async def capture_payment(
+        self, provider_ref: str, amount: int, idempotency_key: str
+    ) -> ProviderPayment:
+        """POST /v1/payment_intents/{id}/capture, amount_to_capture (the rest is released)."""
+        response = await self.http.request(
+            "POST",
+            f"/v1/payment_intents/{provider_ref}/capture",
+            **form({"amount_to_capture": amount}),
+            idempotency_key=idempotency_key,
+        )
+        return self._payment_from_response(response)
 
     async def fetch_payment(self, provider_ref: str) -> ProviderPayment:
         response = await self.http.request("GET", f"/v1/payment_intents/{provider_ref}")
@@ -412,8 +424,10 @@ INSTALLMENT_CODES = frozenset({"installment_plan_unavailable", "invalid_installm
 
 def card_options(request: PaymentRequest) -> dict[str, Any]:
     """Meses sin intereses as Stripe MX takes them (payment_method_options.card.
-    installments.plan: count, interval month, type fixed_count), and 3-D Secure asked
-    for on every payment (request_three_d_secure=any); left out, Stripe decides."""
+    installments.plan: count, interval month, type fixed_count), 3-D Secure asked for
+    on every payment (request_three_d_secure=any; left out, Stripe decides), and an
+    authorization to capture later (capture_method=manual)."""
+    params: dict[str, Any] = {"capture_method": "manual"} if request.capture_later else {}
     card: dict[str, Any] = {}
     if request.installments:
         card["installments"] = {
@@ -421,7 +435,7 @@ def card_options(request: PaymentRequest) -> dict[str, Any]:
         }
     if request.require_three_d_secure:
         card["request_three_d_secure"] = "any"
-    return {"payment_method_options": {"card": card}} if card else {}
+    return params | ({"payment_method_options": {"card": card}} if card else {})
 
 
 def card_refusal(error: Mapping[str, Any]) -> str | None:

@@ -6,7 +6,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from resolvers.scalars import DecimalString
-from resolvers.types.enums import Currency, PaymentMethodType, ThreeDSecure
+from resolvers.types.enums import CaptureMethod, Currency, PaymentMethodType, ThreeDSecure
 
 
 @strawberry.input
@@ -17,6 +17,10 @@ class CreatePaymentIntentInput:
     metadata: JSON | None = None
     allowed_methods: list[PaymentMethodType] | None = None
     idempotency_key: str | None = None
+    capture_method: CaptureMethod | None = strawberry.field(
+        default=CaptureMethod.AUTOMATIC,
+        description="MANUAL: a card is authorized, and capturePaymentIntent takes the money.",
+    )
 
 
 @strawberry.input(description="A card token and the PSP that minted it.")
@@ -72,6 +76,15 @@ class ConfirmPaymentIntentInput:
 @strawberry.input
 class CancelPaymentIntentInput:
     id: strawberry.ID
+
+
+@strawberry.input
+class CapturePaymentIntentInput:
+    id: strawberry.ID
+    amount: DecimalString | None = strawberry.field(
+        default=None, description="Defaults to all of it; the rest is released."
+    )
+    idempotency_key: str | None = None
 
 
 @strawberry.input

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from app.domain.cards import CaptureMethod
 from app.domain.intents import PaymentError, PaymentIntent, PaymentIntentStatus
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
@@ -109,6 +110,9 @@ def intent_to_dict(intent: PaymentIntent) -> dict[str, Any]:
         "last_error": error_to_dict(intent.last_error),
         "expires_at": _time(intent.expires_at),
         "installments": intent.installments,
+        "capture_method": intent.capture_method.value,
+        "amount_capturable": intent.capturable,
+        "capture_before": _time(intent.capture_before),
     }
 
 
@@ -134,4 +138,7 @@ def intent_from_dict(data: dict[str, Any]) -> PaymentIntent:
         last_error=error_from_dict(data.get("last_error")),
         expires_at=_parse_time(data.get("expires_at")),
         installments=data.get("installments"),
+        capture_method=CaptureMethod(data.get("capture_method") or "AUTOMATIC"),
+        capturable=data.get("amount_capturable") or 0,
+        capture_before=_parse_time(data.get("capture_before")),
     )

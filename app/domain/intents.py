@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from app.domain.cards import AUTHORIZATION_LIFETIME, CaptureMethod
 from app.domain.errors import InvalidState
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Money
@@ -20,6 +21,7 @@ from app.domain.next_action import NextAction
 class PaymentIntentStatus(enum.StrEnum):
     REQUIRES_PAYMENT_METHOD = "REQUIRES_PAYMENT_METHOD"
     REQUIRES_ACTION = "REQUIRES_ACTION"
+    REQUIRES_CAPTURE = "REQUIRES_CAPTURE"  # authorized; waits for capturePaymentIntent
     PROCESSING = "PROCESSING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
@@ -33,9 +35,21 @@ FINAL_STATUSES = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED})
 
 ALLOWED_TRANSITIONS: dict[PaymentIntentStatus, frozenset[PaymentIntentStatus]] = {
     S.REQUIRES_PAYMENT_METHOD: frozenset(
-        {S.REQUIRES_ACTION, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}
+        {
+            S.REQUIRES_ACTION,
+            S.REQUIRES_CAPTURE,
+            S.PROCESSING,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.CANCELED,
+            S.EXPIRED,
+        }
     ),
-    S.REQUIRES_ACTION: frozenset({S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}),
+    S.REQUIRES_ACTION: frozenset(
+        {S.REQUIRES_CAPTURE, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}
+    ),
+    # An authorization is captured (all or part), voided, or lapses (voided: CANCELED).
+    S.REQUIRES_CAPTURE: frozenset({S.SUCCEEDED, S.CANCELED}),
     # Money in flight can only land or bounce; Stripe allows no cancel here either.
     S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED}),
     S.SUCCEEDED: frozenset(),
@@ -44,7 +58,7 @@ ALLOWED_TRANSITIONS: dict[PaymentIntentStatus, frozenset[PaymentIntentStatus]] =
     S.EXPIRED: frozenset(),
 }
 
-CANCELABLE = frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION})
+CANCELABLE = frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE})
 
 
 def can_transition(current: PaymentIntentStatus, target: PaymentIntentStatus) -> bool:
@@ -88,6 +102,20 @@ class PaymentIntent:
     expires_at: datetime | None = None
     # Meses sin intereses: the months the card payment is split into (None: one payment).
     installments: int | None = None
+    # Capture later (contract section 7): MANUAL authorizes at confirmation and waits in
+    # REQUIRES_CAPTURE for capturePaymentIntent until `capture_before`; `capturable` is
+    # what may still be captured, in minor units of the intent's currency.
+    capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
+    capturable: int = 0
+    capture_before: datetime | None = None
+
+    @property
+    def amount_capturable(self) -> Money:
+        return Money(self.capturable, self.amount.currency)
+
+    @property
+    def capture_later(self) -> bool:
+        return self.capture_method is CaptureMethod.MANUAL
 
     def allows(self, method: PaymentMethodType) -> bool:
         return not self.allowed_methods or method in self.allowed_methods
@@ -103,3 +131,16 @@ class PaymentIntent:
                 f"payment intent {self.id} is {self.status.value} and cannot become {status.value}"
             )
         return self.changed(now, status=status, **changes)
+
+
+def authorization(
+    intent: PaymentIntent, status: PaymentIntentStatus, now: datetime
+) -> dict[str, Any]:
+    """The fields an intent takes on when it reaches `status`: an authorization waits
+    with all of its amount capturable until the hold lapses; anything else holds none."""
+    if status is S.REQUIRES_CAPTURE:
+        return {
+            "capturable": intent.amount.minor,
+            "capture_before": now + AUTHORIZATION_LIFETIME,
+        }
+    return {"capturable": 0} if intent.capturable else {}

@@ -43,7 +43,7 @@ from app.domain.errors import (
     QuoteExpired,
 )
 from app.domain.ids import new_id
-from app.domain.intents import PaymentError, PaymentIntent, PaymentIntentStatus
+from app.domain.intents import PaymentError, PaymentIntent, PaymentIntentStatus, authorization
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Money
 from app.services import idempotency
@@ -444,6 +444,7 @@ class ConfirmService:
                 amount_received=_received(current.amount, payment, target),
                 expires_at=_expiry(payment, attempt),
                 installments=None if error else attempt.request.get("installments"),
+                **authorization(current, target, now),
             )
             confirmed = NewAuditEvent(
                 "intent.confirmed", provider=attempt.provider, data={"method": attempt.method}

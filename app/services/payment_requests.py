@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from app.domain.cards import MAX_INSTALLMENTS, ThreeDSecure
 from app.domain.clabe import validate_clabe
-from app.domain.errors import InstallmentsUnavailable, InvalidInput
+from app.domain.errors import InstallmentsUnavailable, InvalidInput, MethodNotAllowed
 from app.domain.expiry import oxxo_expires_at, oxxo_expiry_days
 from app.domain.intents import PaymentIntent
 from app.domain.methods import PaymentMethodType
@@ -88,6 +88,11 @@ def build_request(
         PaymentMethodType.SPEI: command.spei is not None,
         PaymentMethodType.CRYPTO: command.crypto is not None,
     }
+    if intent.capture_later and method is not PaymentMethodType.CARD:
+        raise MethodNotAllowed(
+            f"this intent is captured later, which only cards can do, not {method.value}",
+            ("input", "method"),
+        )
     if (
         command.card is not None
         and command.card.installments
@@ -166,6 +171,7 @@ def _card_request(
         # One payment is no plan at all.
         installments=count if count and count > 1 else None,
         require_three_d_secure=card.three_d_secure is ThreeDSecure.REQUIRED,
+        capture_later=intent.capture_later,
         return_url=f"{public_url}/payments/{intent.id}/return",
     )
 

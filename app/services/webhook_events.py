@@ -48,6 +48,9 @@ def intent_json(intent: PaymentIntent) -> dict[str, Any]:
         "updatedAt": intent.updated_at.isoformat(),
         "expiresAt": intent.expires_at.isoformat() if intent.expires_at else None,
         "installments": intent.installments,
+        "captureMethod": intent.capture_method.value,
+        "amountCapturable": _money(intent.amount_capturable),
+        "captureBefore": intent.capture_before.isoformat() if intent.capture_before else None,
     }
 
 

@@ -85,6 +85,7 @@ class ConektaEmulator(Emulator):
             Route("/orders", self.list_orders, methods=["GET"]),
             Route("/orders/{id}", self.get_order, methods=["GET"]),
             Route("/orders/{id}/cancel", self.cancel_order, methods=["POST"]),
+            Route("/orders/{id}/capture", self.capture_order, methods=["POST"]),
             Route("/orders/{id}/refunds", self.create_refund, methods=["POST"]),
         ]
 
@@ -130,6 +131,12 @@ class ConektaEmulator(Emulator):
         order_id = request.path_params["id"]
         return await self._idempotent(
             request, f"cancel {order_id}", lambda tx, _: self._cancel(tx, order_id)
+        )
+
+    async def capture_order(self, request: Request) -> Response:
+        order_id = request.path_params["id"]
+        return await self._idempotent(
+            request, f"capture {order_id}", lambda tx, params: self._capture(tx, order_id, params)
         )
 
     async def create_refund(self, request: Request) -> Response:
@@ -202,6 +209,7 @@ class ConektaEmulator(Emulator):
             "line_items": listing(items),
             "charges": listing([charge]),
             "metadata": params.get("metadata") or {},
+            "pre_authorize": params.get("pre_authorize") is True,
             "created_at": now,
             "updated_at": now,
         }
@@ -286,9 +294,11 @@ class ConektaEmulator(Emulator):
         order = await self._order(tx, order_id)
         if order is None:
             return fail("not_found", "id")
-        if order["payment_status"] != "pending_payment":
+        if order["payment_status"] not in ("pending_payment", "pre_authorized"):
             return fail("not_cancelable")
-        self._set_status(order, "canceled")
+        # A pre-authorized card is voided: the hold on it is released.
+        voided = order["payment_status"] == "pre_authorized"
+        self._set_status(order, "voided" if voided else "canceled")
         _put(tx, order_id, order)
         return JSONResponse(order)
 
@@ -298,7 +308,9 @@ class ConektaEmulator(Emulator):
             return fail("not_found", "id")
         if not order["is_refundable"]:
             return fail("not_refundable")
-        amount, remaining = params.get("amount"), order["amount"] - order["amount_refunded"]
+        # What was charged: after a partial capture, less than the order's amount.
+        charged = order["charges"]["data"][0]["amount"]
+        amount, remaining = params.get("amount"), charged - order["amount_refunded"]
         reason = params.get("reason")
         if not (whole(amount) and 0 < amount <= remaining and isinstance(reason, str)):
             return fail("refund", "amount")
@@ -328,8 +340,29 @@ class ConektaEmulator(Emulator):
     def _set_status(self, order: dict[str, Any], status: str) -> None:
         _set_status(order, status, self.now())
 
+    async def _capture(self, tx: Tx, order_id: str, params: dict[str, Any]) -> Response:
+        """A pre-authorized order captured, all or `amount` of it (the rest released)."""
+        order = await self._order(tx, order_id)
+        if order is None:
+            return fail("not_found", "id")
+        if order["payment_status"] != "pre_authorized":
+            return fail("not_capturable")
+        charge = order["charges"]["data"][0]
+        amount = params.get("amount", charge["amount"])
+        if not (whole(amount) and 0 < amount <= charge["amount"]):
+            return fail("capture", "amount")
+        order["pre_authorize"] = False
+        charge["amount"] = amount
+        self._pay(order)
+        _put(tx, order_id, order)
+        return JSONResponse(order)
+
     def _pay(self, order: dict[str, Any]) -> None:
         charge = order["charges"]["data"][0]
+        if order.get("pre_authorize"):
+            # Authorized only: the money waits for POST /orders/{id}/capture.
+            self._set_status(order, "pre_authorized")
+            return
         self._set_status(order, "paid")
         charge["paid_at"] = order["updated_at"]
         order["is_refundable"] = charge["payment_method"]["object"] == "card_payment"
@@ -341,7 +374,8 @@ class ConektaEmulator(Emulator):
             return
         self._pay(order)
         _put(tx, key, order)
-        self.send_event(tx, "order.paid", order, {"payment_status": "pending_payment"})
+        kind = "order.pre_authorized" if order.get("pre_authorize") else "order.paid"
+        self.send_event(tx, kind, order, {"payment_status": "pending_payment"})
 
     async def receive(self, tx: Tx, key: str, amount: int) -> None:
         """An SPEI transfer reaches the order's CLABE; only the exact amount pays it."""

@@ -85,6 +85,12 @@ ERRORS = {  # our name -> (stem, code suffix, message)
     "not_refundable": ("parameter_validation", "order.not_refundable", "Not refundable."),
     "idempotency": ("parameter_validation", "idempotency_key", "Idempotency-Key already used."),
     "not_cancelable": ("precondition_required", "order.cannot_be_canceled", "Not pending."),
+    "not_capturable": (
+        "precondition_required",
+        "order.cannot_be_captured",
+        "Only a pre-authorized order can be captured.",
+    ),
+    "capture": ("parameter_validation", "capture.amount", "Up to the authorized amount."),
 }
 
 

@@ -65,6 +65,7 @@ class StripeEmulator(Emulator):
             Route("/v1/payment_intents/search", self.search_intents, methods=["GET"]),
             Route("/v1/payment_intents/{id}", self.get_intent, methods=["GET"]),
             Route("/v1/payment_intents/{id}/cancel", self.cancel_intent, methods=["POST"]),
+            Route("/v1/payment_intents/{id}/capture", self.capture_intent, methods=["POST"]),
             Route("/v1/refunds", self.create_refund, methods=["POST"]),
         ]
 
@@ -134,6 +135,8 @@ class StripeEmulator(Emulator):
             "next_action": None,
             "last_payment_error": None,
             "latest_charge": None,
+            "capture_method": "manual" if params.get("capture_method") == "manual" else "automatic",
+            "amount_capturable": 0,
         }
         intent["client_secret"] = f"{intent['id']}_secret_{random_token()}"
         if method == "card":
@@ -249,6 +252,50 @@ class StripeEmulator(Emulator):
         _put(tx, intent)
         return JSONResponse(intent)
 
+    async def capture_intent(self, request: Request) -> Response:
+        """POST /v1/payment_intents/{id}/capture: all or `amount_to_capture` of an
+        authorization; the rest is released. One capture per PaymentIntent."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        params = await _form_params(request)
+        if isinstance(params, Response):
+            return params
+        intent_id = request.path_params["id"]
+        key = request.headers.get("idempotency-key")
+        return await self.call(
+            key,
+            {"capture": intent_id, **params},
+            lambda tx: self._capture(tx, intent_id, params),
+            lambda: _idempotency_conflict(key),
+        )
+
+    async def _capture(self, tx: Tx, intent_id: str, params: dict[str, Any]) -> Response:
+        intent = await tx.get("payment_intent", intent_id)
+        if intent is None:
+            return _missing("payment_intent", intent_id)
+        if intent["status"] != "requires_capture":
+            return _error(
+                400,
+                "invalid_request_error",
+                "This PaymentIntent could not be captured because it has a status of "
+                f"{intent['status']}. Only a PaymentIntent with one of the following "
+                "statuses may be captured: requires_capture.",
+                code="payment_intent_unexpected_state",
+            )
+        text = str(params.get("amount_to_capture") or intent["amount_capturable"])
+        if not text.isdigit() or not 0 < int(text) <= intent["amount_capturable"]:
+            return _error(
+                400,
+                "invalid_request_error",
+                "The amount to capture must be positive and at most the amount capturable.",
+                code="amount_too_large",
+                param="amount_to_capture",
+            )
+        self._succeed(intent)
+        intent["amount_received"] = int(text)
+        _put(tx, intent)
+        return JSONResponse(intent)
+
     async def create_refund(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
             return refused
@@ -272,8 +319,10 @@ class StripeEmulator(Emulator):
         if "oxxo" in intent["payment_method_types"]:
             return _error(400, "invalid_request_error", "OXXO payments cannot be refunded")
         refunded = sum(r["amount"] for r in await tx.find("refund", intent["id"]))
-        amount = int(params.get("amount") or intent["amount"] - refunded)
-        if amount <= 0 or refunded + amount > intent["amount"]:
+        # What was captured, which a partial capture makes less than the amount.
+        charged = intent["amount_received"]
+        amount = int(params.get("amount") or charged - refunded)
+        if amount <= 0 or refunded + amount > charged:
             return _error(
                 400,
                 "invalid_request_error",
@@ -296,10 +345,16 @@ class StripeEmulator(Emulator):
     # -- what happens outside the API: settlement and webhooks ----------------------
 
     def _succeed(self, intent: dict[str, Any]) -> None:
+        intent["next_action"] = None
+        intent["latest_charge"] = intent.get("latest_charge") or new_ref("ch")
+        if intent.get("capture_method") == "manual" and intent["status"] != "requires_capture":
+            # Authorized only: the money waits for POST …/capture.
+            intent["status"] = "requires_capture"
+            intent["amount_capturable"] = intent["amount"]
+            return
         intent["status"] = "succeeded"
         intent["amount_received"] = intent["amount"]
-        intent["next_action"] = None
-        intent["latest_charge"] = new_ref("ch")
+        intent["amount_capturable"] = 0
 
     async def settle(self, tx: Tx, key: str) -> None:
         """The customer paid (OXXO store, 3-D Secure passed): succeed and tell Cobro."""
@@ -308,7 +363,10 @@ class StripeEmulator(Emulator):
             return
         self._succeed(intent)
         _put(tx, intent)
-        self.send_event(tx, "payment_intent.succeeded", intent)
+        if intent["status"] == "requires_capture":
+            self.send_event(tx, "payment_intent.amount_capturable_updated", intent)
+        else:
+            self.send_event(tx, "payment_intent.succeeded", intent)
 
     def send_event(self, tx: Tx, kind: str, obj: dict[str, Any]) -> None:
         event = {

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.repositories.claims import claim_ids
 from app.db.tables import PaymentIntentRow
+from app.domain.cards import CaptureMethod
 from app.domain.codec import (
     error_from_dict,
     error_to_dict,
@@ -67,6 +68,9 @@ def _values(intent: PaymentIntent) -> dict[str, Any]:
         "updated_at": intent.updated_at,
         "expires_at": intent.expires_at,
         "installments": intent.installments,
+        "capture_method": intent.capture_method.value,
+        "amount_capturable": intent.capturable,
+        "capture_before": intent.capture_before,
     }
 
 
@@ -92,6 +96,9 @@ def from_row(row: RowMapping) -> PaymentIntent:
         last_error=error_from_dict(row["last_error"]),
         expires_at=row["expires_at"],
         installments=row["installments"],
+        capture_method=CaptureMethod(row["capture_method"]),
+        capturable=row["amount_capturable"],
+        capture_before=row["capture_before"],
     )
 
 
