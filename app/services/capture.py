@@ -25,6 +25,7 @@ from app.db.repositories.audit import NewAuditEvent
 from app.db.repositories.captures import Capture
 from app.domain.errors import (
     CaptureExceedsAuthorized,
+    CobroError,
     InvalidAmount,
     InvalidInput,
     InvalidState,
@@ -146,8 +147,9 @@ class CaptureService:
         if capture is not None:
             try:
                 await self._send(intent, capture, until)
-            except (ProviderUnavailable, InvalidState) as exc:
-                log.warning("capture of %s still unknown at its lapse: %s", intent.id, exc)
+            except CobroError as exc:
+                # Unknown still (tried again next sweep), or refused (voided next sweep).
+                log.warning("the capture of %s at its lapse: %s", intent.id, exc)
                 async with self.db.transaction() as conn:
                     await intent_rows.release_lease(conn, intent.id, until)
             return 0
@@ -212,7 +214,7 @@ class CaptureService:
                 f"{capture.provider} answered the capture with {payment.status.value}; "
                 "retry shortly"
             )
-        return await self._captured(intent, capture, payment)
+        return await self._captured(intent, capture, payment, until)
 
     async def _provider_ref(self, intent: PaymentIntent, provider: str) -> str:
         async with self.db.read() as conn:
@@ -222,7 +224,7 @@ class CaptureService:
         return attempt.provider_ref
 
     async def _captured(
-        self, intent: PaymentIntent, capture: Capture, payment: ProviderPayment
+        self, intent: PaymentIntent, capture: Capture, payment: ProviderPayment, until: datetime
     ) -> PaymentIntent:
         now = self.clock.now()
         currency = intent.amount.currency
@@ -248,7 +250,7 @@ class CaptureService:
             if current.status is not S.REQUIRES_CAPTURE:
                 # The PSP's webhook told us first.
                 await record_events(conn, current, [done], now)
-                await intent_rows.release_lease(conn, current.id, now + LEASE)
+                await intent_rows.release_lease(conn, current.id, until)
                 return current
             after = current.moved_to(
                 S.SUCCEEDED,

@@ -273,3 +273,17 @@ async def test_merchant_webhooks_tell_of_the_authorization_and_the_capture(fresh
     ]
     held = events[1]["data"]["object"]
     assert (held["status"], held["amountCapturable"]["amount"]) == ("REQUIRES_CAPTURE", "500.00")
+
+
+async def test_at_its_lapse_a_capture_left_unknown_is_replayed_not_voided(fresh):
+    api, http = fresh
+    intent = await authorized(api, http)
+    await http.post("/sandbox/providers/stripe/faults", json={"mode": "slow"})
+    lost = await capture(api, intent["id"], amount="100.00")
+    assert lost["errors"][0]["code"] == "PROVIDER_UNAVAILABLE"
+    await http.post("/sandbox/providers/stripe/faults", json={"mode": "ok"})
+    swept = await http.post("/sandbox/clock/advance", json={"seconds": 7 * 86_400 + 60})
+    assert swept.json()["voided"] == 0
+    done = await read(api, intent["id"])
+    assert (done["status"], done["amountReceived"]) == ("SUCCEEDED", {"amount": "100.00"})
+    assert "provider.canceled" not in {e["type"] for e in done["events"]}
