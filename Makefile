@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# One pytest worker per core (pytest-xdist); `make test PYTEST_ARGS=` runs in one process.
+PYTEST_ARGS ?= -n auto
 
 .PHONY: run test install system-deps bench-deps schema lint clean bench
 

@@ -99,7 +99,11 @@ async def _migrate(settings: Settings) -> None:
     from app.db.engine import Database
     from app.db.migrate import upgrade
 
-    database = Database(settings.database_url, fast_path=settings.postgres_fast_path)
+    database = Database(
+        settings.database_url,
+        fast_path=settings.postgres_fast_path,
+        sqlite_prepared=settings.sqlite_prepared,
+    )
     try:
         await upgrade(database)
     finally:
@@ -115,7 +119,11 @@ async def _create_merchant(settings: Settings, name: str) -> dict[str, str]:
     name = name.strip()
     if not name or len(name) > 200:
         raise SystemExit("cobro: --name must be 1 to 200 characters")
-    database = Database(settings.database_url, fast_path=settings.postgres_fast_path)
+    database = Database(
+        settings.database_url,
+        fast_path=settings.postgres_fast_path,
+        sqlite_prepared=settings.sqlite_prepared,
+    )
     try:
         if settings.sandbox_enabled:
             await upgrade(database)

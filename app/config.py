@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     # engine.begin() and connect()), for when an upgrade of SQLAlchemy or asyncpg
     # breaks the private attributes the short path relies on.
     postgres_fast_path: bool = True
+    # SQLite's prepared statements (app/db/prepared.py), read from SQLAlchemy's
+    # compilation through private attributes. Off: every statement through SQLAlchemy,
+    # for when an upgrade breaks them.
+    sqlite_prepared: bool = True
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "COBRO_PORT"))
@@ -210,6 +214,10 @@ class Settings(BaseSettings):
 
     # Who sends SPEI transfers out (refunds of OXXO, SPEI and crypto payments), in order.
     spei_payout_providers: list[str] = Field(default_factory=lambda: ["stp"])
+    # Who sends merchants' payouts (contract section 8), in order of failover.
+    payout_providers: list[str] = Field(default_factory=lambda: ["stp", "conekta"])
+    # Where a paid payout's CEP is looked up; default: Banxico, or the sandbox's stand-in.
+    cep_url: str | None = None
 
     # Hostile-query limits: depth of selections, tokens in the document, aliases,
     # and bytes in the HTTP body.

@@ -17,6 +17,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.db.engine import Database
 from app.db.migrate import upgrade
+from app.domain.cep import BANXICO_CEP
 from app.domain.errors import CobroError
 from app.events.broker import Broker, InProcessBroker
 from app.events.deliveries import MerchantWebhooks
@@ -36,7 +37,10 @@ from app.services.expiry import ExpiryService
 from app.services.housekeeping import Housekeeping
 from app.services.intents import IntentService
 from app.services.live import LiveService
+from app.services.live_payouts import PayoutLive
 from app.services.merchants import MerchantService
+from app.services.payout_sending import PayoutSender
+from app.services.payouts import PayoutService
 from app.services.provider_events import ProviderEventService
 from app.services.rate_limits import RateLimiter
 from app.services.reconcile import ReconciliationService
@@ -103,7 +107,11 @@ class Runtime:
 
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or Clock()
-    db = Database(settings.database_url, fast_path=settings.postgres_fast_path)
+    db = Database(
+        settings.database_url,
+        fast_path=settings.postgres_fast_path,
+        sqlite_prepared=settings.sqlite_prepared,
+    )
     sandbox = _build_sandbox(settings, clock, db) if settings.sandbox_enabled else None
     providers = {
         name: _build_provider(name, settings, sandbox)
@@ -138,6 +146,14 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         public_url=settings.base_url,
     )
     refunds = RefundService(db, clock, router, settings.spei_payout_providers)
+    payouts = PayoutService(
+        db,
+        clock,
+        PayoutSender(db, clock, router, settings.payout_providers),
+        PayoutLive(db, broker),
+        settings.cep_url
+        or (f"{settings.base_url}/sandbox/cep" if settings.sandbox_enabled else BANXICO_CEP),
+    )
     quiet_for = timedelta(seconds=settings.reconcile_after_seconds)
     every = timedelta(seconds=settings.reconcile_every_seconds)
     searches = ChargeSearch(db, clock, router, confirm, refunds, quiet_for=quiet_for, every=every)
@@ -152,6 +168,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         intents=IntentService(db, clock, router),
         confirm=confirm,
         refunds=refunds,
+        payouts=payouts,
         provider_events=provider_events,
         live=LiveService(db, broker, clock),
         webhook_endpoints=WebhookEndpointService(db, clock, allow_private=settings.sandbox_enabled),
@@ -207,6 +224,15 @@ def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) ->
         # Attempts and refunds whose PSP never answered: ask again, same key.
         Job("stale-attempts", scan, lambda: services.confirm.recover_stale(unanswered)),
         Job("pending-refunds", scan, lambda: services.refunds.resolve_pending(unanswered)),
+        # Payouts nobody is sending: replay an unanswered attempt, or try the route again.
+        Job("payouts-send", scan, services.payouts.sender.resend),
+        Job(
+            "payouts-reconcile",
+            settings.reconcile_every_seconds / 10,
+            lambda: services.payouts.sender.reconcile(
+                timedelta(seconds=settings.reconcile_after_seconds)
+            ),
+        ),
         # Webhooks that arrived before the payment they name was recorded.
         Job("unmatched-events", 10, services.provider_events.retry_unmatched),
     ]

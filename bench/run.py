@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report
 from bench.stack import ROOT, Process, ceiling, cobro_api, cobro_worker, cpu_seconds
-from providers.stripe import sign_payload
+from providers.stripe_wire import sign_payload
 from tests.support.postgres import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.server import free_port

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Money
 from app.domain.next_action import NextAction
+from app.domain.plain import Codec
 
 
 class ProviderStatus(enum.StrEnum):
@@ -84,53 +85,11 @@ class PaymentRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """The request as stored on the attempt row, to replay it after a crash."""
-        return {
-            "intent_id": self.intent_id,
-            "amount": self.amount.minor,
-            "currency": self.amount.currency.value,
-            "method": self.method.value,
-            "description": self.description,
-            "card_token": self.card_token,
-            "customer_name": self.customer_name,
-            "customer_email": self.customer_email,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "expires_in_days": self.expires_in_days,
-            "crypto_asset": self.crypto_asset,
-            "crypto_network": self.crypto_network,
-            "payer_clabe": self.payer_clabe,
-            "reference_number": self.reference_number,
-            "return_url": self.return_url,
-            "attempt_id": self.attempt_id,
-            "installments": self.installments,
-            "require_three_d_secure": self.require_three_d_secure,
-            "capture_later": self.capture_later,
-        }
+        return _REQUEST_JSON.to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PaymentRequest:
-        from app.domain.money import Currency
-
-        expires_at = data.get("expires_at")
-        return cls(
-            intent_id=data["intent_id"],
-            amount=Money(data["amount"], Currency(data["currency"])),
-            method=PaymentMethodType(data["method"]),
-            description=data.get("description"),
-            card_token=data.get("card_token"),
-            customer_name=data.get("customer_name"),
-            customer_email=data.get("customer_email"),
-            expires_at=datetime.fromisoformat(expires_at) if expires_at else None,
-            expires_in_days=data.get("expires_in_days"),
-            crypto_asset=data.get("crypto_asset"),
-            crypto_network=data.get("crypto_network"),
-            payer_clabe=data.get("payer_clabe"),
-            reference_number=data.get("reference_number"),
-            return_url=data.get("return_url"),
-            attempt_id=data.get("attempt_id"),
-            installments=data.get("installments"),
-            require_three_d_secure=bool(data.get("require_three_d_secure")),
-            capture_later=bool(data.get("capture_later")),
-        )
+        return _REQUEST_JSON.from_plain(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +172,52 @@ class ProviderRefund:
 
 
 @dataclass(frozen=True, slots=True)
+class PayoutRequest:
+    """An SPEI transfer out of the merchant's account, as Cobro recorded it. Every
+    field is fixed when the payout is created, so a replay signs the same order."""
+
+    payout_id: str
+    amount: Money
+    clabe: str
+    beneficiary_name: str
+    concept: str
+    reference: int
+    tracking_key: str
+    rfc: str | None = None
+
+
+class PayoutState(enum.StrEnum):
+    """Where a PSP says a payout is; anything unknown is IN_TRANSIT, never paid."""
+
+    IN_TRANSIT = "in_transit"
+    PAID = "paid"
+    RETURNED = "returned"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPayout:
+    provider_ref: str  # the PSP's id for the transfer (STP's folio)
+    state: PayoutState
+    return_code: str | None = None  # SPEI causa de devolución, when RETURNED
+    message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class PayoutProvider(Protocol):
+    """A PSP that sends SPEI transfers out: build the order once (pure), send stored
+    bytes (a replay sends the same ones), ask where a transfer is by its tracking key."""
+
+    name: str
+
+    def prepare_payout(self, request: PayoutRequest) -> WireRequest: ...
+
+    async def send_payout(self, request: PayoutRequest, wire: WireRequest) -> ProviderPayout: ...
+
+    async def fetch_payout(self, request: PayoutRequest) -> ProviderPayout | None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderEvent:
     """One webhook event, verified and parsed into neutral terms."""
 
@@ -228,6 +233,8 @@ class ProviderEvent:
     # Our intent id, when the PSP echoes it back (metadata): finds the payment even
     # when no handle was recorded (the call that created it timed out).
     intent_hint: str | None = None
+    # SPEI's causa de devolución of a returned transfer (STP's DEVOLUCION).
+    return_code: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -237,34 +244,19 @@ class ProviderEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as stored in the inbox, to apply again without the signature."""
-        return {
-            "provider": self.provider,
-            "event_id": self.event_id,
-            "type": self.type,
-            "status": self.status.value if self.status else None,
-            "provider_ref": self.provider_ref,
-            "lookup_key": self.lookup_key,
-            "amount": self.amount,
-            "refund_ref": self.refund_ref,
-            "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
-            "intent_hint": self.intent_hint,
-        }
+        return _EVENT_JSON.to_plain(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProviderEvent:
-        occurred = data.get("occurred_at")
-        return cls(
-            provider=data["provider"],
-            event_id=data["event_id"],
-            type=data["type"],
-            status=ProviderStatus(data["status"]) if data.get("status") else None,
-            provider_ref=data.get("provider_ref"),
-            lookup_key=data.get("lookup_key"),
-            amount=data.get("amount"),
-            refund_ref=data.get("refund_ref"),
-            occurred_at=datetime.fromisoformat(occurred) if occurred else None,
-            intent_hint=data.get("intent_hint"),
-        )
+        return _EVENT_JSON.from_plain(data)
+
+
+# Plain forms derived from the dataclasses above (app/domain/plain.py): a new field is
+# stored with the rest. An event's raw body is not kept: it was verified and parsed.
+# A request's card tokens, one per PSP, are not stored: an attempt is for one PSP, and
+# holds its token alone (`for_provider`).
+_REQUEST_JSON: Codec[PaymentRequest] = Codec(PaymentRequest, exclude=("card_tokens",))
+_EVENT_JSON: Codec[ProviderEvent] = Codec(ProviderEvent, exclude=("raw",))
 
 
 # The code of a ProviderError for a request the PSP refused on its merits (a 4xx that

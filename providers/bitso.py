@@ -285,6 +285,11 @@ class BitsoProvider:
 
     def _payload(self, response: httpx.Response) -> Any:
         body = json_body(self.name, response)
+        if response.is_success and not isinstance(body.get("success"), bool):
+            # Not Bitso's envelope: what it did, if anything, is not known.
+            raise ProviderError(
+                self.name, "answered without its success flag", retryable=True, outcome_unknown=True
+            )
         if response.status_code >= 400 or body.get("success") is not True:
             raise _api_error(self.name, response.status_code, body)
         return body.get("payload")

@@ -59,7 +59,7 @@ from providers.conekta_wire import (
     verify_signature,
 )
 from providers.http import PspHttp, json_body
-from providers.shapes import MAX_EVENT_ID, MAX_EVENT_TYPE, Fields, Malformed, load_json
+from providers.shapes import MAX_EVENT_ID, MAX_EVENT_TYPE, MAX_HANDLE, Fields, Malformed, load_json
 
 # The Orders API version this adapter speaks (conekta-python's OrdersApi sends it).
 ACCEPT = "application/vnd.conekta-v2.2.0+json"
@@ -306,7 +306,7 @@ def payment_from_order(order: Mapping[str, Any] | Fields, beneficiary: str) -> P
     key = _lookup_key(charge.optional_fields("payment_method")) if charge else None
     message = charge.optional_text("failure_message", max_length=MAX_MESSAGE) if charge else None
     return ProviderPayment(
-        provider_ref=fields.optional_text("id") or "",
+        provider_ref=fields.text("id", max_length=MAX_HANDLE),
         status=status,
         next_action=next_action,
         amount_received=_amount_paid(fields),

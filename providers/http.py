@@ -137,7 +137,11 @@ class PspHttp:
 
 
 def json_body(provider: str, response: httpx.Response) -> dict[str, Any]:
-    """The JSON object a PSP answered, or a non-retryable ProviderError if it is not one."""
+    """The JSON object a PSP answered, or a retryable ProviderError if it is not one.
+
+    A success answered with something else may still mean the PSP acted (a proxy
+    mangled the answer to a charge it made): its outcome is unknown, so the attempt
+    stays with this PSP until it says what it did (tests/providers/test_contract.py)."""
     try:
         body = response.json()
     except ValueError:
@@ -145,7 +149,13 @@ def json_body(provider: str, response: httpx.Response) -> dict[str, Any]:
             provider,
             f"answered HTTP {response.status_code} with a body that is not JSON",
             retryable=True,
+            outcome_unknown=response.is_success,
         ) from None
     if not isinstance(body, dict):
-        raise ProviderError(provider, "answered JSON that is not an object", retryable=True)
+        raise ProviderError(
+            provider,
+            "answered JSON that is not an object",
+            retryable=True,
+            outcome_unknown=response.is_success,
+        )
     return body

@@ -74,6 +74,7 @@ from providers.shapes import (
     check_integer,
     load_json,
 )
+from providers.stp_payouts import StpPayouts
 from providers.stp_wire import (
     CLAVE_DUPLICADA,
     CLAVE_USED,
@@ -125,7 +126,7 @@ REQUIRED_OPTIONS = (
 )
 
 
-class StpProvider:
+class StpProvider(StpPayouts):
     name = "stp"
     methods = frozenset({PaymentMethodType.SPEI})
 
@@ -336,12 +337,14 @@ class StpProvider:
         folio = _folio(payload)
         key = "Estado" if payload.has("Estado") else "estado"
         estado = payload.text(key, max_length=MAX_ESTADO).upper()
+        cause = payload.raw("causaDevolucion") if payload.has("causaDevolucion") else None
         return ProviderEvent(
             provider=self.name,
             event_id=f"orden:{folio}:{estado}",  # one order may settle, then come back
             type=f"orden.{estado}",
             status=ORDEN_STATUS.get(estado, ProviderStatus.PENDING),
             refund_ref=folio,
+            return_code=_return_cause(cause),
             raw=dict(payload.values),
         )
 
@@ -365,6 +368,9 @@ class StpProvider:
     def _cuenta_answer(self, method: str, response: httpx.Response) -> dict[str, Any]:
         answer = self._body(response)
         code = answer.get("id")
+        if not _is_int(code):
+            # Not STP's answer to a cuenta call: neither done nor refused as far as we know.
+            raise ProviderError(self.name, "answered without an id", retryable=True)
         if (method == "PUT" and code in CUENTA_OK) or (method == "DELETE" and code == 0):
             return answer
         raise self._refused(code, str(answer.get("descripcion") or "no description"))
@@ -427,6 +433,16 @@ def _folio(payload: Fields) -> str:
     if isinstance(folio, str) and folio.isascii() and folio.isdigit() and len(folio) <= 19:
         folio = int(folio)
     return str(check_integer(folio, "callback.id", minimum=1, maximum=MAX_FOLIO))
+
+
+def _return_cause(cause: object) -> str | None:
+    """STP's causaDevolucion (1, "01") as SPEI's two digits; Malformed if it is not one."""
+    if cause is None:
+        return None
+    text = str(cause).strip()
+    if isinstance(cause, bool) or not (text.isascii() and text.isdigit() and len(text) <= 2):
+        raise Malformed("callback.causaDevolucion", "is not a SPEI return cause")
+    return text.zfill(2)
 
 
 def _from_millis(abono: Fields) -> datetime | None:

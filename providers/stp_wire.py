@@ -30,7 +30,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from app.domain.clabe import institution_code, with_check_digit
 from app.domain.errors import InvalidAmount
 from app.domain.money import Currency, parse_amount
-from providers.base import ProviderEvent, ProviderStatus, RefundRequest, WebhookRejected
+from providers.base import (
+    PayoutRequest,
+    ProviderEvent,
+    ProviderStatus,
+    RefundRequest,
+    WebhookRejected,
+)
 from providers.shapes import Fields, Malformed, check_integer
 
 STP_INSTITUTION = "90646"  # STP's Banxico code: the operating institution of our orders
@@ -211,6 +217,33 @@ def refund_order(
         "rfcCurpBeneficiario": "ND",
         "conceptoPago": ascii_text(f"DEVOLUCION {request.intent_id}"),
         "referenciaNumerica": referencia_numerica(request.refund_id),
+        "topologia": TOPOLOGIA,
+        "medioEntrega": MEDIO_ENTREGA,
+        "prioridad": PRIORIDAD_NORMAL,
+    }
+
+
+MAX_CONCEPT = 40  # a payout's concepto: Cobro checked it is SPEI text of at most 40
+
+
+def payout_order(request: PayoutRequest, *, empresa: str, cuenta_ordenante: str) -> dict[str, Any]:
+    """The registraOrden fields (before the firma) of a payout: the merchant's concept,
+    reference and beneficiary, Cobro's tracking key."""
+    return {
+        "institucionContraparte": institution_code(request.clabe),
+        "empresa": empresa,
+        "claveRastreo": request.tracking_key,
+        "institucionOperante": STP_INSTITUTION,
+        "monto": Decimal(monto_text(request.amount.minor)),
+        "tipoPago": TIPO_PAGO_TERCERO,
+        "tipoCuentaOrdenante": TIPO_CUENTA_CLABE,
+        "cuentaOrdenante": cuenta_ordenante,
+        "tipoCuentaBeneficiario": TIPO_CUENTA_CLABE,
+        "nombreBeneficiario": ascii_text(request.beneficiary_name).upper() or "ND",
+        "cuentaBeneficiario": request.clabe,
+        "rfcCurpBeneficiario": request.rfc or "ND",
+        "conceptoPago": ascii_text(request.concept, MAX_CONCEPT),
+        "referenciaNumerica": request.reference,
         "topologia": TOPOLOGIA,
         "medioEntrega": MEDIO_ENTREGA,
         "prioridad": PRIORIDAD_NORMAL,

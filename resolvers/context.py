@@ -27,6 +27,14 @@ class Loaders:
             load_fn=load_events, cache=False
         )
 
+        async def load_payout_events(payout_ids: list[str]) -> list[list[AuditRecord]]:
+            found = await services.payouts.events(payout_ids)
+            return [found.get(i, []) for i in payout_ids]
+
+        self.payout_events: DataLoader[str, list[AuditRecord]] = DataLoader(
+            load_fn=load_payout_events, cache=False
+        )
+
 
 @dataclass(slots=True)
 class Context:

@@ -106,3 +106,15 @@ class CreateWebhookEndpointInput:
     events: list[str] | None = strawberry.field(
         default=None, description="Event types to send; all of them when left out."
     )
+
+
+@strawberry.input(description="An SPEI transfer out of the merchant's account (section 8).")
+class CreatePayoutInput:
+    amount: DecimalString
+    clabe: str
+    beneficiary_name: str
+    concept: str
+    reference: int | None = None
+    rfc: str | None = None
+    metadata: JSON | None = None
+    idempotency_key: str | None = None

@@ -7,14 +7,16 @@ import strawberry
 from app.domain.errors import Forbidden
 from app.domain.money import parse_amount
 from app.services.auth import KeyKind, require_principal, require_secret_key
+from app.services.payouts import payout_cursor
 from resolvers.context import Context
 from resolvers.errors import intent_or_none
 from resolvers.scalars import DecimalString
 from resolvers.types.catalog import PaymentMethod, ProviderStatus
-from resolvers.types.enums import Currency, PaymentIntentStatus
+from resolvers.types.enums import Currency, PaymentIntentStatus, PayoutStatus
 from resolvers.types.intent import PaymentIntent
 from resolvers.types.keys import ApiKey
 from resolvers.types.pagination import PageInfo, PaymentIntentConnection, PaymentIntentEdge
+from resolvers.types.payout import Payout, PayoutConnection, PayoutEdge
 from resolvers.types.webhooks import WebhookDelivery, WebhookEndpoint
 
 Info = strawberry.Info[Context, None]
@@ -59,6 +61,41 @@ class Query:
             for intent in page.intents
         ]
         return PaymentIntentConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(description="One payout; null when it is not yours (secret key).")
+    async def payout(self, info: Info, id: strawberry.ID) -> Payout | None:
+        services = info.context.services
+        found = await services.payouts.get(info.context.caller(), str(id))
+        return (
+            None if found is None else Payout.from_domain(found, services.payouts.proof_url(found))
+        )
+
+    @strawberry.field(description="The merchant's payouts, newest first (secret key).")
+    async def payouts(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        status: PayoutStatus | None = None,
+    ) -> PayoutConnection:
+        services = info.context.services
+        page = await services.payouts.list(
+            info.context.caller(), first=20 if first is None else first, after=after, status=status
+        )
+        edges = [
+            PayoutEdge(
+                node=Payout.from_domain(payout, services.payouts.proof_url(payout)),
+                cursor=payout_cursor(payout),
+            )
+            for payout in page.payouts
+        ]
+        return PayoutConnection(
             edges=edges,
             page_info=PageInfo(
                 has_next_page=page.has_next_page,

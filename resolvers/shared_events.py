@@ -24,9 +24,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
-from graphql import OperationType
-from graphql.execution.executor_throwing_on_incremental import ExecutorThrowingOnIncremental
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from graphql import Executor, OperationType
 
 if TYPE_CHECKING:
     from resolvers.types.intent import PaymentIntent
@@ -71,29 +69,49 @@ def present_shared(
     return _presented.get_or_make(intent, (id(intent), viewer), make)
 
 
-class SharedEventExecution(ExecutorThrowingOnIncremental):
-    """Strawberry's execution context, sharing subscription-event results.
+class SharedEventExecution(Executor[Any]):
+    """graphql-core's executor, sharing subscription-event results.
 
-    It stands on graphql-core's plain executor, as graphql-core's own `execute` does,
-    rather than the incremental one Strawberry picks: Cobro has no @defer or @stream,
-    and the incremental executor's bookkeeping (~1.9 KB) lives as long as each open
-    subscription does."""
+    Built on graphql-core's public `Executor` (its plain executor, as its own
+    `execute` uses), handed to Strawberry through its public `execution_context_class`:
+    Cobro has no @defer or @stream (the schema declares neither, so validation refuses
+    them), and the incremental executor's bookkeeping (~1.9 KB) would live as long
+    as each open subscription does. Resolvers get graphql-core's own resolve info;
+    Strawberry reads its variables either way and Cobro reads no operation extensions
+    (tests/test_layers.py keeps every dependency's private names out of this file)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         operation_extensions = kwargs.pop("operation_extensions", None)
         super().__init__(*args, **kwargs)
         self.operation_extensions = operation_extensions
 
-    # Strawberry's resolve info (with the operation's extensions), as its own context has.
-    build_resolve_info = StrawberryGraphQLCoreExecutionContext.build_resolve_info
-
     def build_per_event_executor(self, payload: Any) -> Any:
-        """graphql-core's per-event copy shares the subscription's memo of collected
+        """A fresh executor for each event, through the public constructor.
+
+        graphql-core's own per-event copy shares the subscription's memo of collected
         subfields, keyed by lists made afresh for every event: it never hits across
         events and grew by a few hundred bytes per change for as long as the
-        subscription lived. Each event gets a memo of its own."""
-        executor = super().build_per_event_executor(payload)
-        executor._relevant_sub_fields = {}
+        subscription lived. A new executor starts with a memo of its own."""
+        executor = type(self)(
+            self.schema,
+            self.fragment_definitions,
+            self.fragments,
+            payload,
+            self.context_value,
+            self.operation,
+            self.variable_values,
+            self.field_resolver,
+            self.type_resolver,
+            self.subscribe_field_resolver,
+            enable_early_execution=self.enable_early_execution,
+            middleware_manager=self.middleware_manager,
+            is_awaitable=self.is_awaitable,
+            is_async_iterable=self.is_async_iterable,
+            hide_suggestions=self.hide_suggestions,
+            abort_signal=self.abort_signal,
+            hooks=self.hooks,
+        )
+        executor.operation_extensions = self.operation_extensions
         return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:

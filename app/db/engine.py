@@ -63,7 +63,9 @@ _Hook = TypeVar("_Hook", bound=BeforeCommit)
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, fast_path: bool = True) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, fast_path: bool = True, sqlite_prepared: bool = True
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._after_commit: list[Callable[[list[Any]], None]] = []
@@ -78,7 +80,9 @@ class Database:
                 self.url, writer=True, own_checkpoints=checkpointer is None
             )
             self._sqlite_reader = _sqlite_engine(self.url, writer=False)
-            self._prepared = PreparedStatements()
+            self._prepared: PreparedStatements | PlainStatements = (
+                PreparedStatements() if sqlite_prepared else PlainStatements()
+            )
             self._group_writer = GroupCommitWriter(
                 self._sqlite_writer, self._inline, _AFTER_COMMIT, checkpointer
             )
@@ -234,12 +238,21 @@ class Database:
             await self.engine.dispose()
 
 
+class PlainStatements:
+    """Every statement through SQLAlchemy: SQLite's prepared statements switched off
+    (COBRO_SQLITE_PREPARED=false), should a SQLAlchemy upgrade break what
+    app/db/prepared.py reads of its compilation."""
+
+    def execute(self, conn: Connection, statement: Any, parameters: Any) -> Any:
+        return conn.execute(statement, parameters)
+
+
 class _Inline:
     """The async connection interface over a synchronous connection whose calls
     finish without waiting: `await conn.execute(...)` runs the statement at once,
     as a prepared statement when it is one the process runs repeatedly."""
 
-    def __init__(self, conn: Connection, prepared: PreparedStatements) -> None:
+    def __init__(self, conn: Connection, prepared: PreparedStatements | PlainStatements) -> None:
         self._conn = conn
         self._prepared = prepared
         self.dialect = conn.dialect

@@ -5,10 +5,14 @@ and its index: about 10% of a sandbox payment's CPU, bench/RESULTS.md), and a
 payment takes three transactions. So transactions that run in the same turn of the
 event loop share one: each runs inside its own SAVEPOINT (an error rolls back that
 one alone), and one COMMIT at the start of the next turn makes them all durable
-together; it runs on a thread of its own, while the loop goes on with everything
-but this connection. Nobody is told before that: `transaction()` returns only after
+together. Nobody is told before that: `transaction()` returns only after
 the COMMIT and the after-commit callbacks (the outbox relay's doorbell) run after it
 too. If the COMMIT fails, every transaction in the group fails with it.
+
+The COMMIT runs on the loop: in WAL mode with synchronous=NORMAL it appends to the
+WAL and does not fsync (checkpoints, which do, have a thread of their own:
+app/db/sqlite_checkpoints.py). Running it on a thread of its own was measured
+again (bench/NOTES.md, interleaved A/B): within the noise, so it went.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -54,7 +57,6 @@ class GroupCommitWriter:
         self._inline: Any = None
         self._group: _Group | None = None
         self._closed = False
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         self.after_commit: list[Callable[[list[Any]], None]] = []
 
     @property
@@ -109,33 +111,24 @@ class GroupCommitWriter:
         return group
 
     async def _commit(self, group: _Group) -> None:
-        cancelled = False
         async with self._lock:
             if group is not self._group:
                 return  # already failed and settled
             self._group = None
             assert self._conn is not None
-            # The COMMIT's work (the WAL append) runs on a thread of its own, where
-            # sqlite3 releases the GIL: the loop serves requests meanwhile, about 5%
-            # more payments per second (make bench, write). Holding the lock, nothing
-            # else touches the connection until it is done.
-            committing = asyncio.get_running_loop().run_in_executor(
-                self._committer, self._conn.commit
-            )
-            cancelled = await _wait_through_cancellation(committing)
-            if (error := committing.exception()) is not None:
+            try:
+                self._conn.commit()
+            except Exception as error:
                 self._rollback()
                 group.done.set_exception(error)
                 group.done.exception()  # retrieved: each member re-raises it itself
-            else:
-                group.done.set_result(None)
-                self._committed(group)
-                if self._checkpointer is not None and self._checkpointer.reset_wanted:
-                    # Still holding the lock: no transaction of ours starts until
-                    # the WAL is all copied back, so the next one starts it afresh.
-                    await self._checkpointer.reset()
-        if cancelled:
-            raise asyncio.CancelledError
+                return
+            group.done.set_result(None)
+            self._committed(group)
+            if self._checkpointer is not None and self._checkpointer.reset_wanted:
+                # Still holding the lock: no transaction of ours starts until the
+                # WAL is all copied back, so the next one starts it afresh.
+                await self._checkpointer.reset()
 
     def _committed(self, group: _Group) -> None:
         """Tell those who act on durable changes: the relay's doorbell, the checkpointer."""
@@ -166,21 +159,6 @@ class GroupCommitWriter:
         self._closed = True
         if self._checkpointer is not None:
             self._checkpointer.close()
-        self._committer.shutdown(wait=True)  # a COMMIT under way ends first (a ms or so)
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-async def _wait_through_cancellation(future: asyncio.Future[Any]) -> bool:
-    """Wait until `future` is done even if the caller is cancelled meanwhile (the
-    thread goes on with the connection either way); True if it was."""
-    cancelled = False
-    while not future.done():
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancelled = True
-        except Exception:
-            break  # the future's own error: the caller reads it
-    return cancelled

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     ForeignKey,
     Index,
     LargeBinary,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.db import audit_link
 from app.db.types import BigIntId, UTCDateTime
 
 # Stable constraint names, so migrations read the same on SQLite and PostgreSQL.
@@ -179,18 +181,34 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
+    # The object the event belongs to: a payment intent ("pi_") or a payout ("po_").
+    intent_id: Mapped[str] = mapped_column(String(40), index=True)
     merchant_id: Mapped[str] = mapped_column(String(40))
     type: Mapped[str] = mapped_column(String(60))
     status: Mapped[str | None] = mapped_column(String(32))
     provider: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime]
-    seq: Mapped[int] = mapped_column(BigInteger)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    # Null only inside the transaction that wrote it, on PostgreSQL: its content
+    # split around the position it does not know yet, which the server links in
+    # as that transaction commits (app/db/audit_link.py).
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+    link_prefix: Mapped[bytes | None] = mapped_column(LargeBinary)
+    link_suffix: Mapped[bytes | None] = mapped_column(LargeBinary)
 
-    __table_args__ = (UniqueConstraint("merchant_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "seq"),
+        CheckConstraint(
+            "(seq IS NULL) = (link_prefix IS NOT NULL) AND (seq IS NULL) = (link_suffix IS NOT "
+            "NULL) AND (seq IS NULL) = (prev_hash IS NULL) AND (seq IS NULL) = (hash IS NULL)",
+            name="linked_or_awaiting_link",
+        ),
+    )
+
+
+audit_link.install_on_create(AuditEvent.__table__)
 
 
 class AuditChainHead(Base):
@@ -267,6 +285,68 @@ class Refund(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (Index(None, "provider", "provider_ref"),)
+
+
+class PayoutRow(Base):
+    """An SPEI transfer out of the merchant's account (contract section 8). Its
+    versions go through the outbox and its audit events through the merchant's chain,
+    like an intent's, under its own id."""
+
+    __tablename__ = "payouts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    clabe: Mapped[str] = mapped_column(String(18))
+    bank: Mapped[str] = mapped_column(String(60))
+    beneficiary_name: Mapped[str] = mapped_column(String(60))
+    concept: Mapped[str] = mapped_column(String(60))
+    reference: Mapped[int]
+    rfc: Mapped[str | None] = mapped_column(String(18))
+    # Cobro's clave de rastreo, fixed at creation and reused by every replay.
+    tracking_key: Mapped[str] = mapped_column(String(30), unique=True)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_ref: Mapped[str | None] = mapped_column(String(100))  # the PSP's order id
+    return_code: Mapped[str | None] = mapped_column(String(4))
+    return_message: Mapped[str | None] = mapped_column(Text)
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    refund_id: Mapped[str | None] = mapped_column(String(40))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+    # Sending in flight holds the payout until then (one sender at a time).
+    lease_until: Mapped[datetime | None]
+    # When reconciliation last asked the PSP about it.
+    checked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index(None, "merchant_id", "created_at", "id"),
+        Index(None, "merchant_id", "status", "created_at"),
+        Index(None, "provider", "provider_ref"),
+        Index(None, "status", "updated_at"),
+    )
+
+
+class PayoutAttempt(Base):
+    """One try of a payout at one PSP, written with its exact request before the call,
+    so an unknown outcome is replayed byte for byte to the same PSP."""
+
+    __tablename__ = "payout_attempts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payout_id: Mapped[str] = mapped_column(ForeignKey("payouts.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    # pending (sent or about to be; outcome unknown) -> accepted | refused | unsent
+    status: Mapped[str] = mapped_column(String(16))
+    wire: Mapped[dict[str, Any]] = mapped_column(JSON)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class ProviderHandle(Base):

@@ -90,6 +90,40 @@ def canonical(
         ).encode()
 
 
+_SEQ_ZERO = b',"seq":0,"status":'
+
+
+def canonical_around_seq(
+    *,
+    merchant_id: str,
+    intent_id: str,
+    type: str,
+    status: str | None,
+    provider: str | None,
+    at: datetime,
+    data: dict[str, Any] | None,
+) -> tuple[bytes, bytes]:
+    """The canonical content before and after its `seq` digits, for a writer that
+    cannot know the position yet (PostgreSQL links at COMMIT: app/db/audit_link.py):
+    `prefix + str(seq).encode() + suffix == canonical(..., seq=seq)`.
+
+    Keys are sorted, so the top-level `seq` follows `data` and precedes `status`
+    and `type`, whose values are JSON strings (a quote in them is escaped): the
+    last `,"seq":0,"status":` is the top-level one, whatever `data` holds."""
+    content = canonical(
+        merchant_id=merchant_id,
+        intent_id=intent_id,
+        seq=0,
+        type=type,
+        status=status,
+        provider=provider,
+        at=at,
+        data=data,
+    )
+    at_seq = content.rindex(_SEQ_ZERO) + len(',"seq":')
+    return content[:at_seq], content[at_seq + 1 :]
+
+
 def link(prev_hash: str, content: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + content).hexdigest()
 

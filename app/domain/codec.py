@@ -1,6 +1,8 @@
 """Plain-JSON forms of domain values, for database columns and broker messages.
 
-Pure functions both ways; `intent_from_dict(intent_to_dict(i)) == i` is tested.
+Pure functions both ways; `intent_from_dict(intent_to_dict(i)) == i` is tested. The
+intent's forms are derived from its dataclass (app/domain/plain.py), so a new field
+is declared there once.
 """
 
 from __future__ import annotations
@@ -12,10 +14,7 @@ from typing import Any
 
 import orjson
 
-from app.domain.cards import CaptureMethod
-from app.domain.intents import PaymentError, PaymentIntent, PaymentIntentStatus
-from app.domain.methods import PaymentMethodType
-from app.domain.money import Currency, Money
+from app.domain.intents import PaymentError, PaymentIntent
 from app.domain.next_action import (
     CryptoInstructions,
     NextAction,
@@ -23,6 +22,7 @@ from app.domain.next_action import (
     RedirectToUrl,
     SpeiInstructions,
 )
+from app.domain.plain import Codec, Rule
 
 
 def json_bytes(
@@ -78,67 +78,27 @@ def next_action_from_dict(data: dict[str, Any] | None) -> NextAction | None:
     return cls(**fields)
 
 
+# How a NextAction, a tagged union, is written inside any record that holds one.
+NEXT_ACTION = Rule(next_action_to_dict, next_action_from_dict)
+RULES: dict[object, Rule] = {NextAction: NEXT_ACTION}
+
+# The intent as plain JSON (outbox rows, broker messages, stored mutation results);
+# every field of the dataclass, by app/domain/plain.py's rules.
+INTENT_JSON: Codec[PaymentIntent] = Codec(PaymentIntent, rules=RULES)
+_ERROR_JSON: Codec[PaymentError] = Codec(PaymentError)
+
+
 def error_to_dict(error: PaymentError | None) -> dict[str, Any] | None:
-    if error is None:
-        return None
-    return {"code": error.code, "message": error.message, "provider": error.provider}
+    return None if error is None else _ERROR_JSON.to_plain(error)
 
 
 def error_from_dict(data: dict[str, Any] | None) -> PaymentError | None:
-    return None if not data else PaymentError(data["code"], data["message"], data.get("provider"))
+    return None if not data else _ERROR_JSON.from_plain(data)
 
 
 def intent_to_dict(intent: PaymentIntent) -> dict[str, Any]:
-    return {
-        "id": intent.id,
-        "merchant_id": intent.merchant_id,
-        "status": intent.status.value,
-        "version": intent.version,
-        "currency": intent.amount.currency.value,
-        "amount": intent.amount.minor,
-        "amount_received": intent.amount_received.minor,
-        "amount_refunded": intent.amount_refunded.minor,
-        "client_secret": intent.client_secret,
-        "created_at": _time(intent.created_at),
-        "updated_at": _time(intent.updated_at),
-        "method": intent.method.value if intent.method else None,
-        "provider": intent.provider,
-        "description": intent.description,
-        "metadata": intent.metadata,
-        "allowed_methods": [m.value for m in intent.allowed_methods],
-        "next_action": next_action_to_dict(intent.next_action),
-        "last_error": error_to_dict(intent.last_error),
-        "expires_at": _time(intent.expires_at),
-        "installments": intent.installments,
-        "capture_method": intent.capture_method.value,
-        "amount_capturable": intent.capturable,
-        "capture_before": _time(intent.capture_before),
-    }
+    return INTENT_JSON.to_plain(intent)
 
 
 def intent_from_dict(data: dict[str, Any]) -> PaymentIntent:
-    currency = Currency(data["currency"])
-    return PaymentIntent(
-        id=data["id"],
-        merchant_id=data["merchant_id"],
-        status=PaymentIntentStatus(data["status"]),
-        version=data["version"],
-        amount=Money(data["amount"], currency),
-        amount_received=Money(data["amount_received"], currency),
-        amount_refunded=Money(data["amount_refunded"], currency),
-        client_secret=data["client_secret"],
-        created_at=datetime.fromisoformat(data["created_at"]),
-        updated_at=datetime.fromisoformat(data["updated_at"]),
-        method=PaymentMethodType(data["method"]) if data.get("method") else None,
-        provider=data.get("provider"),
-        description=data.get("description"),
-        metadata=data.get("metadata"),
-        allowed_methods=tuple(PaymentMethodType(m) for m in data.get("allowed_methods") or ()),
-        next_action=next_action_from_dict(data.get("next_action")),
-        last_error=error_from_dict(data.get("last_error")),
-        expires_at=_parse_time(data.get("expires_at")),
-        installments=data.get("installments"),
-        capture_method=CaptureMethod(data.get("capture_method") or "AUTOMATIC"),
-        capturable=data.get("amount_capturable") or 0,
-        capture_before=_parse_time(data.get("capture_before")),
-    )
+    return INTENT_JSON.from_plain(data)

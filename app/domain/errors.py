@@ -129,3 +129,21 @@ class AuthorizationExpired(CobroError):
     """The authorization lapsed before it was captured: it was voided."""
 
     code = "AUTHORIZATION_EXPIRED"
+
+
+class InvalidConcept(CobroError):
+    """An SPEI concepto de pago that is empty, too long, or has characters SPEI drops."""
+
+    code = "INVALID_CONCEPT"
+
+
+class InvalidReference(CobroError):
+    """A referencia numérica outside 1..9,999,999."""
+
+    code = "INVALID_REFERENCE"
+
+
+class PayoutNotCancelable(CobroError):
+    """The payout already left for a PSP: only a PENDING payout can be canceled."""
+
+    code = "PAYOUT_NOT_CANCELABLE"

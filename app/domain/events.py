@@ -9,6 +9,7 @@ arrived after the intent expired or was canceled, which the merchant must return
 from __future__ import annotations
 
 from app.domain.intents import FINAL_STATUSES, PaymentIntent, PaymentIntentStatus
+from app.domain.payout_events import PAYOUT_EVENT_TYPES, REFUND_EVENT_TYPES
 
 S = PaymentIntentStatus
 
@@ -31,6 +32,8 @@ EVENT_TYPES = frozenset(
         "payment_intent.refunded",
         "payment_intent.partially_funded",
         "payment_intent.late_payment",
+        *PAYOUT_EVENT_TYPES,
+        *REFUND_EVENT_TYPES,
     }
 )
 

@@ -14,7 +14,7 @@ from typing import Any
 from app.domain.cards import AUTHORIZATION_LIFETIME, CaptureMethod
 from app.domain.errors import InvalidState
 from app.domain.methods import PaymentMethodType
-from app.domain.money import Money
+from app.domain.money import Currency, Money
 from app.domain.next_action import NextAction
 
 
@@ -78,6 +78,10 @@ class PaymentError:
     provider: str | None = None
 
 
+# The default of `amount_capturable`, made the intent's own zero when it is built.
+NOTHING_HELD = Money.zero(Currency.MXN)
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentIntent:
     """One payment the merchant wants to collect, at one version of its life."""
@@ -103,15 +107,16 @@ class PaymentIntent:
     # Meses sin intereses: the months the card payment is split into (None: one payment).
     installments: int | None = None
     # Capture later (contract section 7): MANUAL authorizes at confirmation and waits in
-    # REQUIRES_CAPTURE for capturePaymentIntent until `capture_before`; `capturable` is
-    # what may still be captured, in minor units of the intent's currency.
+    # REQUIRES_CAPTURE for capturePaymentIntent until `capture_before`, holding
+    # `amount_capturable` (zero otherwise, in the intent's currency: __post_init__).
     capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
-    capturable: int = 0
+    amount_capturable: Money = NOTHING_HELD
     capture_before: datetime | None = None
 
-    @property
-    def amount_capturable(self) -> Money:
-        return Money(self.capturable, self.amount.currency)
+    def __post_init__(self) -> None:
+        held = self.amount_capturable
+        if not held.minor and held.currency is not self.amount.currency:
+            object.__setattr__(self, "amount_capturable", Money.zero(self.amount.currency))
 
     @property
     def capture_later(self) -> bool:
@@ -133,6 +138,13 @@ class PaymentIntent:
         return self.changed(now, status=status, **changes)
 
 
+# Fields no API shows: whose intent it is (the caller is that merchant) and the methods
+# it accepts (checked on confirmation). Every other field is public: the GraphQL
+# `PaymentIntent` has it (tests/domain/test_plain.py) and so does a merchant webhook's
+# object (app/services/webhook_events.py).
+INTERNAL_FIELDS = ("merchant_id", "allowed_methods")
+
+
 def authorization(
     intent: PaymentIntent, status: PaymentIntentStatus, now: datetime
 ) -> dict[str, Any]:
@@ -140,7 +152,8 @@ def authorization(
     with all of its amount capturable until the hold lapses; anything else holds none."""
     if status is S.REQUIRES_CAPTURE:
         return {
-            "capturable": intent.amount.minor,
+            "amount_capturable": intent.amount,
             "capture_before": now + AUTHORIZATION_LIFETIME,
         }
-    return {"capturable": 0} if intent.capturable else {}
+    held = intent.amount_capturable.minor
+    return {"amount_capturable": Money.zero(intent.amount.currency)} if held else {}

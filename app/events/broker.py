@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from app.events.messages import Change
+from app.events.messages import Message
 
 log = logging.getLogger("cobro.broker")
 
@@ -34,11 +34,11 @@ class Subscription:
     def __init__(self, fanout: FanOut, channels: tuple[str, ...]) -> None:
         self._fanout = fanout
         self.channels = channels
-        self._items: list[Change | None] = []  # rarely more than one: a list is smaller
+        self._items: list[Message | None] = []  # rarely more than one: a list is smaller
         self._waiter: asyncio.Future[None] | None = None
         self._behind = False  # a resync marker is queued: drop changes until it is read
 
-    def offer(self, change: Change) -> None:
+    def offer(self, change: Message) -> None:
         if self._behind:
             return
         if len(self._items) >= QUEUE_SIZE:
@@ -54,7 +54,7 @@ class Subscription:
         self._behind = True
         self._push(None)
 
-    def _push(self, item: Change | None) -> None:
+    def _push(self, item: Message | None) -> None:
         self._items.append(item)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -63,7 +63,7 @@ class Subscription:
     def pending(self) -> int:
         return len(self._items)
 
-    async def next(self) -> Change | None:
+    async def next(self) -> Message | None:
         """The next change, or None when the subscriber must resync from the database."""
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
@@ -118,7 +118,7 @@ class FanOut:
                 if self._on_last:
                     self._on_last(channel)
 
-    def deliver(self, channel: str, change: Change) -> None:
+    def deliver(self, channel: str, change: Message) -> None:
         for subscription in tuple(self._by_channel.get(channel, ())):
             subscription.offer(change)
 
@@ -141,7 +141,7 @@ class Broker(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish(self, channels: list[str], change: Change) -> None: ...
+    async def publish(self, channels: list[str], change: Message) -> None: ...
 
     async def subscribe(self, channels: list[str]) -> Subscription:
         """Listen on `channels`; when this returns, no later publish can be missed."""
@@ -162,7 +162,7 @@ class InProcessBroker:
     async def close(self) -> None:
         return None
 
-    async def publish(self, channels: list[str], change: Change) -> None:
+    async def publish(self, channels: list[str], change: Message) -> None:
         for channel in channels:
             self.fanout.deliver(channel, change)
 

@@ -30,6 +30,7 @@ from app.domain import signatures
 from app.domain.codec import intent_from_dict
 from app.domain.errors import InvalidInput
 from app.domain.ids import new_id
+from app.domain.payout_codec import is_payout_dict, payout_from_dict
 from app.domain.records import Delivery, Endpoint
 from app.metrics import WEBHOOK_DELIVERIES
 from app.services.url_guard import pinned, resolve_public
@@ -105,7 +106,12 @@ class MerchantWebhooks:
             if not wanting:
                 continue
             event = event_id(entry.intent_id, entry.version)
-            body = event_body(event, entry.event_type, intent_from_dict(entry.payload), now)
+            subject = (
+                payout_from_dict(entry.payload)
+                if is_payout_dict(entry.payload)
+                else intent_from_dict(entry.payload)
+            )
+            body = event_body(event, entry.event_type, subject, now)
             queued += [
                 {
                     "id": new_id("wd"),

@@ -1,4 +1,4 @@
-"""What travels on the broker: one committed intent version, encoded once."""
+"""What travels on the broker: one committed intent or payout version, encoded once."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ import orjson
 from app.db.repositories.outbox import OutboxEntry
 from app.domain.codec import intent_from_dict, intent_to_dict
 from app.domain.intents import PaymentIntent
+from app.domain.payout_codec import is_payout_dict, payout_from_dict, payout_to_dict
+from app.domain.payouts import Payout
 
 
 def intent_channel(intent_id: str) -> str:
     return f"intent:{intent_id}"
+
+
+def payout_channel(payout_id: str) -> str:
+    return f"payout:{payout_id}"
 
 
 def merchant_channel(merchant_id: str) -> str:
@@ -33,10 +39,43 @@ class Change:
         return cls(intent_from_dict(entry.payload), entry.event_type)
 
 
-def encode(change: Change) -> bytes:
+@dataclass(frozen=True, slots=True)
+class PayoutChange:
+    payout: Payout
+    event_type: str
+
+    @property
+    def version(self) -> int:
+        return self.payout.version
+
+
+Message = Change | PayoutChange
+
+
+def message_of(entry: OutboxEntry) -> Message:
+    """An outbox row as the broker carries it: a payout's row says so in its payload."""
+    if is_payout_dict(entry.payload):
+        return PayoutChange(payout_from_dict(entry.payload), entry.event_type)
+    return Change.from_entry(entry)
+
+
+def channels_of(entry: OutboxEntry) -> list[str]:
+    """Payouts have a channel of their own; the merchant channel carries intents only
+    (paymentIntentsUpdated)."""
+    if is_payout_dict(entry.payload):
+        return [payout_channel(entry.intent_id)]
+    return [intent_channel(entry.intent_id), merchant_channel(entry.merchant_id)]
+
+
+def encode(change: Message) -> bytes:
+    if isinstance(change, PayoutChange):
+        body = {"payout": payout_to_dict(change.payout), "event_type": change.event_type}
+        return orjson.dumps(body)
     return orjson.dumps({"intent": intent_to_dict(change.intent), "event_type": change.event_type})
 
 
-def decode(data: bytes | str) -> Change:
+def decode(data: bytes | str) -> Message:
     message = orjson.loads(data)
+    if "payout" in message:
+        return PayoutChange(payout_from_dict(message["payout"]), message["event_type"])
     return Change(intent_from_dict(message["intent"]), message["event_type"])

@@ -18,7 +18,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from app.events.broker import FanOut, Subscription
-from app.events.messages import Change, decode, encode
+from app.events.messages import Message, decode, encode
 
 log = logging.getLogger("cobro.broker")
 
@@ -59,7 +59,7 @@ class RedisBroker:
     async def ping(self) -> None:
         await self.client.ping()
 
-    async def publish(self, channels: list[str], change: Change) -> None:
+    async def publish(self, channels: list[str], change: Message) -> None:
         data = encode(change)
         async with self.client.pipeline(transaction=False) as pipe:
             for channel in channels:

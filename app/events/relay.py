@@ -27,7 +27,7 @@ from app.db.repositories.outbox import OutboxEntry
 from app.domain.errors import ServiceUnavailable
 from app.events.broker import Broker
 from app.events.deliveries import MerchantWebhooks
-from app.events.messages import Change, intent_channel, merchant_channel
+from app.events.messages import channels_of, message_of
 
 log = logging.getLogger("cobro.relay")
 
@@ -112,8 +112,7 @@ class OutboxRelay:
         # (after a retry) is a no-op, one delivery per endpoint and event.
         await self.webhooks.enqueue(entries, self.clock.now())
         for entry in entries:
-            channels = [intent_channel(entry.intent_id), merchant_channel(entry.merchant_id)]
-            await self.broker.publish(channels, Change.from_entry(entry))
+            await self.broker.publish(channels_of(entry), message_of(entry))
         if self.broker_outage.ongoing:
             self.broker_outage.succeeded()
         # One statement: no transaction around it on PostgreSQL.

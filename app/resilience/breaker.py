@@ -45,11 +45,18 @@ def _not_a_fault(exc: BaseException) -> bool:
 class Breakers:
     def __init__(self, names: list[str], *, fail_max: int, reset_seconds: float) -> None:
         self.reset_seconds = reset_seconds
+        # Each circuit's state lives in a storage object we hand pybreaker (its public
+        # `state_storage` argument), so when it opened is read through the storage's
+        # public API rather than the breaker's private attribute.
+        self._storages = {
+            name: pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED) for name in names
+        }
         self._breakers = {
             name: pybreaker.CircuitBreaker(
                 fail_max=fail_max,
                 reset_timeout=reset_seconds,
                 exclude=[_not_a_fault],
+                state_storage=self._storages[name],
                 name=name,
             )
             for name in names
@@ -77,7 +84,7 @@ class Breakers:
             return CircuitState.HALF_OPEN
         # pybreaker only leaves OPEN on the next call; once the timeout has passed
         # that call will be let through as a trial, so report what it will be.
-        opened_at = breaker._state_storage.opened_at
+        opened_at = self._storages[name].opened_at
         if opened_at and datetime.now(UTC) >= _aware(opened_at) + timedelta(
             seconds=self.reset_seconds
         ):

@@ -243,7 +243,7 @@ class CaptureService:
                     "provider_ref": payment.provider_ref,
                     "amount": received.to_decimal_string(),
                     "released": Money(
-                        max(current.capturable - received.minor, 0), currency
+                        max(current.amount_capturable.minor - received.minor, 0), currency
                     ).to_decimal_string(),
                 },
             )
@@ -316,10 +316,10 @@ def _check_capturable(intent: PaymentIntent, asked: Money | None) -> int:
             "can be captured",
             ("input", "id"),
         )
-    wanted = asked.minor if asked is not None else intent.capturable
+    wanted = asked.minor if asked is not None else intent.amount_capturable.minor
     if wanted <= 0:
         raise InvalidAmount("a capture takes more than 0", ("input", "amount"))
-    if wanted > intent.capturable:
+    if wanted > intent.amount_capturable.minor:
         raise CaptureExceedsAuthorized(
             f"{Money(wanted, intent.amount.currency)} is more than the "
             f"{intent.amount_capturable} authorized",

@@ -82,6 +82,26 @@ class _Run:
     lease_until: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class _FirstAttempt:
+    """The attempt a fresh confirmation starts with: recorded in the transaction that
+    leases the intent, so the common case costs one transaction before the PSP call."""
+
+    provider: str
+    request: PaymentRequest
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """What taking the lease found: attempts an earlier confirmation sent without
+    learning their answer (a crash, a silent PSP), or else the first attempt of this
+    one, recorded with the lease (None when there was no provider to record it for)."""
+
+    run: _Run
+    unanswered: list[Attempt]
+    recorded: Attempt | None = None
+
+
 class ConfirmService:
     def __init__(
         self,
@@ -102,6 +122,10 @@ class ConfirmService:
         self.public_url = public_url
 
     async def confirm(self, principal: Principal | None, command: ConfirmIntent) -> MutationResult:
+        """A retried request gets its first result. Otherwise one transaction claims
+        the key, leases the intent and records the first attempt; attempts an earlier
+        confirmation left unanswered are replayed first, then each PSP is tried in
+        turn. Anything that ends it before an answer is applied frees intent and key."""
         principal = require_principal(principal)
         if principal.kind is KeyKind.PUBLISHABLE:
             raise Forbidden("confirming needs the intent's client secret or your secret key")
@@ -123,14 +147,21 @@ class ConfirmService:
         if request.method is PaymentMethodType.CARD:
             # Only PSPs holding a token for this card (and offering its plan).
             request, candidates = self.router.route_card(request, candidates)
-        started = await self._start(intent, keyed, first=(candidates[:1], request))
-        if isinstance(started, MutationResult):
-            return started
-        run, pending = started
+        first = _FirstAttempt(candidates[0], request) if candidates else None
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            # A request with this key may have finished since the replay read above.
+            answered = await idempotency.begin(conn, keyed, now, self.lease)
+            if answered is not None:
+                return answered
+            started = await self._lease(conn, intent, keyed, now, first)
+        run = started.run
         try:
-            first = pending.pop() if pending and pending[-1].status == "new" else None
-            result = await self._recover(run, pending) if pending else None
-            return result or await self._attempt_each(run, request, candidates, first)
+            if started.unanswered:
+                recovered = await self._recover(run, started.unanswered)
+                if recovered is not None:
+                    return recovered
+            return await self._attempt_each(run, request, candidates, started.recorded)
         except BaseException:
             await self._give_up(run)
             raise
@@ -143,20 +174,17 @@ class ConfirmService:
             intents = await intent_rows.get_many(conn, intent_ids)
         recovered = 0
         for intent in intents.values():
-            keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
             try:
-                started = await self._start(intent, keyed)
+                started = await self._lease_unkeyed(intent)
             except InvalidState:
                 continue  # someone else is on it
-            assert not isinstance(started, MutationResult)
-            run, pending = started
             try:
-                if await self._recover(run, pending) is not None:
+                if await self._recover(started.run, started.unanswered) is not None:
                     recovered += 1
                 else:
-                    await self._give_up(run)
+                    await self._give_up(started.run)
             except ProviderUnavailable:
-                await self._give_up(run)
+                await self._give_up(started.run)
         return recovered
 
     async def settle_found(self, attempt: Attempt, payment: ProviderPayment) -> bool:
@@ -165,17 +193,14 @@ class ConfirmService:
         async with self.db.read() as conn:
             intent = await intent_rows.get(conn, attempt.intent_id)
         assert intent is not None
-        keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
         try:
-            started = await self._start(intent, keyed)
+            started = await self._lease_unkeyed(intent)
         except InvalidState:
             return False
-        assert not isinstance(started, MutationResult)
-        run, _ = started
         try:
-            await self._apply(run, attempt, payment)
+            await self._apply(started.run, attempt, payment)
         except BaseException:
-            await self._give_up(run)
+            await self._give_up(started.run)
             raise
         return True
 
@@ -197,34 +222,37 @@ class ConfirmService:
 
     # -- the lease and the key -------------------------------------------------------
 
-    async def _start(
+    async def _lease(
         self,
+        conn: AsyncConnection,
         intent: PaymentIntent,
         keyed: idempotency.Keyed,
-        first: tuple[list[str], PaymentRequest] | None = None,
-    ) -> tuple[_Run, list[Attempt]] | MutationResult:
-        """Claim the key and lease the intent in one transaction; return the attempts a
-        crash or a silent PSP left pending (or the key's first result, if it finished).
-
-        With `first` (the first provider to try, and the request), and nothing pending,
-        that attempt is recorded in the same transaction and returned last, as "new"."""
-        now = self.clock.now()
+        now: datetime,
+        first: _FirstAttempt | None = None,
+    ) -> _Started:
+        """Lease the intent in the caller's transaction (the one that claimed the key)
+        and read what an earlier confirmation left unanswered; with nothing unanswered,
+        record `first` there too. InvalidState if someone else holds the intent."""
         until = now + self.lease
+        if not await intent_rows.take_lease(conn, intent.id, intent.version, now, until):
+            raise InvalidState(
+                f"payment intent {intent.id} is being confirmed or just changed; "
+                "fetch it and retry",
+                ("input", "id"),
+            )
+        run = _Run(intent, keyed, until)
+        unanswered = await attempt_rows.pending_for(conn, intent.id)
+        if unanswered or first is None:
+            return _Started(run, unanswered)
+        recorded = await self._insert_attempt(conn, intent, first.provider, first.request, now)
+        return _Started(run, [], recorded)
+
+    async def _lease_unkeyed(self, intent: PaymentIntent) -> _Started:
+        """Lease the intent for the worker's or reconciliation's work, which claims no
+        key (no client is waiting for an answer to replay)."""
+        keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
         async with self.db.transaction() as conn:
-            replayed = await idempotency.begin(conn, keyed, now, self.lease)
-            if replayed is not None:
-                return replayed
-            if not await intent_rows.take_lease(conn, intent.id, intent.version, now, until):
-                raise InvalidState(
-                    f"payment intent {intent.id} is being confirmed or just changed; "
-                    "fetch it and retry",
-                    ("input", "id"),
-                )
-            pending = await attempt_rows.pending_for(conn, intent.id)
-            if first is not None and first[0] and not pending:
-                attempt = await self._insert_attempt(conn, intent, first[0][0], first[1], now)
-                pending = [replace(attempt, status="new")]
-        return _Run(intent, keyed, until), pending
+            return await self._lease(conn, intent, keyed, self.clock.now())
 
     async def _give_up(self, run: _Run) -> None:
         """The confirmation changed nothing: free the intent and the key."""
@@ -272,12 +300,14 @@ class ConfirmService:
         run: _Run,
         request: PaymentRequest,
         candidates: list[str],
-        first: Attempt | None = None,
+        recorded: Attempt | None = None,
     ) -> MutationResult:
+        """Try each PSP in turn, each attempt recorded before it is sent (`recorded`,
+        the first, already was); the first answer is applied."""
         failures: list[ProviderError] = []
         for name in candidates:
-            if first is not None and first.provider == name:
-                attempt, first = replace(first, status="pending"), None
+            if recorded is not None and recorded.provider == name:
+                attempt, recorded = recorded, None
             else:
                 attempt = await self._record_attempt(run.intent, name, request)
             try:

@@ -14,6 +14,7 @@ from app.services.expiry import ExpiryService
 from app.services.intents import IntentService
 from app.services.live import LiveService
 from app.services.merchants import MerchantService
+from app.services.payouts import PayoutService
 from app.services.provider_events import ProviderEventService
 from app.services.rate_limits import RateLimiter
 from app.services.reconcile import ReconciliationService
@@ -33,6 +34,7 @@ class Services:
     intents: IntentService
     confirm: ConfirmService
     refunds: RefundService
+    payouts: PayoutService
     provider_events: ProviderEventService
     live: LiveService
     webhook_endpoints: WebhookEndpointService

@@ -69,13 +69,21 @@ def keyed(
 async def replay(conn: AsyncConnection, keyed: Keyed, now: datetime) -> MutationResult | None:
     """The first result for this key if that request finished; None if there is none
     (or it is still running: `begin` decides what to do about that)."""
+    stored = await replay_stored(conn, keyed, now)
+    return None if stored is None else MutationResult.from_dict(stored)
+
+
+async def replay_stored(
+    conn: AsyncConnection, keyed: Keyed, now: datetime
+) -> dict[str, Any] | None:
+    """`replay` for any operation: the first result as it was stored."""
     if keyed.key is None:
         return None
     stored = await rows.find(conn, keyed.merchant_id, keyed.operation, keyed.key, now)
     if stored is None or not stored.finished:
         return None
     _same_request(stored, keyed)
-    return MutationResult.from_dict(stored.response)
+    return stored.response
 
 
 async def begin(
@@ -92,6 +100,17 @@ async def begin(
     A request that lost its database halfway could not release its claim; past
     `in_flight_limit` (for a confirmation, its lease on the intent) a retry takes
     over and finds out what the first one did."""
+    stored = await begin_stored(conn, keyed, now, in_flight_limit)
+    return None if stored is None else MutationResult.from_dict(stored)
+
+
+async def begin_stored(
+    conn: AsyncConnection,
+    keyed: Keyed,
+    now: datetime,
+    in_flight_limit: timedelta = IN_FLIGHT_LIMIT,
+) -> dict[str, Any] | None:
+    """`begin` for any operation: the first result as it was stored, or None."""
     if keyed.key is None:
         return None
     claimed = await rows.claim(
@@ -109,7 +128,7 @@ async def begin(
     assert stored is not None
     _same_request(stored, keyed)
     if stored.finished:
-        return MutationResult.from_dict(stored.response)
+        return stored.response
     if now - stored.created_at < in_flight_limit:
         raise IdempotencyInProgress(
             f"a request with idempotencyKey {keyed.key!r} is still in progress; "
@@ -123,6 +142,18 @@ async def begin(
 async def finish(
     conn: AsyncConnection, keyed: Keyed, result: MutationResult, now: datetime
 ) -> None:
+    subject = result.intent.id if result.intent else None
+    await finish_stored(conn, keyed, result.to_dict(), subject, now)
+
+
+async def finish_stored(
+    conn: AsyncConnection,
+    keyed: Keyed,
+    response: dict[str, Any],
+    subject_id: str | None,
+    now: datetime,
+) -> None:
+    """`finish` for any operation: store `response` for the key's retries."""
     if keyed.key is None:
         return
     await rows.finish(
@@ -130,8 +161,8 @@ async def finish(
         merchant_id=keyed.merchant_id,
         operation=keyed.operation,
         key=keyed.key,
-        intent_id=result.intent.id if result.intent else None,
-        response=result.to_dict(),
+        intent_id=subject_id,
+        response=response,
         now=now,
     )
 

@@ -71,7 +71,7 @@ def encode_cursor(intent: PaymentIntent) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, prefix: str = "pi") -> tuple[datetime, str]:
     invalid = InvalidInput("after is not a cursor this API gave out", ("after",))
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
@@ -82,7 +82,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         moment = moment.astimezone(UTC)
     except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise invalid from None
-    if not looks_like_id(intent_id, "pi"):
+    if not looks_like_id(intent_id, prefix):
         raise invalid
     return moment, intent_id
 

@@ -10,9 +10,8 @@ missing versions are read back from the outbox, which keeps every version.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from app.clock import Clock
 from app.db.engine import Database
@@ -21,8 +20,9 @@ from app.db.repositories import outbox
 from app.domain.codec import intent_from_dict
 from app.domain.errors import Forbidden, InvalidInput, NotFound
 from app.domain.intents import PaymentIntent, is_final
+from app.domain.payout_codec import is_payout_dict
 from app.events.broker import Broker, Subscription
-from app.events.messages import intent_channel, merchant_channel
+from app.events.messages import Change, intent_channel, merchant_channel
 from app.services.auth import KeyKind, Principal, can_read, require_principal, require_secret_key
 
 # How far back a merchant stream looks when it must catch up after a broker outage.
@@ -30,16 +30,6 @@ CATCH_UP_MARGIN = timedelta(seconds=30)
 CATCH_UP_PAGE = 500
 # Intents whose last version a merchant stream remembers, to drop duplicates.
 REMEMBERED_INTENTS = 10_000
-
-
-T = TypeVar("T")
-# Each stream passes its intents through `present`, by default _as_is: mypy cannot
-# check a default against a parameter typed with a TypeVar (python/mypy#3737), hence
-# the two `type: ignore[assignment]`s below.
-
-
-def _as_is(intent: PaymentIntent, _viewer: Principal) -> PaymentIntent:
-    return intent
 
 
 class LiveService:
@@ -53,11 +43,9 @@ class LiveService:
         principal: Principal | None,
         intent_id: str,
         after_version: int | None,
-        present: Callable[[PaymentIntent, Principal], T] = _as_is,  # type: ignore[assignment]
-    ) -> AsyncGenerator[T, None]:
+    ) -> AsyncGenerator[PaymentIntent, None]:
         """One intent: snapshot (or what came after `after_version`), then each change,
-        until a final status, each passed through `present` (the GraphQL layer's type;
-        taking it here saves every subscriber a second generator)."""
+        until a final status."""
         principal = require_principal(principal)
         if principal.kind is KeyKind.PUBLISHABLE:
             raise Forbidden("subscribing needs the intent's client secret or your secret key")
@@ -86,22 +74,21 @@ class LiveService:
                 intent = backlog.pop(0)
                 if intent.version > last:
                     last = intent.version
-                    yield present(intent, principal)
+                    yield intent
             while not final or latest > last:
                 intent = None
                 for intent in await self._news(subscription, intent_id, last):
                     if intent.version > last:
                         last = latest = intent.version
                         final = is_final(intent.status)
-                        yield present(intent, principal)
+                        yield intent
         finally:
             subscription.close()
 
     async def merchant_updates(
         self,
         principal: Principal | None,
-        present: Callable[[PaymentIntent, Principal], T] = _as_is,  # type: ignore[assignment]
-    ) -> AsyncGenerator[T, None]:
+    ) -> AsyncGenerator[PaymentIntent, None]:
         """Every change of every intent of the caller's merchant, none twice."""
         viewer = require_secret_key(principal)
         merchant_id = viewer.merchant_id
@@ -111,8 +98,10 @@ class LiveService:
         try:
             while True:
                 change = await subscription.next()
-                if change is not None:
+                if isinstance(change, Change):
                     candidates = [change.intent]
+                elif change is not None:
+                    continue  # not an intent's: the merchant channel carries none
                 else:
                     candidates = await self._merchant_since(merchant_id, since - CATCH_UP_MARGIN)
                 if candidates:
@@ -124,7 +113,7 @@ class LiveService:
                     seen.move_to_end(intent.id)
                     if len(seen) > REMEMBERED_INTENTS:
                         seen.popitem(last=False)
-                    yield present(intent, viewer)
+                    yield intent
         finally:
             subscription.close()
 
@@ -137,7 +126,7 @@ class LiveService:
             change = await subscription.next()
             if change is None:
                 return await self._versions(intent_id, last, None)
-            if change.version > last:
+            if isinstance(change, Change) and change.version > last:
                 news = await self._versions(intent_id, last, change.version - 1)
                 news.append(change.intent)
                 return news
@@ -157,7 +146,9 @@ class LiveService:
                 rows = await outbox.merchant_since(
                     conn, merchant_id, since, after_id=after_id, limit=CATCH_UP_PAGE
                 )
-                found += [intent_from_dict(row.payload) for row in rows]
+                found += [
+                    intent_from_dict(row.payload) for row in rows if not is_payout_dict(row.payload)
+                ]
                 if len(rows) < CATCH_UP_PAGE:
                     return found
                 after_id = rows[-1].id

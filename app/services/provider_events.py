@@ -20,6 +20,7 @@ from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import handles, inbox
 from app.db.repositories import intents as intent_rows
+from app.db.repositories import payouts as payout_rows
 from app.db.repositories import refunds as refund_rows
 from app.db.repositories.audit import NewAuditEvent
 from app.domain.ids import looks_like_id
@@ -28,7 +29,8 @@ from app.domain.money import Money
 from app.domain.settlement import PaymentNews, decide
 from app.services.changes import record_change, record_events
 from app.services.outcomes import WEBHOOK_OUTCOMES
-from providers.base import ProviderEvent, ProviderStatus
+from app.services.payout_news import PayoutNews, apply_payout_news
+from providers.base import PayoutState, ProviderEvent, ProviderStatus
 
 log = logging.getLogger("cobro.webhooks")
 
@@ -124,6 +126,9 @@ async def apply_event(
 ) -> tuple[str, str | None]:
     """Apply one stored event; return its outcome and the intent it touched."""
     if event.refund_ref and not (event.provider_ref or event.lookup_key):
+        payout = await payout_rows.by_provider_ref(conn, event.provider, event.refund_ref)
+        if payout is not None:
+            return await _apply_payout_event(conn, payout.id, event, now)
         return await _apply_refund_news(conn, event, now)
     intent = await _intent_of(conn, event)
     if intent is None:
@@ -184,6 +189,31 @@ async def apply_waiting(
         outcome, intent_id = await apply_event(conn, ProviderEvent.from_dict(row.event), now)
         await inbox.set_outcome(conn, row.id, outcome, intent_id)
     return bool(waiting)
+
+
+async def _apply_payout_event(
+    conn: AsyncConnection, payout_id: str, event: ProviderEvent, now: datetime
+) -> tuple[str, str | None]:
+    """An order-status event about a payout: LIQUIDACION pays it, DEVOLUCION returns it
+    (with SPEI's cause), CANCELACION fails it; anything else leaves it in transit."""
+    if event.status is ProviderStatus.SUCCEEDED:
+        state = PayoutState.PAID
+    elif event.status is ProviderStatus.FAILED:
+        returned = event.return_code is not None or event.type.upper().endswith("DEVOLUCION")
+        state = PayoutState.RETURNED if returned else PayoutState.FAILED
+    else:
+        state = PayoutState.IN_TRANSIT
+    news = PayoutNews(
+        state,
+        event.provider,
+        provider_ref=event.refund_ref,
+        return_code=event.return_code,
+        message=event.type,
+        source="webhook",
+        detail=f"{event.type} ({event.event_id})",
+    )
+    _, changed = await apply_payout_news(conn, payout_id, news, now)
+    return ("applied" if changed else "ignored"), payout_id
 
 
 async def _apply_refund_news(

@@ -118,10 +118,14 @@ class RefundService:
                 ("input", "id"),
             )
         plan = await self._plan(intent, command.clabe)
-        reserved = await self._reserve(intent, amount, plan, reason, keyed)
-        if isinstance(reserved, MutationResult):
-            return reserved
-        return await self._send(intent, reserved, plan, reason, keyed)
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            # Claim the key, check what is left to refund and record the refund, at once.
+            answered = await idempotency.begin(conn, keyed, now)
+            if answered is not None:
+                return answered  # a request with this key finished since the read above
+            refund = await self._reserve(conn, intent, amount, plan, reason, keyed, now)
+        return await self._send(intent, refund, plan, reason, keyed)
 
     async def reserve_extra(
         self,
@@ -139,9 +143,7 @@ class RefundService:
         plan = _Plan([provider], None, charge_ref, extra=True)
         keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
         money = Money(amount, intent.amount.currency)
-        refund = await self._reserve_in(conn, intent, money, plan, EXTRA_CHARGE_REASON, keyed, now)
-        assert isinstance(refund, RefundRow)
-        return refund
+        return await self._reserve(conn, intent, money, plan, EXTRA_CHARGE_REASON, keyed, now)
 
     async def send_extra(self, intent: PaymentIntent, refund: RefundRow) -> None:
         """Send a refund `reserve_extra` recorded. Raises ProviderUnavailable if the PSP
@@ -195,19 +197,6 @@ class RefundService:
 
     async def _reserve(
         self,
-        intent: PaymentIntent,
-        amount: Money | None,
-        plan: _Plan,
-        reason: str | None,
-        keyed: idempotency.Keyed,
-    ) -> RefundRow | MutationResult:
-        """Claim the key, check what is left to refund and record the refund, at once."""
-        now = self.clock.now()
-        async with self.db.transaction() as conn:
-            return await self._reserve_in(conn, intent, amount, plan, reason, keyed, now)
-
-    async def _reserve_in(
-        self,
         conn: AsyncConnection,
         intent: PaymentIntent,
         amount: Money | None,
@@ -215,10 +204,9 @@ class RefundService:
         reason: str | None,
         keyed: idempotency.Keyed,
         now: datetime,
-    ) -> RefundRow | MutationResult:
-        replayed = await idempotency.begin(conn, keyed, now)
-        if replayed is not None:
-            return replayed
+    ) -> RefundRow:
+        """Record the refund in the caller's transaction, if that much is left to refund
+        (refunds not yet accepted count as given back)."""
         current = await intent_rows.get(conn, intent.id, for_update=True)
         assert current is not None
         pending = await refund_rows.pending_total(conn, intent.id)

@@ -7,51 +7,74 @@ from typing import Any
 
 import orjson
 
-from app.domain.codec import error_to_dict, next_action_to_dict
-from app.domain.intents import PaymentIntent
+from app.domain.codec import RULES
+from app.domain.intents import INTERNAL_FIELDS, PaymentIntent
 from app.domain.money import Money
+from app.domain.payouts import Payout
+from app.domain.plain import Codec, MoneyForm
 
 
 def event_id(intent_id: str, version: int) -> str:
-    """Stable per intent version: a relay that publishes twice enqueues once."""
+    """Stable per intent (or payout) version: a relay that publishes twice enqueues once."""
     return f"evt_{intent_id.removeprefix('pi_')}_{version}"
 
 
-def event_body(event: str, event_type: str, intent: PaymentIntent, created: datetime) -> str:
+def event_body(
+    event: str, event_type: str, subject: PaymentIntent | Payout, created: datetime
+) -> str:
+    data = intent_json(subject) if isinstance(subject, PaymentIntent) else payout_json(subject)
     return orjson.dumps(
         {
             "id": event,
             "type": event_type,
             "created": int(created.timestamp()),
-            "data": {"object": intent_json(intent)},
+            "data": {"object": data},
         }
     ).decode()
 
 
+def payout_json(payout: Payout) -> dict[str, Any]:
+    """The payout as the GraphQL API names its fields."""
+    returned = payout.return_reason
+    return {
+        "id": payout.id,
+        "object": "payout",
+        "status": payout.status.value,
+        "version": payout.version,
+        "amount": _money(payout.amount),
+        "clabe": payout.clabe,
+        "bank": payout.bank,
+        "beneficiaryName": payout.beneficiary_name,
+        "concept": payout.concept,
+        "reference": payout.reference,
+        "trackingKey": payout.tracking_key if payout.accepted else None,
+        "provider": payout.provider,
+        "returnReason": {"code": returned.code, "message": returned.message} if returned else None,
+        "refund": payout.refund_id,
+        "metadata": payout.metadata,
+        "createdAt": payout.created_at.isoformat(),
+        "updatedAt": payout.updated_at.isoformat(),
+    }
+
+
 def intent_json(intent: PaymentIntent) -> dict[str, Any]:
     """The intent as the GraphQL API names its fields (camelCase, decimal strings)."""
-    return {
-        "id": intent.id,
-        "object": "payment_intent",
-        "status": intent.status.value,
-        "version": intent.version,
-        "amount": _money(intent.amount),
-        "amountReceived": _money(intent.amount_received),
-        "amountRefunded": _money(intent.amount_refunded),
-        "method": intent.method.value if intent.method else None,
-        "provider": intent.provider,
-        "description": intent.description,
-        "metadata": intent.metadata,
-        "nextAction": next_action_to_dict(intent.next_action),
-        "lastError": error_to_dict(intent.last_error),
-        "createdAt": intent.created_at.isoformat(),
-        "updatedAt": intent.updated_at.isoformat(),
-        "expiresAt": intent.expires_at.isoformat() if intent.expires_at else None,
-        "installments": intent.installments,
-        "captureMethod": intent.capture_method.value,
-        "amountCapturable": _money(intent.amount_capturable),
-        "captureBefore": intent.capture_before.isoformat() if intent.capture_before else None,
-    }
+    return {"id": intent.id, "object": "payment_intent", **_PUBLIC_JSON.to_plain(intent)}
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+# Every public field but the client secret, which only the API shows its owner.
+_PUBLIC_JSON: Codec[PaymentIntent] = Codec(
+    PaymentIntent,
+    money=MoneyForm.DECIMAL,
+    rules=RULES,
+    exclude=(*INTERNAL_FIELDS, "client_secret"),
+    key=_camel,
+)
 
 
 def _money(money: Money) -> dict[str, str]:

@@ -63,6 +63,8 @@ class Sandbox:
             Route("/oxxo/{reference}/pay", self.pay_oxxo, methods=["POST"]),
             Route("/vouchers/{reference}", self.voucher_page, methods=["GET"]),
             Route("/spei/deposits", self.spei_deposit, methods=["POST"]),
+            Route("/spei/payouts/{key}/return", self.return_payout, methods=["POST"]),
+            Route("/cep", self.cep, methods=["GET"]),
             Route("/crypto/deposits", self.crypto_deposit, methods=["POST"]),
             Route("/webhooks/redeliver", self.redeliver, methods=["POST"]),
             Route("/clock/advance", self.advance_clock, methods=["POST"]),
@@ -167,6 +169,30 @@ class Sandbox:
         return JSONResponse(
             {"clabe": clabe, "amount": amount.to_decimal_string(), "webhook_status": status}
         )
+
+    async def return_payout(self, request: Request) -> Response:
+        """The receiving bank returns a paid payout: `{"reason": "03"}` (default 03)."""
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            return body
+        reason = str(body.get("reason", "03"))
+        if not (reason.isascii() and reason.isdigit() and 1 <= len(reason) <= 2):
+            return _problem(400, 'reason is a SPEI return cause such as "01" or "03"')
+        stp = self.emulators.get("stp")
+        if not isinstance(stp, StpEmulator):
+            return _problem(404, "the sandbox has no STP")
+        problem = await stp.return_paid(request.path_params["key"], int(reason))
+        if problem is not None:
+            return _problem(409, problem)
+        return JSONResponse({"returned": request.path_params["key"], "reason": reason.zfill(2)})
+
+    async def cep(self, request: Request) -> Response:
+        """The CEP stand-in: what Banxico answers for a paid transfer, as XML."""
+        stp = self.emulators.get("stp")
+        xml = await stp.cep(dict(request.query_params)) if isinstance(stp, StpEmulator) else None
+        if xml is None:
+            return _problem(404, "no paid SPEI transfer matches these lookup fields")
+        return Response(xml, media_type="application/xml")
 
     async def crypto_deposit(self, request: Request) -> Response:
         """A crypto deposit of `amount` (in the asset's own units) lands at `address`."""

@@ -31,6 +31,7 @@ from collections.abc import Coroutine
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
@@ -132,6 +133,12 @@ ORDER_REQUIRED = (
     *("nombreBeneficiario", "cuentaOrdenante", "conceptoPago", "firma"),
 )
 FIRMA_INVALIDA = "Error validando la firma"
+# Contract section 8: the CLABE whose bank returns every transfer (cause 01, account does
+# not exist), and the one STP refuses to send to (insufficient funds).
+RETURNED_CLABE = "646180000000000025"
+REFUSED_CLABE = "646180000000000038"
+NO_ACCOUNT_CAUSE = 1
+SALDO_INSUFICIENTE = (-4, "Saldo insuficiente")
 CENT = Decimal("0.01")
 
 
@@ -304,6 +311,8 @@ class StpEmulator(Emulator):
             return -22, f"La cuenta {cuenta} no coincide para la institucion operante {institucion}"
         if cuenta == str(body["cuentaOrdenante"]):
             return -24, f"Cuenta {{{cuenta}}} - {{MISMA_CUENTA}}"
+        if cuenta == REFUSED_CLABE:
+            return SALDO_INSUFICIENTE
         return None
 
     async def _settle(self, folio: int) -> None:
@@ -315,9 +324,59 @@ class StpEmulator(Emulator):
         sent = await tx.get("sent", str(folio))
         if sent is None or sent["estado"] != "E":
             return
+        if str(sent["cuentaBeneficiario"]) == RETURNED_CLABE:
+            self._devolver(tx, folio, sent, NO_ACCOUNT_CAUSE)
+            return
         sent |= {"estado": "LQ", "tsLiquidacion": self.state.clock.timestamp() * 1000}
         tx.put("sent", str(folio), sent, ref=str(sent["fechaOperacion"]))
         tx.webhook(stp_json({"id": folio, "Estado": "LIQUIDACION", "Detalle": ""}))
+
+    def _devolver(self, tx: Tx, folio: int, sent: dict[str, Any], cause: int) -> None:
+        """The receiving bank sends the transfer back: D, and the DEVOLUCION callback."""
+        sent |= {"estado": "D", "causaDevolucion": cause}
+        tx.put("sent", str(folio), sent, ref=str(sent["fechaOperacion"]))
+        body = {"id": folio, "Estado": "DEVOLUCION", "Detalle": "", "causaDevolucion": cause}
+        tx.webhook(stp_json(body))
+
+    async def return_paid(self, clave: str, cause: int) -> str | None:
+        """`POST /sandbox/spei/payouts/{trackingKey}/return`: the bank returns a paid
+        transfer sent today; None when done, else why not."""
+
+        async def devolver(tx: Tx) -> str | None:
+            registered = await tx.get("clave", f"{self._today()}:{clave}")
+            sent = await tx.get("sent", str(registered["folio"])) if registered else None
+            if registered is None or sent is None:
+                return f"no transfer with tracking key {clave!r} was sent today"
+            if sent["estado"] != "LQ":
+                return f"transfer {clave!r} is {sent['estado']}, not paid (LQ)"
+            self._devolver(tx, registered["folio"], sent, cause)
+            return None
+
+        return (await self.run(devolver))[0]
+
+    async def cep(self, query: dict[str, str]) -> str | None:
+        """The CEP stand-in: Banxico's XML for a paid transfer found by its lookup fields
+        (fecha dd-mm-yyyy, criterio = tracking key, receptor, cuenta, monto); None if
+        no such transfer was paid."""
+        try:
+            day = datetime.strptime(query.get("fecha", ""), "%d-%m-%Y").strftime("%Y%m%d")
+        except ValueError:
+            return None
+        registered = await self.store.get(self.name, "clave", f"{day}:{query.get('criterio')}")
+        order = (
+            await self.store.get(self.name, "sent", str(registered.body["folio"]))
+            if (registered)
+            else None
+        )
+        if order is None or "tsLiquidacion" not in order.body:
+            return None
+        sent = order.body
+        matches = (
+            str(sent["cuentaBeneficiario"]) == query.get("cuenta")
+            and str(sent["institucionContraparte"]) == query.get("receptor")
+            and Decimal(str(sent["monto"])) == Decimal(query.get("monto") or "-1")
+        )
+        return _cep_xml(sent) if matches else None
 
     # -- queries ---------------------------------------------------------------------
 
@@ -382,6 +441,26 @@ class StpEmulator(Emulator):
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._done)
+
+
+def _cep_xml(sent: dict[str, Any]) -> str:
+    """A CEP as Banxico's XML shapes it (cuenca-mx/cep-python: Ordenante, Beneficiario,
+    Concepto, Hora, sello); the seal is the sandbox's, not Banxico's."""
+    paid = datetime.fromtimestamp(sent["tsLiquidacion"] / 1000, MEXICO_CITY)
+    text = {k: escape(str(sent.get(k, "")), {'"': "&quot;"}) for k in sent}
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<SPEI_Tercero FechaOperacion="{paid:%Y-%m-%d}" Hora="{paid:%H:%M:%S}" '
+        f'ClaveSPEI="{STP_INSTITUTION}" sello="SANDBOX" '
+        f'claveRastreo="{text["claveRastreo"]}">\n'
+        f'  <Beneficiario BancoReceptor="{text["institucionContraparte"]}" '
+        f'Nombre="{text["nombreBeneficiario"]}" TipoCuenta="40" '
+        f'Cuenta="{text["cuentaBeneficiario"]}" RFC="{text.get("rfcCurpBeneficiario", "ND")}" '
+        f'Concepto="{text["conceptoPago"]}" IVA="0.00" MontoPago="{text["monto"]}"/>\n'
+        f'  <Ordenante BancoEmisor="STP" Nombre="{text["empresa"]}" TipoCuenta="40" '
+        f'Cuenta="{text["cuentaOrdenante"]}"/>\n'
+        "</SPEI_Tercero>\n"
+    )
 
 
 def _operating_day(now: datetime) -> str:

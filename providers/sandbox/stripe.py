@@ -26,7 +26,7 @@ from providers.sandbox.cards import MASTERCARD, THREE_D_SECURE, VISA, Outcome, m
 from providers.sandbox.common import Emulator, JSONResponse, new_ref
 from providers.sandbox.forms import FormError, decode_form
 from providers.sandbox.store import Tx
-from providers.stripe import sign_payload
+from providers.stripe_wire import sign_payload
 
 # Contract section 5's named tokens; tokens minted by POST /sandbox/tokens are looked up.
 NAMED_CARDS = {

@@ -12,6 +12,7 @@ from app.domain.intents import PaymentIntentStatus
 from app.domain.keys import ApiKeyKind
 from app.domain.methods import PaymentMethodType, Settlement
 from app.domain.money import Currency
+from app.domain.payouts import PayoutStatus
 from app.resilience.breaker import CircuitState
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Currency",
     "PaymentIntentStatus",
     "PaymentMethodType",
+    "PayoutStatus",
     "Settlement",
     "ThreeDSecure",
 ]
@@ -33,3 +35,4 @@ strawberry.enum(CircuitState, name="CircuitState")
 strawberry.enum(ApiKeyKind, name="ApiKeyKind")
 strawberry.enum(ThreeDSecure, name="ThreeDSecurePolicy")
 strawberry.enum(CaptureMethod, name="CaptureMethod")
+strawberry.enum(PayoutStatus, name="PayoutStatus")

@@ -13,6 +13,7 @@ import stripe
 
 from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, start_server
 from tests.support.graphql import GraphQLClient, confirm, create_intent
+from tests.support.payouts import create_payout
 from tests.support.receiver import Receiver
 from tests.support.server import ServerThread
 
@@ -298,4 +299,28 @@ async def test_another_merchant_cannot_roll_my_endpoints_secret(api, http, other
     await api.data(
         "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { errors { code } } }",
         {"id": endpoint["id"]},
+    )
+
+
+async def test_payout_events_reach_the_endpoint_in_version_order(fast, receiver):
+    url, inbox = receiver
+    endpoint = await register(
+        fast, f"{url}/payouts", ["payout.created", "payout.in_transit", "payout.paid"]
+    )
+    payout = (await create_payout(fast))["payout"]
+    await wait_for(lambda: len(inbox.events("/payouts")) >= 3)
+    events = inbox.events("/payouts")
+    assert [e["type"] for e in events] == ["payout.created", "payout.in_transit", "payout.paid"]
+    paid = events[-1]["data"]["object"]
+    assert (paid["object"], paid["id"], paid["status"], paid["version"]) == (
+        "payout",
+        payout["id"],
+        "PAID",
+        3,
+    )
+    assert paid["amount"] == {"amount": "1500.00", "currency": "MXN"}
+    assert paid["trackingKey"] == payout["trackingKey"]
+    delivery = inbox.received[-1]
+    stripe.Webhook.construct_event(
+        delivery.body.decode(), delivery.headers["cobro-signature"], endpoint["secret"]
     )

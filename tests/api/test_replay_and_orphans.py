@@ -26,7 +26,7 @@ from app.db.repositories.attempts import Attempt
 from app.db.tables import ProviderPayment
 from app.main import Runtime, build_runtime
 from providers.sandbox import faults
-from providers.stripe import encode_form
+from providers.stripe_wire import encode_form
 from tests.api.test_merchant_webhooks import register
 from tests.conftest import DEV_SECRET, start_server
 from tests.support.graphql import GET, GraphQLClient, confirm, create_intent

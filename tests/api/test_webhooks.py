@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from providers.stripe import sign_payload
+from providers.stripe_wire import sign_payload
 from tests.support.graphql import GET, confirm, create_intent
 
 

@@ -33,7 +33,7 @@ from app.domain.money import MAX_MINOR
 from providers.sandbox.bitso import sign_webhook as bitso_sign
 from providers.sandbox.conekta_wire import SANDBOX_WEBHOOK_PRIVATE_KEY
 from providers.stp_wire import sign_callback
-from providers.stripe import sign_payload
+from providers.stripe_wire import sign_payload
 from tests.hostile.conftest import Hostile, unchanged
 from tests.hostile.strategies import (
     REMOVE,

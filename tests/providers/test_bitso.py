@@ -22,7 +22,6 @@ from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import CryptoInstructions
 from providers.base import (
-    IDEMPOTENCY_MISMATCH,
     INVALID_REQUEST,
     PaymentRequest,
     ProviderConfig,
@@ -157,42 +156,17 @@ async def test_a_replayed_nonce_is_refused(sandbox):
     assert again.json()["error"]["code"] == "0207"
 
 
-async def test_a_wrong_secret_is_a_non_retryable_auth_error(provider_config):
-    adapter = BitsoProvider(replace(provider_config("bitso"), api_secret="not-the-secret"))
-    with pytest.raises(ProviderError) as caught:
-        await adapter.create_payment(crypto(), "bitso-wrong-secret-1")
-    await adapter.aclose()
-    assert caught.value.code == "PROVIDER_AUTH"
-    assert not caught.value.retryable
-    assert "0215" in caught.value.message
-
-
 # -- refusals ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("asset", "network"), [("DOGE", "dogecoin"), ("USDC", "tron")])
+# An unsupported asset (DOGE): tests/providers/test_contract.py.
+@pytest.mark.parametrize(("asset", "network"), [("USDC", "tron")])
 async def test_an_unsupported_asset_or_network_is_refused_on_its_merits(bitso, asset, network):
     with pytest.raises(ProviderError) as caught:
         await bitso.create_payment(crypto(asset, network), f"bitso-unsupported-{asset}-{network}")
     assert caught.value.code == INVALID_REQUEST
     assert not caught.value.retryable
     assert "0313" in caught.value.message
-
-
-async def test_same_idempotency_key_replays_the_same_quote_and_address(bitso):
-    first = await bitso.create_payment(crypto(), "bitso-replay-1")
-    again = await bitso.create_payment(crypto(), "bitso-replay-1")
-    assert again.provider_ref == first.provider_ref
-    assert instructions_of(again).address == instructions_of(first).address
-
-
-async def test_same_key_with_another_amount_is_an_unknown_outcome(bitso):
-    await bitso.create_payment(crypto(amount=50_000), "bitso-conflict-1")
-    with pytest.raises(ProviderError) as caught:
-        await bitso.create_payment(crypto(amount=60_000), "bitso-conflict-1")
-    assert caught.value.code == IDEMPOTENCY_MISMATCH
-    assert caught.value.outcome_unknown  # the key did something once: never "failed"
-    assert "other parameters" in caught.value.message
 
 
 async def test_an_unknown_quote_is_quote_expired(bitso):
@@ -214,30 +188,7 @@ async def test_cancel_needs_no_call_and_refunds_go_by_spei():
     assert "SPEI" in caught.value.message
 
 
-async def test_down_is_retryable(bitso, sandbox, faults):
-    faults.append("bitso")
-    await sandbox.post("/providers/bitso/faults", json={"mode": "down"})
-    with pytest.raises(ProviderError) as caught:
-        await bitso.create_payment(crypto(), "bitso-down-1")
-    assert caught.value.retryable
-    assert "503" in caught.value.message
-
-
 # -- deposits ----------------------------------------------------------------------------------
-
-
-async def test_fetch_before_and_after_a_covering_deposit(bitso, sandbox):
-    payment = await bitso.create_payment(crypto(), "bitso-deposit-1")
-    shown = instructions_of(payment)
-    before = await bitso.fetch_payment(payment.provider_ref)
-    assert before.status is ProviderStatus.REQUIRES_ACTION
-    deposit = {"address": shown.address, "amount": shown.crypto_amount}
-    response = await sandbox.post("/crypto/deposits", json=deposit)
-    assert response.status_code == 200
-    after = await bitso.fetch_payment(payment.provider_ref)
-    assert after.status is ProviderStatus.SUCCEEDED
-    assert after.amount_received == 50_000
-    assert after.lookup_keys == (shown.address,)
 
 
 async def test_a_short_deposit_credits_its_share_and_the_rest_completes_it(bitso, sandbox):

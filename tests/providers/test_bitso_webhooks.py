@@ -10,7 +10,6 @@ from dataclasses import replace
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from starlette.datastructures import Headers
 
 from providers.base import ProviderConfig, ProviderStatus, WebhookRejected
 from providers.bitso import BitsoProvider
@@ -63,20 +62,6 @@ def test_a_complete_funding_is_succeeded_with_exact_centavos(verifier):
     assert event.intent_hint is None  # neither quote nor funding carries a reference of ours
 
 
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [(SIGNATURE_HEADER, "fírma"), (SIGNATURE_HEADER, "²"), (KEY_ID_HEADER, "clavé")],
-)
-def test_a_non_ascii_header_is_rejected_not_an_error(verifier, name, value):
-    body = event_body(funding())
-    signed = sign_webhook(body, NOW)
-    # What the webhook route passes: Starlette decodes header bytes as latin-1.
-    raw = [(k.encode(), (value if k == name else v).encode()) for k, v in signed.items()]
-    for headers in (Headers(raw=raw), {**signed, name: value}):
-        with pytest.raises(WebhookRejected):
-            verifier.parse_webhook(headers, body, NOW)
-
-
 def test_a_pending_funding_is_processing_and_a_distinct_event(verifier):
     body = event_body(funding(status="pending"))
     [event] = verifier.parse_webhook(sign_webhook(body, NOW), body, NOW)
@@ -97,14 +82,6 @@ def test_non_ascii_payloads_verify_in_either_spelling(verifier):
 
 def public_option(key: rsa.RSAPrivateKey) -> str:
     return public_key_option(SANDBOX_KEY_ID, key.public_key())
-
-
-def test_a_tampered_body_is_rejected(verifier):
-    body = event_body(funding())
-    headers = sign_webhook(body, NOW)
-    tampered = event_body(funding(to_amount="9999.00"))
-    with pytest.raises(WebhookRejected, match="does not verify"):
-        verifier.parse_webhook(headers, tampered, NOW)
 
 
 def test_a_signature_by_another_key_is_rejected(verifier):
@@ -129,17 +106,3 @@ def test_an_unknown_key_id_is_rejected(verifier):
     headers = {**sign_webhook(body, NOW), KEY_ID_HEADER: "rotated-away"}
     with pytest.raises(WebhookRejected, match="rotated-away"):
         verifier.parse_webhook(headers, body, NOW)
-
-
-@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"event": "funding"}'])
-def test_a_malformed_body_is_rejected(verifier, body):
-    headers = {SIGNATURE_HEADER: base64.b64encode(b"x").decode(), KEY_ID_HEADER: SANDBOX_KEY_ID}
-    with pytest.raises(WebhookRejected):
-        verifier.parse_webhook(headers, body, NOW)
-
-
-def test_no_configured_key_verifies_nothing():
-    config = ProviderConfig(base_url="http://bitso.test", api_key="k", api_secret="s")
-    body = event_body(funding())
-    with pytest.raises(WebhookRejected, match="no Bitso webhook public key"):
-        BitsoProvider(config).parse_webhook(sign_webhook(body, NOW), body, NOW)

@@ -19,7 +19,7 @@ from providers.base import (
 from providers.conekta import ConektaProvider
 from providers.conekta import card_refusal as conekta_refusal
 from providers.stripe import StripeProvider
-from providers.stripe import card_refusal as stripe_refusal
+from providers.stripe_wire import card_refusal as stripe_refusal
 
 CONFIG = ProviderConfig(base_url="http://psp.invalid", api_key="k")
 

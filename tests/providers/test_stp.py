@@ -98,14 +98,6 @@ async def test_create_payment_gives_spei_instructions_for_a_fresh_clabe(stp):
     assert payment.lookup_keys == (instructions.clabe,)
 
 
-async def test_creating_the_same_attempt_again_reuses_its_clabe(stp):
-    request = spei()
-    first = await stp.create_payment(request, "stp-again-1")
-    again = await stp.create_payment(request, "stp-again-1")  # STP: "Cuenta Duplicada"
-    assert again.provider_ref == first.provider_ref
-    assert again.status is ProviderStatus.REQUIRES_ACTION
-
-
 async def test_a_deposit_to_the_clabe_is_received_right_after_create(stp, server):
     payment = await stp.create_payment(spei(), "stp-deposit-1")
     assert (await stp.fetch_payment(payment.provider_ref)).status is (

@@ -5,35 +5,24 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import replace
 
 import httpx
 import pytest
 import stripe
-from starlette.applications import Starlette
-from starlette.datastructures import Headers
 
-from app.clock import Clock
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import OxxoVoucher, RedirectToUrl
 from providers.base import (
-    CARD_TOKEN_INVALID,
-    IDEMPOTENCY_MISMATCH,
     PaymentRequest,
     ProviderConfig,
-    ProviderError,
     ProviderStatus,
     RefundRequest,
     WebhookRejected,
-    WireRequest,
 )
-from providers.sandbox.common import EmulatorConfig
-from providers.sandbox.state import SandboxState
-from providers.sandbox.stripe import StripeEmulator
-from providers.stripe import StripeProvider, payment_from_stripe, sign_payload, verify_signature
-from tests.support.sandbox import last_webhook, settle
+from providers.stripe import StripeProvider
+from providers.stripe_wire import payment_from_stripe, sign_payload, verify_signature
 
 
 def card(token: str, intent_id: str = "pi_test", amount: int = 50_000) -> PaymentRequest:
@@ -116,49 +105,10 @@ async def test_three_d_secure_needs_a_redirect(stripe_adapter, server):
     assert payment.next_action.url == f"{server.url}/sandbox/3ds/pi_3ds"
 
 
-async def test_unknown_token_is_refused_on_its_merits(stripe_adapter):
-    with pytest.raises(ProviderError) as caught:
-        await stripe_adapter.create_payment(card("tok_nonsense"), "key-bogus-1")
-    assert caught.value.code == CARD_TOKEN_INVALID
-    assert not caught.value.retryable
-    assert "No such token" in caught.value.message
-
-
-async def test_same_idempotency_key_replays_the_first_answer(stripe_adapter):
-    first = await stripe_adapter.create_payment(card("tok_visa"), "key-replay-1")
-    again = await stripe_adapter.create_payment(card("tok_visa"), "key-replay-1")
-    assert again.provider_ref == first.provider_ref
-
-
-async def test_same_key_with_other_parameters_is_an_unknown_outcome(stripe_adapter):
-    await stripe_adapter.create_payment(card("tok_visa", amount=1_000), "key-params-1")
-    with pytest.raises(ProviderError) as caught:
-        await stripe_adapter.create_payment(card("tok_visa", amount=2_000), "key-params-1")
-    assert "same parameters" in caught.value.message
-    assert "HTTP 400 idempotency_error" in caught.value.message
-    # Stripe did something with that key once; it does not say what: never "failed".
-    assert caught.value.code == IDEMPOTENCY_MISMATCH
-    assert caught.value.outcome_unknown and not caught.value.retryable
-
-
-async def test_search_finds_the_payment_intents_of_one_intent(stripe_adapter):
-    intent_id = f"pi_{uuid.uuid4().hex}"
-    request = replace(card("tok_visa"), intent_id=intent_id, attempt_id="pp_one")
-    paid = await stripe_adapter.create_payment(request, f"key-{uuid.uuid4().hex}")
-    await stripe_adapter.create_payment(card("tok_visa"), f"key-{uuid.uuid4().hex}")
-    found = await stripe_adapter.search_payments(intent_id)
-    assert [(p.provider_ref, p.attempt_hint, p.status) for p in found] == [
-        (paid.provider_ref, "pp_one", ProviderStatus.SUCCEEDED)
-    ]
-    assert await stripe_adapter.search_payments(f"pi_{uuid.uuid4().hex}") == []
-
-
 def test_the_prepared_request_is_all_a_payment_depends_on(stripe_adapter):
     request = replace(card("tok_visa"), return_url="https://a.example/r", attempt_id="pp_1")
     wire = stripe_adapter.prepare_payment(request, "key-wire-1")
-    assert WireRequest.from_dict(wire.to_dict()) == wire
     assert (wire.method, wire.path) == ("POST", "/v1/payment_intents")
-    assert ("Idempotency-Key", "key-wire-1") in wire.headers
     assert b"return_url=https%3A%2F%2Fa.example%2Fr" in wire.body
     assert b"metadata%5Bcobro_attempt_id%5D=pp_1" in wire.body
 
@@ -181,52 +131,13 @@ async def test_oxxo_gives_a_voucher(stripe_adapter):
     assert voucher.expires_at.timestamp() > time.time() + 2 * 86_400
 
 
-async def test_fetch_cancel_and_refund(stripe_adapter):
+async def test_a_paid_card_is_refunded(stripe_adapter):
     paid = await stripe_adapter.create_payment(card("tok_visa"), "key-refund-1")
-    fetched = await stripe_adapter.fetch_payment(paid.provider_ref)
-    assert fetched.status is ProviderStatus.SUCCEEDED
     refund = await stripe_adapter.refund(
         RefundRequest("re_1", "pi_x", Money(10_000, Currency.MXN), provider_ref=paid.provider_ref),
         "key-refund-1-r",
     )
     assert refund.status is ProviderStatus.SUCCEEDED
-    pending = await stripe_adapter.create_payment(card("tok_threeDSecureRequired", "pi_c"), "kc")
-    canceled = await stripe_adapter.cancel_payment(pending.provider_ref, "kc-cancel")
-    assert canceled.status is ProviderStatus.CANCELED
-
-
-async def test_down_is_retryable(stripe_adapter, sandbox, faults):
-    faults.append("stripe")
-    await sandbox.post("/providers/stripe/faults", json={"mode": "down"})
-    with pytest.raises(ProviderError) as caught:
-        await stripe_adapter.create_payment(card("tok_visa"), "key-down-1")
-    assert caught.value.retryable
-    assert "503" in caught.value.message
-
-
-async def test_slow_times_out_well_before_ten_seconds(provider_config, sandbox, faults):
-    adapter = StripeProvider(provider_config("stripe", timeout=0.5))
-    faults.append("stripe")
-    await sandbox.post("/providers/stripe/faults", json={"mode": "slow"})
-    started = time.monotonic()
-    with pytest.raises(ProviderError) as caught:
-        await adapter.create_payment(card("tok_visa"), "key-slow-1")
-    await adapter.aclose()
-    assert caught.value.retryable
-    assert time.monotonic() - started < 2.0
-
-
-async def test_flaky_fails_every_other_call(stripe_adapter, sandbox, faults):
-    faults.append("stripe")
-    await sandbox.post("/providers/stripe/faults", json={"mode": "flaky"})
-    outcomes = []
-    for i in range(4):
-        try:
-            await stripe_adapter.create_payment(card("tok_visa"), f"key-flaky-{i}")
-            outcomes.append("ok")
-        except ProviderError:
-            outcomes.append("error")
-    assert outcomes == ["error", "ok", "error", "ok"]
 
 
 # -- webhook signatures: our scheme is Stripe's scheme ---------------------------------
@@ -291,19 +202,6 @@ def test_stale_timestamps_are_rejected_after_300_seconds():
         verify_signature(BODY, sign_payload(BODY, "s", now - 301), ("s",), now=now)
 
 
-@pytest.mark.parametrize("header", ["t=1,v1=ñ", "t=²,v1=00", "t=1,v1=" + "\u00ff" * 64])
-def test_a_non_ascii_signature_header_is_rejected_not_an_error(header):
-    now = int(time.time())
-    adapter = StripeProvider(ProviderConfig("http://stripe.invalid", "sk", webhook_secrets=("s",)))
-    # What the webhook route passes: Starlette decodes header bytes as latin-1.
-    headers = Headers(raw=[(b"stripe-signature", header.encode("utf-8"))])
-    for given in (headers, {"Stripe-Signature": header}):
-        with pytest.raises(WebhookRejected):
-            adapter.parse_webhook(given, BODY, now)
-    with pytest.raises(WebhookRejected):
-        verify_signature(BODY, header, ("s",), now=now)
-
-
 # -- webhooks name our intent ---------------------------------------------------------------
 
 
@@ -329,21 +227,6 @@ def test_payment_events_carry_the_intent_id_from_metadata_and_refunds_do_not():
         )
         hints.append(event.intent_hint)
     assert hints == ["pi_ours", None, None]
-
-
-async def test_the_emulators_webhook_after_3ds_names_our_intent():
-    state = SandboxState(clock=Clock(), public_url="http://cobro.test")
-    emulator = StripeEmulator(state, EmulatorConfig("sk_test", "", "whsec_emu"))
-    transport = httpx.ASGITransport(app=Starlette(routes=emulator.routes()))
-    config = ProviderConfig("http://stripe.test", "sk_test", webhook_secrets=("whsec_emu",))
-    adapter = StripeProvider(config, transport=transport)
-    payment = await adapter.create_payment(card("tok_threeDSecureRequired", "pi_ours"), "k-hint")
-    await settle(emulator, "3ds:pi_ours")
-    await adapter.aclose()
-    now = int(time.time())
-    [event] = adapter.parse_webhook(*await last_webhook(emulator, now), now)
-    assert (event.provider_ref, event.status) == (payment.provider_ref, ProviderStatus.SUCCEEDED)
-    assert event.intent_hint == "pi_ours"
 
 
 async def test_the_emulator_answers_amounts_too_large_for_64_bits(sandbox):

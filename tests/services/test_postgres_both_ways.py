@@ -33,8 +33,9 @@ CANCEL = """mutation($input: CancelPaymentIntentInput!) {
 MUST_COMPARE = {"audit", "intents", "outbox", "attempts", "merchants", "sandbox"}
 
 
-async def workload(url: str, *, fast_path: bool) -> list[Any]:
-    thread = start_server(url, postgres_fast_path=fast_path)
+async def workload(url: str, **overrides: object) -> list[Any]:
+    """The API's answers to payments of every outcome, on a server with `overrides`."""
+    thread = start_server(url, **overrides)
     answers: list[Any] = []
     try:
         async with httpx.AsyncClient(base_url=thread.url, timeout=30) as http:
@@ -90,11 +91,11 @@ async def test_kept_statements_answer_the_same_both_ways(postgres: PostgresServe
     installed = FastConnection.execute is not both_ways._original
     both_ways.install()
     try:
-        fast = await workload(postgres.url(postgres.new_database()), fast_path=True)
+        fast = await workload(postgres.url(postgres.new_database()), postgres_fast_path=True)
     finally:
         if not installed:
             both_ways.uninstall()
-    plain = await workload(postgres.url(postgres.new_database()), fast_path=False)
+    plain = await workload(postgres.url(postgres.new_database()), postgres_fast_path=False)
     assert fast == plain
     statuses = {answer[0] for answer in fast[:-1]}
     assert statuses == {"SUCCEEDED", "FAILED", "CANCELED"}, statuses

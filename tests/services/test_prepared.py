@@ -28,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import CursorResult
 
 from app.db.engine import Database
+from app.db.prepared import PreparedStatements
 from app.db.types import UTCDateTime
 
 metadata = MetaData()
@@ -59,9 +60,14 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+def plans_of(db: Database) -> dict[int, Any]:
+    assert isinstance(db._prepared, PreparedStatements)
+    return db._prepared._plans
+
+
 def prepared(db: Database, statement: Any) -> bool:
     """Whether `statement` has a plan (it has run at least twice, and could be)."""
-    entry = db._prepared._plans.get(id(statement))
+    entry = plans_of(db).get(id(statement))
     return entry is not None and any(plan is not None for plan in entry[1].values())
 
 
@@ -177,7 +183,7 @@ async def test_statements_built_per_call_are_never_prepared(db: Database) -> Non
             await conn.execute(insert(things).values(name=name))
     gc.collect()
     # At most the one SQLAlchemy's compiled cache still holds is remembered, unprepared.
-    assert len(db._prepared._plans) <= 1
-    assert all(plans == {} for _, plans in db._prepared._plans.values())
+    assert len(plans_of(db)) <= 1
+    assert all(plans == {} for _, plans in plans_of(db).values())
     async with db.read() as conn:
         assert (await conn.scalar(select(T.name).where(T.id == 2))) == "b"

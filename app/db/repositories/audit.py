@@ -1,14 +1,16 @@
 """The append-only audit trail: insert and read, never update or delete.
 
 Events are chained per merchant (app/domain/audit_chain.py). `append` only stages
-a transaction's events; the transaction links them up once, as its last work
-(`Database.before_commit`): it locks the merchant's chain head (FOR UPDATE on
-PostgreSQL; SQLite's one writer runs one transaction at a time), numbers and
-hashes the events on from it, inserts them and moves the head. So each
-transaction costs the chain one locked read and one update of the head, however
-many events it wrote, and holds the head's lock only from there to its COMMIT:
-two writers of one merchant never fork the chain, and since the head is the last
-lock a transaction takes, it cannot deadlock on it either.
+a transaction's events; the transaction inserts them once, as its last work
+(`Database.before_commit`), in merchant order:
+
+- PostgreSQL: unlinked, their canonical content split around the position they
+  do not know yet; the server links each one in as the transaction commits
+  (app/db/audit_link.py), so the merchant's head is locked only for the commit
+  itself, not across round trips from here.
+- SQLite (one writer at a time): linked here, from the head this connection last
+  moved (compare-and-set), or from the head read afresh when another process on
+  the same file moved it meanwhile.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.engine import Database
@@ -33,7 +35,6 @@ T = AuditEvent.__table__
 H = AuditChainHead.__table__
 _INSERT = insert(T)
 _HEAD = select(H.c.seq, H.c.hash).where(H.c.merchant_id == bindparam("m"))
-_HEAD_LOCKED = _HEAD.with_for_update()
 _MOVE_HEAD = (
     update(H)
     .where(H.c.merchant_id == bindparam("m"))
@@ -42,7 +43,11 @@ _MOVE_HEAD = (
 _MOVE_KNOWN_HEAD = _MOVE_HEAD.where(
     H.c.seq == bindparam("old_seq"), H.c.hash == bindparam("old_hash")
 )
-_NEW_HEAD = {"seq": 0, "hash": GENESIS}
+_NEW_HEAD_ROW = (
+    sqlite.insert(H)
+    .values(merchant_id=bindparam("m"), seq=0, hash=GENESIS)
+    .on_conflict_do_nothing(index_elements=[H.c.merchant_id])
+)
 _KNOWN_HEADS = "cobro.audit_heads"
 _KNOWN_HEADS_MAX = 10_000
 _HOOK = "audit_chain"
@@ -75,10 +80,17 @@ class _Staged:
         self.rows: dict[str, list[dict[str, Any]]] = {}
 
     async def flush(self, conn: AsyncConnection) -> None:
-        # Heads are locked in merchant order, so two transactions that write for
-        # the same merchants wait for each other rather than deadlock.
-        for merchant_id in sorted(self.rows):
-            await _chain(conn, merchant_id, self.rows[merchant_id])
+        # Heads are locked in merchant order (the trigger links rows in insertion
+        # order), so two transactions that write for the same merchants wait for
+        # each other rather than deadlock.
+        merchants = sorted(self.rows)
+        if conn.dialect.name == "postgresql":
+            await conn.execute(
+                _INSERT, [_awaiting_link(row) for m in merchants for row in self.rows[m]]
+            )
+        else:
+            for merchant_id in merchants:
+                await _chain(conn, merchant_id, self.rows[merchant_id])
         self.rows.clear()
 
 
@@ -110,44 +122,51 @@ async def append(
 
 
 async def _chain(conn: AsyncConnection, merchant_id: str, rows: list[dict[str, Any]]) -> None:
-    # SQLite: one writer connection per process, which remembers each head it moved.
-    # Moving it only from there (compare-and-set) spares reading it; another process
-    # on the same file that moved it meanwhile makes the update miss, and the head
-    # is read as on PostgreSQL, where a pool's connections rarely know the latest.
-    known: dict[str, tuple[int, str]] | None = (
-        conn.info.setdefault(_KNOWN_HEADS, {}) if conn.dialect.name == "sqlite" else None
-    )
-    if known is not None and (head := known.get(merchant_id)) is not None:
+    """SQLite: one writer connection per process, which remembers each head it
+    moved. Moving it only from there (compare-and-set) spares reading it; another
+    process on the same file that moved it meanwhile makes the update miss, and
+    the head is read afresh."""
+    known: dict[str, tuple[int, str]] = conn.info.setdefault(_KNOWN_HEADS, {})
+    head = known.get(merchant_id)
+    moved = False
+    if head is not None:
         seq, last = _link(merchant_id, rows, *head)
-        moved = await conn.execute(
+        result = await conn.execute(
             _MOVE_KNOWN_HEAD,
             {"m": merchant_id, "seq": seq, "hash": last, "old_seq": head[0], "old_hash": head[1]},
         )
-        if moved.rowcount != 1:
-            known.pop(merchant_id, None)
-            head = await _locked_head(conn, merchant_id)
-            seq, last = _link(merchant_id, rows, *head)
-            await conn.execute(_MOVE_HEAD, {"m": merchant_id, "seq": seq, "hash": last})
-    else:
-        head = await _locked_head(conn, merchant_id)
-        seq, last = _link(merchant_id, rows, *head)
+        moved = result.rowcount == 1
+    if not moved:
+        seq, last = _link(merchant_id, rows, *await _head(conn, merchant_id))
         await conn.execute(_MOVE_HEAD, {"m": merchant_id, "seq": seq, "hash": last})
     await conn.execute(_INSERT, rows)
-    if known is not None:
-        # Wrong if this transaction rolls back after all: then the next
-        # compare-and-set misses and the head is read again.
-        if len(known) >= _KNOWN_HEADS_MAX:
-            known.clear()
-        known[merchant_id] = (seq, last)
+    # Wrong if this transaction rolls back after all: then the next compare-and-set
+    # misses and the head is read again.
+    if len(known) >= _KNOWN_HEADS_MAX:
+        known.clear()
+    known[merchant_id] = (seq, last)
 
 
-async def _locked_head(conn: AsyncConnection, merchant_id: str) -> tuple[int, str]:
-    head = (await conn.execute(_HEAD_LOCKED, {"m": merchant_id})).first()
+async def _head(conn: AsyncConnection, merchant_id: str) -> tuple[int, str]:
+    head = (await conn.execute(_HEAD, {"m": merchant_id})).first()
     if head is None:
-        await _create_head(conn, merchant_id)
-        head = (await conn.execute(_HEAD_LOCKED, {"m": merchant_id})).first()
+        await conn.execute(_NEW_HEAD_ROW, {"m": merchant_id})
+        head = (await conn.execute(_HEAD, {"m": merchant_id})).first()
         assert head is not None
     return head[0], head[1]
+
+
+def _awaiting_link(row: dict[str, Any]) -> dict[str, Any]:
+    row["link_prefix"], row["link_suffix"] = audit_chain.canonical_around_seq(
+        merchant_id=row["merchant_id"],
+        intent_id=row["intent_id"],
+        type=row["type"],
+        status=row["status"],
+        provider=row["provider"],
+        at=row["at"],
+        data=row["data"],
+    )
+    return row
 
 
 def _link(merchant_id: str, rows: list[dict[str, Any]], seq: int, prev: str) -> tuple[int, str]:
@@ -170,17 +189,6 @@ def _link(merchant_id: str, rows: list[dict[str, Any]], seq: int, prev: str) -> 
             ),
         )
     return seq, prev
-
-
-async def _create_head(conn: AsyncConnection, merchant_id: str) -> None:
-    """A merchant's first event: its head starts at the genesis link. Two first
-    writers at once both try; the second waits for the first and inserts nothing."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    await conn.execute(
-        dialect.insert(H)
-        .values(merchant_id=merchant_id, **_NEW_HEAD)
-        .on_conflict_do_nothing(index_elements=[H.c.merchant_id])
-    )
 
 
 async def for_intents(conn: AsyncConnection, intent_ids: list[str]) -> dict[str, list[AuditRecord]]:
