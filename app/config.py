@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app.domain.cards import MAX_INSTALLMENTS
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money, parse_amount
 
@@ -88,6 +89,21 @@ class ProviderSettings(BaseModel):
     webhook_secrets: list[SecretStr] = Field(default_factory=list)
     # PSP-specific settings, passed to the adapter as they are (see its module docstring).
     options: dict[str, str] = Field(default_factory=dict)
+    # Cards: the key a checkout tokenizes with at this PSP, and where (unset: the PSP's
+    # own tokenizer, or the sandbox's outside production); the meses sin intereses
+    # plans offered here, months -> minimum amount in MXN (unset: contract section 7's).
+    publishable_key: str = ""
+    tokenize_url: str | None = None
+    installment_plans: dict[int, str] | None = None
+
+    @field_validator("installment_plans")
+    @classmethod
+    def _plans(cls, value: dict[int, str] | None) -> dict[int, str] | None:
+        for count, amount in (value or {}).items():
+            if not 2 <= count <= MAX_INSTALLMENTS:
+                raise ValueError(f"{count} months is not a plan (2 to {MAX_INSTALLMENTS})")
+            parse_amount(amount, Currency.MXN)
+        return value
 
 
 class RateLimits(BaseModel):
@@ -267,6 +283,7 @@ class Settings(BaseSettings):
                 "api_key": own.api_key if own.api_key.get_secret_value() else sandbox,
                 "api_secret": own.api_secret if own.api_secret.get_secret_value() else sandbox,
                 "webhook_secrets": own.webhook_secrets or [sandbox],
+                "publishable_key": own.publishable_key or SANDBOX_CREDENTIAL,
             }
         )
 

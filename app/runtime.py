@@ -28,6 +28,8 @@ from app.resilience.breaker import Breakers
 from app.resilience.shared import SharedCircuits
 from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
+from app.services.capture import CaptureService
+from app.services.cards import catalog_from
 from app.services.charge_search import ChargeSearch
 from app.services.confirm import ConfirmService
 from app.services.container import Services
@@ -139,7 +141,10 @@ def build_runtime(
         retry_base_seconds=settings.webhook_retry_base_seconds,
     )
     relay = OutboxRelay(db, broker, clock, webhooks, tracer)
-    router = Router(settings.methods, providers, breakers)
+    cards = catalog_from(
+        settings, providers, settings.base_url if settings.sandbox_enabled else None
+    )
+    router = Router(settings.methods, providers, breakers, cards)
     provider_events = ProviderEventService(db, clock)
     confirm = ConfirmService(
         db,
@@ -187,6 +192,7 @@ def build_runtime(
             searches=searches,
         ),
         rate_limiter=RateLimiter(settings.rate_limits.parsed(), settings.redis_url),
+        capture=CaptureService(db, clock, router),
     )
     worker = Worker(_jobs(settings, services, webhooks), tracer)
     runtime = Runtime(settings, services, providers, sandbox, broker, relay, webhooks, worker)
@@ -246,6 +252,8 @@ def _jobs(settings: Settings, services: Services, webhooks: MerchantWebhooks) ->
     scan = min(UNANSWERED_SCAN_SECONDS, settings.unanswered_seconds)
     jobs = [
         Job("expiry", settings.expiry_sweep_seconds, services.expiry.sweep),
+        # Card authorizations nobody captured by captureBefore are voided.
+        Job("authorization-lapse", settings.expiry_sweep_seconds, services.capture.void_lapsed),
         Job("webhook-delivery", settings.delivery_poll_seconds, webhooks.dispatch_due),
         Job(
             "reconciliation",
@@ -284,7 +292,8 @@ def _clock_advance(services: Services) -> Callable[[object], Awaitable[dict[str,
         except CobroError as error:
             raise ValueError(error.message) from None
         expired = await services.expiry.sweep()
-        return {"now": now.isoformat(), "expired": expired}
+        voided = await services.capture.void_lapsed()
+        return {"now": now.isoformat(), "expired": expired, "voided": voided}
 
     return advance
 

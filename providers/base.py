@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Money
@@ -23,6 +23,7 @@ from app.domain.plain import Codec
 class ProviderStatus(enum.StrEnum):
     PENDING = "pending"  # nothing definite yet: wait, or ask again
     REQUIRES_ACTION = "requires_action"  # the customer must act (voucher, transfer, 3-D Secure)
+    REQUIRES_CAPTURE = "requires_capture"  # a card authorized, its money held until captured
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -66,6 +67,21 @@ class PaymentRequest:
     # Both are fixed when the attempt is recorded, never by whoever replays it.
     return_url: str | None = None
     attempt_id: str | None = None
+    # Cards (contract section 7). One token per PSP the checkout tokenized with, before
+    # an attempt picks its PSP (`for_provider`); months of meses sin intereses (None:
+    # one payment); whether to ask for 3-D Secure on every payment rather than let the
+    # PSP decide; whether to authorize only, for a capture later.
+    card_tokens: tuple[tuple[str, str], ...] = ()
+    installments: int | None = None
+    require_three_d_secure: bool = False
+    capture_later: bool = False
+
+    def for_provider(self, provider: str) -> PaymentRequest:
+        """This request as `provider` is sent it: with the card token it minted."""
+        tokens = dict(self.card_tokens)
+        if not tokens:
+            return self
+        return replace(self, card_token=tokens.get(provider), card_tokens=())
 
     def to_dict(self) -> dict[str, Any]:
         """The request as stored on the attempt row, to replay it after a crash."""
@@ -237,7 +253,9 @@ class ProviderEvent:
 
 # Plain forms derived from the dataclasses above (app/domain/plain.py): a new field is
 # stored with the rest. An event's raw body is not kept: it was verified and parsed.
-_REQUEST_JSON: Codec[PaymentRequest] = Codec(PaymentRequest)
+# A request's card tokens, one per PSP, are not stored: an attempt is for one PSP, and
+# holds its token alone (`for_provider`).
+_REQUEST_JSON: Codec[PaymentRequest] = Codec(PaymentRequest, exclude=("card_tokens",))
 _EVENT_JSON: Codec[ProviderEvent] = Codec(ProviderEvent, exclude=("raw",))
 
 
@@ -248,6 +266,11 @@ INVALID_REQUEST = "INVALID_REQUEST"
 # parameters" (Stripe's 400 idempotency_error and its equivalents). The PSP did
 # something with that key, and does not say what: the outcome is unknown, never failed.
 IDEMPOTENCY_MISMATCH = "IDEMPOTENCY_MISMATCH"
+# Codes of a ProviderError for a card request the PSP refused on its merits, which the
+# contract names: the PSP does not know the token (another PSP minted it), or the card
+# or the amount does not qualify for the installment plan asked for.
+CARD_TOKEN_INVALID = "CARD_TOKEN_INVALID"
+INSTALLMENTS_UNAVAILABLE = "INSTALLMENTS_UNAVAILABLE"
 
 
 class ProviderError(Exception):
@@ -298,6 +321,18 @@ class MalformedEvent(WebhookRejected):
         super().__init__(reason)
         self.reason = reason
         self.reply = reply
+
+
+@runtime_checkable
+class Captures(Protocol):
+    """A card PSP that authorizes now and captures later (contract section 7). The
+    authorization is voided by `Provider.cancel_payment`."""
+
+    async def capture_payment(
+        self, provider_ref: str, amount: int, idempotency_key: str
+    ) -> ProviderPayment:
+        """Capture `amount` minor units of the authorization; the rest is released."""
+        ...
 
 
 class Provider(Protocol):

@@ -37,7 +37,7 @@ STATUS_MAP = {
     "refunded": ProviderStatus.SUCCEEDED,
     "partially_refunded": ProviderStatus.SUCCEEDED,
     "pending_payment": ProviderStatus.REQUIRES_ACTION,  # voucher, transfer or 3-D Secure
-    "pre_authorized": ProviderStatus.PROCESSING,
+    "pre_authorized": ProviderStatus.REQUIRES_CAPTURE,  # authorized, to capture later
     "under_fraud_review": ProviderStatus.PROCESSING,
     "declined": ProviderStatus.FAILED,
     "expired": ProviderStatus.EXPIRED,
@@ -50,6 +50,7 @@ EVENT_STATUS = {
     "order.paid": ProviderStatus.SUCCEEDED,
     "charge.paid": ProviderStatus.SUCCEEDED,
     "order.pending_payment": ProviderStatus.REQUIRES_ACTION,
+    "order.pre_authorized": ProviderStatus.REQUIRES_CAPTURE,
     "order.expired": ProviderStatus.EXPIRED,
     "charge.expired": ProviderStatus.EXPIRED,
     "order.canceled": ProviderStatus.CANCELED,

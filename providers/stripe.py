@@ -45,6 +45,8 @@ from providers.stripe_wire import (
     FORM_CONTENT_TYPE,
     INTENT_METADATA_KEY,
     REFUND_STATUS_MAP,
+    card_options,
+    card_refusal,
     encode_form,
     form,
     intent_hint,
@@ -59,6 +61,8 @@ SEARCH_LIMIT = 100
 class StripeProvider:
     name = "stripe"
     methods = frozenset({PaymentMethodType.CARD, PaymentMethodType.OXXO})
+    # Where Stripe.js mints card tokens (a checkout posts the card there).
+    tokenize_url = "https://api.stripe.com/v1/tokens"
 
     def __init__(
         self, config: ProviderConfig, transport: httpx.AsyncBaseTransport | None = None
@@ -127,6 +131,7 @@ class StripeProvider:
                 "card": {"token": request.card_token},
             }
             params["return_url"] = request.return_url
+            params.update(card_options(request))
         elif request.method is PaymentMethodType.OXXO:
             params["payment_method_types"] = ["oxxo"]
             params["payment_method_data"] = {
@@ -166,6 +171,18 @@ class StripeProvider:
             error_message=str(error.get("message") or "The card was declined."),
             raw=dict(error),
         )
+
+    async def capture_payment(
+        self, provider_ref: str, amount: int, idempotency_key: str
+    ) -> ProviderPayment:
+        """POST /v1/payment_intents/{id}/capture, amount_to_capture (the rest is released)."""
+        response = await self.http.request(
+            "POST",
+            f"/v1/payment_intents/{provider_ref}/capture",
+            **form({"amount_to_capture": amount}),
+            idempotency_key=idempotency_key,
+        )
+        return self._payment_from_response(response)
 
     async def fetch_payment(self, provider_ref: str) -> ProviderPayment:
         response = await self.http.request("GET", f"/v1/payment_intents/{provider_ref}")
@@ -277,5 +294,5 @@ def _api_error(provider: str, status: int, body: Mapping[str, Any]) -> ProviderE
         f"{error.get('message', 'no message')} (HTTP {status} {kind})",
         retryable=False,
         # A 401/403 is our misconfiguration; anything else is Stripe refusing the request.
-        code="PROVIDER_AUTH" if status in (401, 403) else INVALID_REQUEST,
+        code="PROVIDER_AUTH" if status in (401, 403) else card_refusal(error) or INVALID_REQUEST,
     )

@@ -5,7 +5,9 @@ neutral status, anything not in a table PENDING, never success; the form encodin
 with bracketed keys Stripe's API takes; the reading of a PaymentIntent object (an
 answer, a search hit or an event's `data.object`) through providers/shapes.py; and
 webhook signatures in Stripe's `Stripe-Signature` scheme (HMAC-SHA256 of "t.body",
-any `v1` may match, 300 s tolerance), as stripe-python's `_webhook.py` checks them.
+any `v1` may match, 300 s tolerance), as stripe-python's `_webhook.py` checks them;
+and a card's installments, 3-D Secure policy and capture method as Stripe MX takes
+them, with the refusals the contract names.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from urllib.parse import urlencode
 
 from app.domain import signatures
 from app.domain.next_action import NextAction, OxxoVoucher, RedirectToUrl
-from providers.base import ProviderPayment, ProviderStatus, WebhookRejected
+from providers.base import (
+    CARD_TOKEN_INVALID,
+    INSTALLMENTS_UNAVAILABLE,
+    PaymentRequest,
+    ProviderPayment,
+    ProviderStatus,
+    WebhookRejected,
+)
 from providers.shapes import MAX_EVENT_TYPE, MAX_HANDLE, Fields
 
 # Stripe rejects webhook timestamps older than this (stripe-python DEFAULT_TOLERANCE).
@@ -27,7 +36,7 @@ STATUS_MAP = {
     "requires_confirmation": ProviderStatus.PENDING,
     "requires_action": ProviderStatus.REQUIRES_ACTION,
     "processing": ProviderStatus.PROCESSING,
-    "requires_capture": ProviderStatus.PROCESSING,
+    "requires_capture": ProviderStatus.REQUIRES_CAPTURE,
     "succeeded": ProviderStatus.SUCCEEDED,
     "canceled": ProviderStatus.CANCELED,
 }
@@ -168,3 +177,37 @@ def verify_signature(
         signatures.verify(body, header, secrets, now=now, tolerance=tolerance)
     except signatures.BadSignature as exc:
         raise WebhookRejected(f"Stripe-Signature: {exc}") from None
+
+
+# -- cards the Mexican way (contract section 7) -------------------------------------
+
+# Where a card token travels in our requests: Stripe names it as `param` when it
+# does not know the token ("No such token", code resource_missing).
+TOKEN_PARAM = "payment_method_data[card][token]"
+# Stripe's codes for an installment plan the card or the amount does not qualify for.
+INSTALLMENT_CODES = frozenset({"installment_plan_unavailable", "invalid_installment_plan"})
+
+
+def card_options(request: PaymentRequest) -> dict[str, Any]:
+    """Meses sin intereses as Stripe MX takes them (payment_method_options.card.
+    installments.plan: count, interval month, type fixed_count), 3-D Secure asked for
+    on every payment (request_three_d_secure=any; left out, Stripe decides), and an
+    authorization to capture later (capture_method=manual)."""
+    params: dict[str, Any] = {"capture_method": "manual"} if request.capture_later else {}
+    card: dict[str, Any] = {}
+    if request.installments:
+        card["installments"] = {
+            "plan": {"count": request.installments, "interval": "month", "type": "fixed_count"}
+        }
+    if request.require_three_d_secure:
+        card["request_three_d_secure"] = "any"
+    return params | ({"payment_method_options": {"card": card}} if card else {})
+
+
+def card_refusal(error: Mapping[str, Any]) -> str | None:
+    """The contract code of a card request Stripe refused for a reason it names."""
+    if error.get("code") == "resource_missing" and error.get("param") == TOKEN_PARAM:
+        return CARD_TOKEN_INVALID
+    if error.get("code") in INSTALLMENT_CODES:
+        return INSTALLMENTS_UNAVAILABLE
+    return None

@@ -6,7 +6,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from resolvers.scalars import DecimalString
-from resolvers.types.enums import Currency, PaymentMethodType
+from resolvers.types.enums import CaptureMethod, Currency, PaymentMethodType, ThreeDSecure
 
 
 @strawberry.input
@@ -17,11 +17,31 @@ class CreatePaymentIntentInput:
     metadata: JSON | None = None
     allowed_methods: list[PaymentMethodType] | None = None
     idempotency_key: str | None = None
+    capture_method: CaptureMethod | None = strawberry.field(
+        default=CaptureMethod.AUTOMATIC,
+        description="MANUAL: a card is authorized, and capturePaymentIntent takes the money.",
+    )
 
 
-@strawberry.input(description="A PSP card token; sandbox tokens in contract section 5.")
-class CardInput:
+@strawberry.input(description="A card token and the PSP that minted it.")
+class CardTokenInput:
+    provider: str
     token: str
+
+
+@strawberry.input(
+    description="A card, as PSP tokens: `token` (the first card PSP on the route's) or "
+    "`tokens` (one per PSP; a card fails over only to PSPs it has a token for), exactly "
+    "one of the two. Sandbox tokens in contract sections 5 and 7."
+)
+class CardInput:
+    token: str | None = None
+    tokens: list[CardTokenInput] | None = None
+    installments: int | None = strawberry.field(
+        default=None,
+        description="Meses sin intereses: one of the plans offered; omitted = one payment.",
+    )
+    three_d_secure: ThreeDSecure | None = ThreeDSecure.AUTOMATIC
 
 
 @strawberry.input
@@ -56,6 +76,15 @@ class ConfirmPaymentIntentInput:
 @strawberry.input
 class CancelPaymentIntentInput:
     id: strawberry.ID
+
+
+@strawberry.input
+class CapturePaymentIntentInput:
+    id: strawberry.ID
+    amount: DecimalString | None = strawberry.field(
+        default=None, description="Defaults to all of it; the rest is released."
+    )
+    idempotency_key: str | None = None
 
 
 @strawberry.input

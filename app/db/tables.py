@@ -96,6 +96,12 @@ class PaymentIntentRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
+    # Meses sin intereses: the months a card payment is split into.
+    installments: Mapped[int | None]
+    # Capture later: AUTOMATIC or MANUAL; what an authorization still holds, and until when.
+    capture_method: Mapped[str] = mapped_column(String(16), server_default="AUTOMATIC")
+    amount_capturable: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    capture_before: Mapped[datetime | None]
     # Work in flight on the intent (a confirmation, an expiry) holds it until then,
     # so that two processes never act on it at once.
     lease_until: Mapped[datetime | None]
@@ -106,6 +112,24 @@ class PaymentIntentRow(Base):
         Index(None, "merchant_id", "created_at", "id"),
         Index(None, "merchant_id", "status", "created_at"),
     )
+
+
+class CardCapture(Base):
+    """The capture of an authorization, written before the PSP hears of it, so a
+    capture whose answer was lost is replayed with the same key and amount, never
+    sent again as a new one. A PSP allows one capture per authorization; one it
+    refused (`failed`) leaves room for another."""
+
+    __tablename__ = "card_captures"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("payment_intents.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(20))  # pending | succeeded | failed
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class ProviderPayment(Base):

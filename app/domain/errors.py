@@ -109,6 +109,28 @@ class ServiceUnavailable(CobroError):
     code = "SERVICE_UNAVAILABLE"
 
 
+class CardTokenInvalid(CobroError):
+    """A PSP does not know the card token (it was minted by another PSP, or never)."""
+
+    code = "CARD_TOKEN_INVALID"
+
+
+class InstallmentsUnavailable(CobroError):
+    """No installment plan with that count for this amount, card or route."""
+
+    code = "INSTALLMENTS_UNAVAILABLE"
+
+
+class CaptureExceedsAuthorized(CobroError):
+    code = "CAPTURE_EXCEEDS_AUTHORIZED"
+
+
+class AuthorizationExpired(CobroError):
+    """The authorization lapsed before it was captured: it was voided."""
+
+    code = "AUTHORIZATION_EXPIRED"
+
+
 class InvalidConcept(CobroError):
     """An SPEI concepto de pago that is empty, too long, or has characters SPEI drops."""
 

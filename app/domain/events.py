@@ -16,6 +16,8 @@ S = PaymentIntentStatus
 STATUS_EVENTS = {
     S.REQUIRES_PAYMENT_METHOD: "payment_intent.updated",
     S.REQUIRES_ACTION: "payment_intent.requires_action",
+    # Stripe's name for an authorization now waiting to be captured.
+    S.REQUIRES_CAPTURE: "payment_intent.amount_capturable_updated",
     S.PROCESSING: "payment_intent.processing",
     S.SUCCEEDED: "payment_intent.succeeded",
     S.FAILED: "payment_intent.payment_failed",

@@ -11,15 +11,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from app.domain.cards import AUTHORIZATION_LIFETIME, CaptureMethod
 from app.domain.errors import InvalidState
 from app.domain.methods import PaymentMethodType
-from app.domain.money import Money
+from app.domain.money import Currency, Money
 from app.domain.next_action import NextAction
 
 
 class PaymentIntentStatus(enum.StrEnum):
     REQUIRES_PAYMENT_METHOD = "REQUIRES_PAYMENT_METHOD"
     REQUIRES_ACTION = "REQUIRES_ACTION"
+    REQUIRES_CAPTURE = "REQUIRES_CAPTURE"  # authorized; waits for capturePaymentIntent
     PROCESSING = "PROCESSING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
@@ -33,9 +35,21 @@ FINAL_STATUSES = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED})
 
 ALLOWED_TRANSITIONS: dict[PaymentIntentStatus, frozenset[PaymentIntentStatus]] = {
     S.REQUIRES_PAYMENT_METHOD: frozenset(
-        {S.REQUIRES_ACTION, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}
+        {
+            S.REQUIRES_ACTION,
+            S.REQUIRES_CAPTURE,
+            S.PROCESSING,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.CANCELED,
+            S.EXPIRED,
+        }
     ),
-    S.REQUIRES_ACTION: frozenset({S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}),
+    S.REQUIRES_ACTION: frozenset(
+        {S.REQUIRES_CAPTURE, S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED, S.EXPIRED}
+    ),
+    # An authorization is captured (all or part), voided, or lapses (voided: CANCELED).
+    S.REQUIRES_CAPTURE: frozenset({S.SUCCEEDED, S.CANCELED}),
     # Money in flight can only land or bounce; Stripe allows no cancel here either.
     S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED}),
     S.SUCCEEDED: frozenset(),
@@ -44,7 +58,7 @@ ALLOWED_TRANSITIONS: dict[PaymentIntentStatus, frozenset[PaymentIntentStatus]] =
     S.EXPIRED: frozenset(),
 }
 
-CANCELABLE = frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION})
+CANCELABLE = frozenset({S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE})
 
 
 def can_transition(current: PaymentIntentStatus, target: PaymentIntentStatus) -> bool:
@@ -62,6 +76,10 @@ class PaymentError:
     code: str
     message: str
     provider: str | None = None
+
+
+# The default of `amount_capturable`, made the intent's own zero when it is built.
+NOTHING_HELD = Money.zero(Currency.MXN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +104,23 @@ class PaymentIntent:
     next_action: NextAction | None = None
     last_error: PaymentError | None = None
     expires_at: datetime | None = None
+    # Meses sin intereses: the months the card payment is split into (None: one payment).
+    installments: int | None = None
+    # Capture later (contract section 7): MANUAL authorizes at confirmation and waits in
+    # REQUIRES_CAPTURE for capturePaymentIntent until `capture_before`, holding
+    # `amount_capturable` (zero otherwise, in the intent's currency: __post_init__).
+    capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
+    amount_capturable: Money = NOTHING_HELD
+    capture_before: datetime | None = None
+
+    def __post_init__(self) -> None:
+        held = self.amount_capturable
+        if not held.minor and held.currency is not self.amount.currency:
+            object.__setattr__(self, "amount_capturable", Money.zero(self.amount.currency))
+
+    @property
+    def capture_later(self) -> bool:
+        return self.capture_method is CaptureMethod.MANUAL
 
     def allows(self, method: PaymentMethodType) -> bool:
         return not self.allowed_methods or method in self.allowed_methods
@@ -108,3 +143,17 @@ class PaymentIntent:
 # `PaymentIntent` has it (tests/domain/test_plain.py) and so does a merchant webhook's
 # object (app/services/webhook_events.py).
 INTERNAL_FIELDS = ("merchant_id", "allowed_methods")
+
+
+def authorization(
+    intent: PaymentIntent, status: PaymentIntentStatus, now: datetime
+) -> dict[str, Any]:
+    """The fields an intent takes on when it reaches `status`: an authorization waits
+    with all of its amount capturable until the hold lapses; anything else holds none."""
+    if status is S.REQUIRES_CAPTURE:
+        return {
+            "amount_capturable": intent.amount,
+            "capture_before": now + AUTHORIZATION_LIFETIME,
+        }
+    held = intent.amount_capturable.minor
+    return {"amount_capturable": Money.zero(intent.amount.currency)} if held else {}

@@ -20,6 +20,7 @@ from app.domain.intents import (
     PaymentError,
     PaymentIntent,
     PaymentIntentStatus,
+    authorization,
     can_transition,
 )
 from app.domain.methods import PaymentMethodType
@@ -62,8 +63,9 @@ def decide(intent: PaymentIntent, news: PaymentNews, now: datetime) -> Decision:
             f"{intent.status.value} cannot become {news.status.value}",
         )
     changes: dict[str, object] = {}
-    if news.status in FINAL_STATUSES:
-        changes["next_action"] = None
+    if news.status in FINAL_STATUSES or news.status is S.REQUIRES_CAPTURE:
+        changes["next_action"] = None  # nothing left for the customer to do
+    changes |= authorization(intent, news.status, now)
     if news.status is S.FAILED:
         changes["last_error"] = PaymentError(
             "PAYMENT_FAILED", f"{news.provider} reported {news.detail}", news.provider
@@ -94,11 +96,18 @@ def _money_in(intent: PaymentIntent, news: PaymentNews, now: datetime) -> Decisi
         received = intent.amount_received + Money(news.amount or 0, currency)
     else:
         received = Money(news.amount if news.amount else intent.amount.minor, currency)
-    if received.minor < intent.amount.minor:
+    captured = intent.status is S.REQUIRES_CAPTURE  # a capture may take part of it
+    if received.minor < intent.amount.minor and not captured:
         return Decision(
             intent.changed(now, amount_received=received),
             "payment.partial",
             f"{received} of {intent.amount} received",
         )
-    after = intent.moved_to(S.SUCCEEDED, now, amount_received=received, next_action=None)
+    after = intent.moved_to(
+        S.SUCCEEDED,
+        now,
+        amount_received=received,
+        next_action=None,
+        **authorization(intent, S.SUCCEEDED, now),
+    )
     return Decision(after, "intent.succeeded")

@@ -43,7 +43,7 @@ from app.domain.errors import (
     QuoteExpired,
 )
 from app.domain.ids import new_id
-from app.domain.intents import PaymentError, PaymentIntent, PaymentIntentStatus
+from app.domain.intents import PaymentError, PaymentIntent, PaymentIntentStatus, authorization
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Money
 from app.services import idempotency
@@ -144,6 +144,9 @@ class ConfirmService:
             return replayed
         self._check_confirmable(intent, command.method)
         candidates = self.router.candidates(command.method)
+        if request.method is PaymentMethodType.CARD:
+            # Only PSPs holding a token for this card (and offering its plan).
+            request, candidates = self.router.route_card(request, candidates)
         first = _FirstAttempt(candidates[0], request) if candidates else None
         now = self.clock.now()
         async with self.db.transaction() as conn:
@@ -348,7 +351,9 @@ class ConfirmService:
             if request.method is PaymentMethodType.SPEI
             else None
         )
-        request = replace(request, reference_number=number, attempt_id=attempt_id)
+        request = replace(
+            request.for_provider(provider), reference_number=number, attempt_id=attempt_id
+        )
         wire = self.router.providers[provider].prepare_payment(request, key)
         attempt = Attempt(
             id=attempt_id,
@@ -468,6 +473,8 @@ class ConfirmService:
                 last_error=error,
                 amount_received=_received(current.amount, payment, target),
                 expires_at=_expiry(payment, attempt),
+                installments=None if error else attempt.request.get("installments"),
+                **authorization(current, target, now),
             )
             confirmed = NewAuditEvent(
                 "intent.confirmed", provider=attempt.provider, data={"method": attempt.method}

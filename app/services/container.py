@@ -8,6 +8,7 @@ from app.clock import Clock
 from app.db.engine import Database
 from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
+from app.services.capture import CaptureService
 from app.services.confirm import ConfirmService
 from app.services.expiry import ExpiryService
 from app.services.intents import IntentService
@@ -40,3 +41,4 @@ class Services:
     expiry: ExpiryService
     reconciliation: ReconciliationService
     rate_limiter: RateLimiter
+    capture: CaptureService

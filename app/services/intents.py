@@ -14,6 +14,7 @@ from app.db.engine import Database
 from app.db.repositories import attempts, audit
 from app.db.repositories import intents as intent_rows
 from app.db.repositories.audit import NewAuditEvent
+from app.domain.cards import CaptureMethod
 from app.domain.errors import (
     AmountOutOfRange,
     InvalidInput,
@@ -23,7 +24,7 @@ from app.domain.errors import (
     UnsupportedCurrency,
 )
 from app.domain.ids import looks_like_id, new_client_secret, new_intent_id
-from app.domain.intents import CANCELABLE, PaymentIntent, PaymentIntentStatus
+from app.domain.intents import CANCELABLE, PaymentIntent, PaymentIntentStatus, authorization
 from app.domain.methods import CURRENCIES, PaymentMethodType
 from app.domain.money import Currency, Money, parse_amount
 from app.domain.records import AuditRecord
@@ -53,6 +54,7 @@ class CreateIntent:
     metadata: Any = None
     allowed_methods: tuple[PaymentMethodType, ...] | None = None
     idempotency_key: str | None = None
+    capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ def _check_cancelable(intent: PaymentIntent) -> None:
     if intent.status not in CANCELABLE:
         raise InvalidState(
             f"payment intent {intent.id} is {intent.status.value}; only "
-            "REQUIRES_PAYMENT_METHOD or REQUIRES_ACTION can be canceled",
+            "REQUIRES_PAYMENT_METHOD, REQUIRES_ACTION or REQUIRES_CAPTURE can be canceled",
             ("input", "id"),
         )
 
@@ -127,6 +129,12 @@ class IntentService:
         allowed = self._allowed_methods(command, amount)
         metadata = validate_metadata(command.metadata)
         description = check_text(command.description, ("input", "description"), MAX_DESCRIPTION)
+        manual = command.capture_method is CaptureMethod.MANUAL
+        if manual and allowed and PaymentMethodType.CARD not in allowed:
+            raise InvalidInput(
+                "captureMethod MANUAL is for cards, and this intent allows none",
+                ("input", "captureMethod"),
+            )
         keyed = idempotency.keyed(
             merchant_id,
             "createPaymentIntent",
@@ -137,6 +145,8 @@ class IntentService:
                 "description": description,
                 "metadata": metadata,
                 "allowed_methods": [m.value for m in allowed],
+                # Only when asked, so keys stored before capture later compare the same.
+                **({"capture_method": CaptureMethod.MANUAL.value} if manual else {}),
             },
         )
         now = self.clock.now()
@@ -159,6 +169,7 @@ class IntentService:
                 description=description,
                 metadata=metadata,
                 allowed_methods=allowed,
+                capture_method=command.capture_method,
             )
             created = NewAuditEvent(
                 "intent.created",
@@ -264,7 +275,11 @@ class IntentService:
                 await intent_rows.release_lease(conn, intent.id, until)
                 _check_cancelable(current)
             canceled = current.moved_to(
-                PaymentIntentStatus.CANCELED, now, next_action=None, expires_at=None
+                PaymentIntentStatus.CANCELED,
+                now,
+                next_action=None,
+                expires_at=None,
+                **authorization(current, PaymentIntentStatus.CANCELED, now),
             )
             await record_change(
                 conn, current, canceled, [*events, status_event(canceled, reason="requested")], now
@@ -272,8 +287,10 @@ class IntentService:
         return MutationResult(canceled)
 
     async def _cancel_at_provider(self, intent: PaymentIntent) -> builtins.list[NewAuditEvent]:
-        """Tell the PSP holding a voucher or transfer reference to void it first."""
-        if intent.status is not PaymentIntentStatus.REQUIRES_ACTION or not intent.provider:
+        """Tell the PSP holding a voucher, a transfer reference or a card authorization
+        to void it first."""
+        held = (PaymentIntentStatus.REQUIRES_ACTION, PaymentIntentStatus.REQUIRES_CAPTURE)
+        if intent.status not in held or not intent.provider:
             return []
         async with self.db.read() as conn:
             attempt = await attempts.latest_with_ref(conn, intent.id, intent.provider)

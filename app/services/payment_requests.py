@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
+from app.domain.cards import MAX_INSTALLMENTS, ThreeDSecure
 from app.domain.clabe import validate_clabe
-from app.domain.errors import InvalidInput
+from app.domain.errors import InstallmentsUnavailable, InvalidInput, MethodNotAllowed
 from app.domain.expiry import oxxo_expires_at, oxxo_expiry_days
 from app.domain.intents import PaymentIntent
 from app.domain.methods import PaymentMethodType
@@ -25,7 +26,13 @@ MAX_NAME = 200
 
 @dataclass(frozen=True, slots=True)
 class CardOptions:
-    token: str
+    """A card as the checkout sends it: `token` (for the first card PSP on the route)
+    or one token per PSP in `tokens`, exactly one of the two (contract section 7)."""
+
+    token: str | None = None
+    tokens: tuple[tuple[str, str], ...] | None = None  # (provider, token)
+    installments: int | None = None
+    three_d_secure: ThreeDSecure = ThreeDSecure.AUTOMATIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,19 @@ def build_request(
         PaymentMethodType.SPEI: command.spei is not None,
         PaymentMethodType.CRYPTO: command.crypto is not None,
     }
+    if intent.capture_later and method is not PaymentMethodType.CARD:
+        raise MethodNotAllowed(
+            f"this intent is captured later, which only cards can do, not {method.value}",
+            ("input", "method"),
+        )
+    if (
+        command.card is not None
+        and command.card.installments
+        and method is not PaymentMethodType.CARD
+    ):
+        raise InstallmentsUnavailable(
+            f"installments are for cards, not {method.value}", ("input", "card", "installments")
+        )
     for other, present in given.items():
         if present and other is not method:
             name = other.value.lower()
@@ -89,12 +109,7 @@ def build_request(
         intent_id=intent.id, amount=intent.amount, method=method, description=intent.description
     )
     if method is PaymentMethodType.CARD:
-        token = (command.card.token if command.card else "").strip()
-        if not token or len(token) > MAX_TOKEN or not token.isprintable():
-            raise InvalidInput("card.token is required for CARD", ("input", "card", "token"))
-        return replace(
-            base, card_token=token, return_url=f"{public_url}/payments/{intent.id}/return"
-        )
+        return _card_request(base, command.card, intent, public_url)
     if method is PaymentMethodType.OXXO:
         oxxo = command.oxxo or OxxoOptions()
         days = oxxo_expiry_days(oxxo.expires_in_days)
@@ -121,6 +136,51 @@ def build_request(
             ("input", "crypto"),
         )
     return replace(base, crypto_asset=asset, crypto_network=crypto.network)
+
+
+def _card_request(
+    base: PaymentRequest, card: CardOptions | None, intent: PaymentIntent, public_url: str
+) -> PaymentRequest:
+    """Tokens checked for shape (which PSPs they name is the router's to judge)."""
+    if card is None or (card.token is None) == (card.tokens is None):
+        raise InvalidInput(
+            "a card needs exactly one of card.token or card.tokens", ("input", "card")
+        )
+    tokens: tuple[tuple[str, str], ...] = ()
+    if card.tokens is not None:
+        if not card.tokens:
+            raise InvalidInput("card.tokens is empty", ("input", "card", "tokens"))
+        seen: set[str] = set()
+        for i, (provider, token) in enumerate(card.tokens):
+            field = ("input", "card", "tokens", str(i))
+            if provider in seen:
+                raise InvalidInput(f"two tokens for {provider!r}", (*field, "provider"))
+            seen.add(provider)
+            tokens += ((provider, _token(token, (*field, "token"))),)
+    single = _token(card.token, ("input", "card", "token")) if card.token is not None else None
+    count = card.installments
+    if count is not None and not 1 <= count <= MAX_INSTALLMENTS:
+        raise InstallmentsUnavailable(
+            f"{count} is not a number of months a plan could have",
+            ("input", "card", "installments"),
+        )
+    return replace(
+        base,
+        card_token=single,
+        card_tokens=tokens,
+        # One payment is no plan at all.
+        installments=count if count and count > 1 else None,
+        require_three_d_secure=card.three_d_secure is ThreeDSecure.REQUIRED,
+        capture_later=intent.capture_later,
+        return_url=f"{public_url}/payments/{intent.id}/return",
+    )
+
+
+def _token(value: str, field: tuple[str, ...]) -> str:
+    token = value.strip()
+    if not token or len(token) > MAX_TOKEN or not token.isprintable():
+        raise InvalidInput("a card token is a PSP's token, such as tok_…", field)
+    return token
 
 
 def _email(value: str | None) -> str | None:

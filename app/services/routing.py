@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from app.config import MethodRoute
 from app.domain.errors import AmountOutOfRange, MethodUnavailable, UnsupportedCurrency
@@ -18,9 +18,11 @@ from app.domain.methods import CURRENCIES, DISPLAY_NAMES, SETTLEMENT, PaymentMet
 from app.domain.money import Currency, Money
 from app.metrics import PROVIDER_CALL_SECONDS, PROVIDER_CALLS
 from app.resilience.breaker import Breakers, CircuitOpen, CircuitState
-from providers.base import Provider, ProviderError
+from app.services.cards import CardCatalog, PlanOffer, Tokenizer
+from providers.base import PaymentRequest, Provider, ProviderError
 
 T = TypeVar("T")
+CARD = PaymentMethodType.CARD
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,10 @@ class MethodOption:
     max_amount: Money
     settlement: Settlement
     available: bool
+    # CARD only: the installment plans this amount qualifies for, and each card PSP's
+    # tokenizer (contract section 7).
+    installment_plans: tuple[PlanOffer, ...] = ()
+    tokenizers: tuple[Tokenizer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +52,10 @@ class Router:
         routes: Mapping[PaymentMethodType, MethodRoute],
         providers: Mapping[str, Provider],
         breakers: Breakers,
+        cards: CardCatalog | None = None,
     ) -> None:
         self.providers = dict(providers)
+        self.cards = cards or CardCatalog({}, {})
         self.breakers = breakers
         # Only providers that exist and say they serve the method take part.
         self.routes = {
@@ -100,17 +108,36 @@ class Router:
 
     def options(self, amount: Money) -> list[MethodOption]:
         return [
-            MethodOption(
-                type=method,
-                display_name=DISPLAY_NAMES[method],
-                min_amount=self.amount_range(method, amount.currency)[0],
-                max_amount=self.amount_range(method, amount.currency)[1],
-                settlement=SETTLEMENT[method],
-                available=self.is_available(method, amount),
-            )
-            for method in PaymentMethodType
-            if method in self.routes
+            self._option(method, amount) for method in PaymentMethodType if method in self.routes
         ]
+
+    def _option(self, method: PaymentMethodType, amount: Money) -> MethodOption:
+        available = self.is_available(method, amount)
+        low, high = self.amount_range(method, amount.currency)
+        return MethodOption(
+            type=method,
+            display_name=DISPLAY_NAMES[method],
+            min_amount=low,
+            max_amount=high,
+            settlement=SETTLEMENT[method],
+            available=available,
+            **(self._card_options(amount) if method is CARD and available else {}),
+        )
+
+    def _card_options(self, amount: Money) -> dict[str, Any]:
+        route = self.routes.get(CARD) or []
+        return {
+            "installment_plans": tuple(self.cards.offers(amount, route)),
+            "tokenizers": tuple(
+                self.cards.tokenizers[n] for n in route if n in self.cards.tokenizers
+            ),
+        }
+
+    def route_card(
+        self, request: PaymentRequest, candidates: list[str]
+    ) -> tuple[PaymentRequest, list[str]]:
+        """The card PSPs this request may go to, of `candidates`, and its tokens."""
+        return self.cards.route(request, self.routes.get(CARD) or [], candidates)
 
     def provider_states(self) -> list[ProviderState]:
         return [

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from app.domain.errors import InvalidAmount
 from app.domain.money import Currency, parse_amount
 from providers.sandbox.bitso import BitsoEmulator
+from providers.sandbox.cards import card_problem, mint
 from providers.sandbox.common import Emulator, EmulatorConfig
 from providers.sandbox.conekta import ConektaEmulator
 from providers.sandbox.faults import FaultMode
@@ -56,6 +57,7 @@ class Sandbox:
         ]
         routes += [
             Route("/providers/{name}/faults", self.set_fault, methods=["POST"]),
+            Route("/tokens", self.tokenize, methods=["POST"]),
             Route("/3ds/{intent_id}", self.three_ds_page, methods=["GET"]),
             Route("/3ds/{intent_id}/complete", self.complete_three_ds, methods=["POST"]),
             Route("/oxxo/{reference}/pay", self.pay_oxxo, methods=["POST"]),
@@ -82,6 +84,27 @@ class Sandbox:
             return _problem(400, 'mode must be one of "down", "slow", "flaky", "ok"')
         await self.state.store.set_fault(name, mode.value)
         return JSONResponse({"provider": name, "mode": mode.value})
+
+    async def tokenize(self, request: Request) -> Response:
+        """A card token minted as the PSP's browser library would mint it (contract
+        section 7): {"provider", "number", "expMonth", "expYear", "cvc"} -> {"token"}."""
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            return body
+        name = body.get("provider")
+        emulator = self.emulators.get(name) if isinstance(name, str) else None
+        if emulator is None or not emulator.TOKEN_PREFIX:
+            card_psps = sorted(n for n, e in self.emulators.items() if e.TOKEN_PREFIX)
+            return _problem(400, f"provider must be one of {card_psps}")
+        if (problem := card_problem(body, self.state.clock.now().year)) is not None:
+            return _problem(400, problem)
+        prefix = emulator.TOKEN_PREFIX
+
+        async def minted(tx: Tx) -> dict[str, Any]:
+            return mint(tx, prefix, body["number"], body["expMonth"], body["expYear"])
+
+        answer, _ = await emulator.run(minted)
+        return JSONResponse(answer)
 
     async def three_ds_page(self, request: Request) -> Response:
         intent_id = html.escape(request.path_params["intent_id"])

@@ -64,6 +64,8 @@ class Emulator:
 
     name: str = ""
     ADAPTER_OPTIONS: dict[str, str] = {}
+    # How the card tokens this PSP mints begin ("" for a PSP that takes no cards).
+    TOKEN_PREFIX: str = ""
 
     def __init__(self, state: SandboxState, config: EmulatorConfig) -> None:
         self.state = state

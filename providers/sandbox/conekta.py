@@ -32,6 +32,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.domain.clabe import with_check_digit
+from providers.sandbox.cards import (
+    DECLINED,
+    MASTERCARD,
+    THREE_D_SECURE,
+    VISA,
+    Outcome,
+    minted_card,
+)
 from providers.sandbox.common import Emulator, JSONResponse, new_ref
 from providers.sandbox.conekta_wire import (
     ERRORS,
@@ -45,14 +53,20 @@ from providers.sandbox.conekta_wire import (
 )
 from providers.sandbox.store import Tx
 
-CARDS = {  # token -> (brand, last4); Conekta's tok_test_* tokens work too
-    "tok_visa": ("visa", "4242"),
-    "tok_mastercard": ("mastercard", "4444"),
-    "tok_test_visa_4242": ("visa", "4242"),
-    "tok_test_mastercard_4444": ("mastercard", "4444"),
+# Contract section 5's named tokens and Conekta's own test tokens; tokens minted by
+# POST /sandbox/tokens (tok_test_…) are looked up.
+NAMED_CARDS = {
+    "tok_visa": VISA,
+    "tok_mastercard": MASTERCARD,
+    "tok_test_visa_4242": VISA,
+    "tok_test_mastercard_4444": MASTERCARD,
+    "tok_chargeDeclined": DECLINED,
+    "tok_test_card_declined": DECLINED,
+    "tok_threeDSecureRequired": THREE_D_SECURE,
 }
-DECLINED_TOKENS = frozenset({"tok_chargeDeclined", "tok_test_card_declined"})
-THREE_DS_TOKEN = "tok_threeDSecureRequired"
+TOKEN_PREFIX = "tok_test_"
+# Conekta's meses sin intereses: months -> minimum amount (centavos) it offers.
+PLANS = {3: 300_00, 6: 600_00, 9: 900_00, 12: 1_200_00, 18: 1_800_00}
 CASH_MIN, CASH_MAX = 10_00, 10_000_00  # MXN centavos one cash reference may carry
 DEFAULT_EXPIRY_SECONDS = 30 * 86_400  # Conekta's default life of a cash or SPEI reference
 CLABE_PREFIX = "646180111"  # STP, plaza 180, the branch of Conekta's sample CLABEs
@@ -62,6 +76,7 @@ BARCODE_URL = "https://s3.amazonaws.com/cash_payment_barcodes/sandbox_reference.
 
 class ConektaEmulator(Emulator):
     name = "conekta"
+    TOKEN_PREFIX = TOKEN_PREFIX
     ADAPTER_OPTIONS = {"webhook_public_key": SANDBOX_WEBHOOK_PUBLIC_KEY}
 
     def routes(self) -> list[BaseRoute]:
@@ -70,6 +85,7 @@ class ConektaEmulator(Emulator):
             Route("/orders", self.list_orders, methods=["GET"]),
             Route("/orders/{id}", self.get_order, methods=["GET"]),
             Route("/orders/{id}/cancel", self.cancel_order, methods=["POST"]),
+            Route("/orders/{id}/capture", self.capture_order, methods=["POST"]),
             Route("/orders/{id}/refunds", self.create_refund, methods=["POST"]),
         ]
 
@@ -117,6 +133,12 @@ class ConektaEmulator(Emulator):
             request, f"cancel {order_id}", lambda tx, _: self._cancel(tx, order_id)
         )
 
+    async def capture_order(self, request: Request) -> Response:
+        order_id = request.path_params["id"]
+        return await self._idempotent(
+            request, f"capture {order_id}", lambda tx, params: self._capture(tx, order_id, params)
+        )
+
     async def create_refund(self, request: Request) -> Response:
         order_id = request.path_params["id"]
         return await self._idempotent(
@@ -151,7 +173,7 @@ class ConektaEmulator(Emulator):
         order = self._new_order(params)
         method = params["charges"][0].get("payment_method") or {}
         if method.get("type") == "card":
-            return self._confirm_card(tx, order, method, params.get("return_url"))
+            return await self._confirm_card(tx, order, params)
         if method.get("type") in {"cash", "oxxo_cash", "spei"}:
             return self._issue_reference(tx, order, method)
         return fail("method", "charges.payment_method.type")
@@ -187,33 +209,45 @@ class ConektaEmulator(Emulator):
             "line_items": listing(items),
             "charges": listing([charge]),
             "metadata": params.get("metadata") or {},
+            "pre_authorize": params.get("pre_authorize") is True,
             "created_at": now,
             "updated_at": now,
         }
 
-    def _confirm_card(
-        self, tx: Tx, order: dict[str, Any], method: dict[str, Any], return_url: str | None
+    async def _confirm_card(
+        self, tx: Tx, order: dict[str, Any], params: dict[str, Any]
     ) -> Response:
+        method = params["charges"][0].get("payment_method") or {}
         token = str(method.get("token_id"))
+        card = NAMED_CARDS.get(token) or await minted_card(tx, token)
+        if card is None:
+            # Unknown here: never minted, or minted by another PSP (Stripe's tok_…).
+            return fail("token", "charges.payment_method.token_id")
         charge = order["charges"]["data"][0]
-        brand, last4 = CARDS.get(token, ("visa", "0002"))
-        charge["payment_method"] = {"object": "card_payment", "brand": brand, "last4": last4}
-        if token in CARDS:
-            self._pay(order)
-        elif token in DECLINED_TOKENS:
+        charge["payment_method"] = {
+            "object": "card_payment",
+            "brand": card.brand,
+            "last4": card.last4,
+        }
+        months = method.get("monthly_installments")
+        if months is not None:
+            if not (card.installments and _plan_offered(months, order["amount"])):
+                return fail("installments", "charges.payment_method.monthly_installments")
+            charge["payment_method"]["monthly_installments"] = months
+        if card.outcome is Outcome.DECLINED:
             charge.update(failure_code="card_declined", failure_message=ERRORS["declined"][2])
             self._set_status(order, "declined")
             _put(tx, order["id"], order)
             return fail("declined", data=order)
-        elif token == THREE_DS_TOKEN:
+        if card.outcome is Outcome.THREE_D_SECURE or params.get("three_ds_mode") == "strict":
             cobro_id = str(order["metadata"].get("cobro_intent_id") or order["id"])
             url = f"{self.state.public_url}/sandbox/3ds/{cobro_id}"
-            redirect = {"url": url, "return_url": return_url}
+            redirect = {"url": url, "return_url": params.get("return_url")}
             order["next_action"] = {"type": "redirect_to_url", "redirect_to_url": redirect}
             # Cobro's next attempt at the same intent may ask again: the latest wins.
             tx.bind(f"3ds:{cobro_id}", "order", order["id"], replace=True)
         else:
-            return fail("token", "charges.payment_method.token_id")
+            self._pay(order)
         _put(tx, order["id"], order)
         return JSONResponse(order)
 
@@ -260,9 +294,11 @@ class ConektaEmulator(Emulator):
         order = await self._order(tx, order_id)
         if order is None:
             return fail("not_found", "id")
-        if order["payment_status"] != "pending_payment":
+        if order["payment_status"] not in ("pending_payment", "pre_authorized"):
             return fail("not_cancelable")
-        self._set_status(order, "canceled")
+        # A pre-authorized card is voided: the hold on it is released.
+        voided = order["payment_status"] == "pre_authorized"
+        self._set_status(order, "voided" if voided else "canceled")
         _put(tx, order_id, order)
         return JSONResponse(order)
 
@@ -272,7 +308,9 @@ class ConektaEmulator(Emulator):
             return fail("not_found", "id")
         if not order["is_refundable"]:
             return fail("not_refundable")
-        amount, remaining = params.get("amount"), order["amount"] - order["amount_refunded"]
+        # What was charged: after a partial capture, less than the order's amount.
+        charged = order["charges"]["data"][0]["amount"]
+        amount, remaining = params.get("amount"), charged - order["amount_refunded"]
         reason = params.get("reason")
         if not (whole(amount) and 0 < amount <= remaining and isinstance(reason, str)):
             return fail("refund", "amount")
@@ -302,8 +340,29 @@ class ConektaEmulator(Emulator):
     def _set_status(self, order: dict[str, Any], status: str) -> None:
         _set_status(order, status, self.now())
 
+    async def _capture(self, tx: Tx, order_id: str, params: dict[str, Any]) -> Response:
+        """A pre-authorized order captured, all or `amount` of it (the rest released)."""
+        order = await self._order(tx, order_id)
+        if order is None:
+            return fail("not_found", "id")
+        if order["payment_status"] != "pre_authorized":
+            return fail("not_capturable")
+        charge = order["charges"]["data"][0]
+        amount = params.get("amount", charge["amount"])
+        if not (whole(amount) and 0 < amount <= charge["amount"]):
+            return fail("capture", "amount")
+        order["pre_authorize"] = False
+        charge["amount"] = amount
+        self._pay(order)
+        _put(tx, order_id, order)
+        return JSONResponse(order)
+
     def _pay(self, order: dict[str, Any]) -> None:
         charge = order["charges"]["data"][0]
+        if order.get("pre_authorize"):
+            # Authorized only: the money waits for POST /orders/{id}/capture.
+            self._set_status(order, "pre_authorized")
+            return
         self._set_status(order, "paid")
         charge["paid_at"] = order["updated_at"]
         order["is_refundable"] = charge["payment_method"]["object"] == "card_payment"
@@ -315,7 +374,8 @@ class ConektaEmulator(Emulator):
             return
         self._pay(order)
         _put(tx, key, order)
-        self.send_event(tx, "order.paid", order, {"payment_status": "pending_payment"})
+        kind = "order.pre_authorized" if order.get("pre_authorize") else "order.paid"
+        self.send_event(tx, kind, order, {"payment_status": "pending_payment"})
 
     async def receive(self, tx: Tx, key: str, amount: int) -> None:
         """An SPEI transfer reaches the order's CLABE; only the exact amount pays it."""
@@ -380,6 +440,11 @@ def _put(tx: Tx, key: str, order: dict[str, Any]) -> None:
     """Store an order, filed under the Cobro intent it pays (if the metadata says)."""
     cobro_id = (order.get("metadata") or {}).get("cobro_intent_id")
     tx.put("order", key, order, ref=str(cobro_id) if cobro_id else None)
+
+
+def _plan_offered(months: Any, amount: int) -> bool:
+    whole_months = isinstance(months, int) and not isinstance(months, bool)
+    return whole_months and amount >= PLANS.get(months, amount + 1)
 
 
 def _matches(order: dict[str, Any], term: str) -> bool:

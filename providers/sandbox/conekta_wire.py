@@ -75,11 +75,22 @@ ERRORS = {  # our name -> (stem, code suffix, message)
     "amount": ("parameter_validation", "charge.amount", "The amount is out of range."),
     "method": ("parameter_validation", "payment_method.type", "Unsupported payment method."),
     "token": ("parameter_validation", "token.not_found", "The card token does not exist."),
+    "installments": (
+        "parameter_validation",
+        "charge.monthly_installments.not_supported",
+        "The card or the amount does not qualify for these monthly installments.",
+    ),
     "expires_at": ("parameter_validation", "expires_at", "expires_at must be in the future."),
     "refund": ("parameter_validation", "refund.amount", "Needs a reason and an amount."),
     "not_refundable": ("parameter_validation", "order.not_refundable", "Not refundable."),
     "idempotency": ("parameter_validation", "idempotency_key", "Idempotency-Key already used."),
     "not_cancelable": ("precondition_required", "order.cannot_be_canceled", "Not pending."),
+    "not_capturable": (
+        "precondition_required",
+        "order.cannot_be_captured",
+        "Only a pre-authorized order can be captured.",
+    ),
+    "capture": ("parameter_validation", "capture.amount", "Up to the authorized amount."),
 }
 
 

@@ -22,12 +22,21 @@ from starlette.routing import BaseRoute, Route
 
 from app.domain.expiry import OXXO_DEFAULT_DAYS, oxxo_expires_at
 from app.domain.ids import random_token
+from providers.sandbox.cards import MASTERCARD, THREE_D_SECURE, VISA, Outcome, minted_card
 from providers.sandbox.common import Emulator, JSONResponse, new_ref
 from providers.sandbox.forms import FormError, decode_form
 from providers.sandbox.store import Tx
 from providers.stripe_wire import sign_payload
 
-SUCCEEDING_TOKENS = frozenset({"tok_visa", "tok_mastercard"})
+# Contract section 5's named tokens; tokens minted by POST /sandbox/tokens are looked up.
+NAMED_CARDS = {
+    "tok_visa": VISA,
+    "tok_mastercard": MASTERCARD,
+    "tok_threeDSecureRequired": THREE_D_SECURE,
+}
+# Stripe MX's meses sin intereses: months -> minimum amount (centavos) it offers.
+PLANS = {3: 300_00, 6: 600_00, 9: 900_00, 12: 1_200_00, 18: 1_800_00}
+TOKEN_PREFIX = "tok_"
 # Stripe's failing test tokens -> the card_error it answers: code, decline_code, message.
 CARD_ERRORS = {
     "tok_chargeDeclined": ("card_declined", "generic_decline", "Your card was declined."),
@@ -37,7 +46,6 @@ CARD_ERRORS = {
         "An error occurred while processing your card. Try again in a little bit.",
     ),
 }
-THREE_DS_TOKEN = "tok_threeDSecureRequired"
 OXXO_MIN, OXXO_MAX = 10_00, 10_000_00  # MXN centavos, Stripe's OXXO limits
 # The one Search Query Language clause this emulator understands: metadata['key']:'value'.
 METADATA_CLAUSE = re.compile(r"\s*metadata\['([^']+)'\]\s*:\s*'([^']*)'\s*")
@@ -49,6 +57,7 @@ def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
 
 class StripeEmulator(Emulator):
     name = "stripe"
+    TOKEN_PREFIX = TOKEN_PREFIX
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -56,6 +65,7 @@ class StripeEmulator(Emulator):
             Route("/v1/payment_intents/search", self.search_intents, methods=["GET"]),
             Route("/v1/payment_intents/{id}", self.get_intent, methods=["GET"]),
             Route("/v1/payment_intents/{id}/cancel", self.cancel_intent, methods=["POST"]),
+            Route("/v1/payment_intents/{id}/capture", self.capture_intent, methods=["POST"]),
             Route("/v1/refunds", self.create_refund, methods=["POST"]),
         ]
 
@@ -125,25 +135,51 @@ class StripeEmulator(Emulator):
             "next_action": None,
             "last_payment_error": None,
             "latest_charge": None,
+            "capture_method": "manual" if params.get("capture_method") == "manual" else "automatic",
+            "amount_capturable": 0,
         }
         intent["client_secret"] = f"{intent['id']}_secret_{random_token()}"
         if method == "card":
-            return self._confirm_card(tx, intent, params)
+            return await self._confirm_card(tx, intent, params)
         if method == "oxxo":
             return self._confirm_oxxo(tx, intent, params)
         return _error(400, "invalid_request_error", f"Unsupported payment method {method!r}")
 
-    def _confirm_card(self, tx: Tx, intent: dict[str, Any], params: dict[str, Any]) -> Response:
-        token = ((params.get("payment_method_data") or {}).get("card") or {}).get("token")
-        if token in SUCCEEDING_TOKENS:
-            self._succeed(intent)
-        elif token in CARD_ERRORS:
-            code, decline_code, message = CARD_ERRORS[token]
+    async def _confirm_card(
+        self, tx: Tx, intent: dict[str, Any], params: dict[str, Any]
+    ) -> Response:
+        token = str(((params.get("payment_method_data") or {}).get("card") or {}).get("token"))
+        options = (params.get("payment_method_options") or {}).get("card") or {}
+        card = NAMED_CARDS.get(token) or await minted_card(tx, token)
+        if card is None and token not in CARD_ERRORS:
+            # Unknown here: never minted, or minted by another PSP (Conekta's tok_test_…).
+            return _error(
+                400,
+                "invalid_request_error",
+                f"No such token: '{token}'",
+                code="resource_missing",
+                param="payment_method_data[card][token]",
+            )
+        if token in CARD_ERRORS or (card and card.outcome is Outcome.DECLINED):
+            code, decline_code, message = CARD_ERRORS.get(token, CARD_ERRORS["tok_chargeDeclined"])
             error = {"code": code, **({"decline_code": decline_code} if decline_code else {})}
             intent["last_payment_error"] = {"type": "card_error", "message": message, **error}
             _put(tx, intent)
             return _error(402, "card_error", message, **error, payment_intent=intent)
-        elif token == THREE_DS_TOKEN:
+        assert card is not None
+        plan = (options.get("installments") or {}).get("plan")
+        if plan is not None:
+            if not card.installments or not _plan_offered(plan, intent["amount"]):
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    "The selected installment plan is not available for this card and amount.",
+                    code="installment_plan_unavailable",
+                    param="payment_method_options[card][installments][plan]",
+                )
+            intent["payment_method_options"] = {"card": {"installments": {"plan": plan}}}
+        challenge = options.get("request_three_d_secure") == "any"
+        if card.outcome is Outcome.THREE_D_SECURE or challenge:
             cobro_id = intent["metadata"].get("cobro_intent_id", intent["id"])
             intent["status"] = "requires_action"
             intent["next_action"] = {
@@ -156,13 +192,7 @@ class StripeEmulator(Emulator):
             # Cobro's next attempt at the same intent may ask again: the latest wins.
             tx.bind(f"3ds:{cobro_id}", "payment_intent", intent["id"], replace=True)
         else:
-            return _error(
-                400,
-                "invalid_request_error",
-                f"No such token: '{token}'",
-                code="resource_missing",
-                param="payment_method_data[card][token]",
-            )
+            self._succeed(intent)
         _put(tx, intent)
         return JSONResponse(intent)
 
@@ -222,6 +252,50 @@ class StripeEmulator(Emulator):
         _put(tx, intent)
         return JSONResponse(intent)
 
+    async def capture_intent(self, request: Request) -> Response:
+        """POST /v1/payment_intents/{id}/capture: all or `amount_to_capture` of an
+        authorization; the rest is released. One capture per PaymentIntent."""
+        if (refused := await self.guard(request)) is not None:
+            return refused
+        params = await _form_params(request)
+        if isinstance(params, Response):
+            return params
+        intent_id = request.path_params["id"]
+        key = request.headers.get("idempotency-key")
+        return await self.call(
+            key,
+            {"capture": intent_id, **params},
+            lambda tx: self._capture(tx, intent_id, params),
+            lambda: _idempotency_conflict(key),
+        )
+
+    async def _capture(self, tx: Tx, intent_id: str, params: dict[str, Any]) -> Response:
+        intent = await tx.get("payment_intent", intent_id)
+        if intent is None:
+            return _missing("payment_intent", intent_id)
+        if intent["status"] != "requires_capture":
+            return _error(
+                400,
+                "invalid_request_error",
+                "This PaymentIntent could not be captured because it has a status of "
+                f"{intent['status']}. Only a PaymentIntent with one of the following "
+                "statuses may be captured: requires_capture.",
+                code="payment_intent_unexpected_state",
+            )
+        text = str(params.get("amount_to_capture") or intent["amount_capturable"])
+        if not text.isdigit() or not 0 < int(text) <= intent["amount_capturable"]:
+            return _error(
+                400,
+                "invalid_request_error",
+                "The amount to capture must be positive and at most the amount capturable.",
+                code="amount_too_large",
+                param="amount_to_capture",
+            )
+        self._succeed(intent)
+        intent["amount_received"] = int(text)
+        _put(tx, intent)
+        return JSONResponse(intent)
+
     async def create_refund(self, request: Request) -> Response:
         if (refused := await self.guard(request)) is not None:
             return refused
@@ -245,8 +319,10 @@ class StripeEmulator(Emulator):
         if "oxxo" in intent["payment_method_types"]:
             return _error(400, "invalid_request_error", "OXXO payments cannot be refunded")
         refunded = sum(r["amount"] for r in await tx.find("refund", intent["id"]))
-        amount = int(params.get("amount") or intent["amount"] - refunded)
-        if amount <= 0 or refunded + amount > intent["amount"]:
+        # What was captured, which a partial capture makes less than the amount.
+        charged = intent["amount_received"]
+        amount = int(params.get("amount") or charged - refunded)
+        if amount <= 0 or refunded + amount > charged:
             return _error(
                 400,
                 "invalid_request_error",
@@ -269,10 +345,16 @@ class StripeEmulator(Emulator):
     # -- what happens outside the API: settlement and webhooks ----------------------
 
     def _succeed(self, intent: dict[str, Any]) -> None:
+        intent["next_action"] = None
+        intent["latest_charge"] = intent.get("latest_charge") or new_ref("ch")
+        if intent.get("capture_method") == "manual" and intent["status"] != "requires_capture":
+            # Authorized only: the money waits for POST …/capture.
+            intent["status"] = "requires_capture"
+            intent["amount_capturable"] = intent["amount"]
+            return
         intent["status"] = "succeeded"
         intent["amount_received"] = intent["amount"]
-        intent["next_action"] = None
-        intent["latest_charge"] = new_ref("ch")
+        intent["amount_capturable"] = 0
 
     async def settle(self, tx: Tx, key: str) -> None:
         """The customer paid (OXXO store, 3-D Secure passed): succeed and tell Cobro."""
@@ -281,7 +363,10 @@ class StripeEmulator(Emulator):
             return
         self._succeed(intent)
         _put(tx, intent)
-        self.send_event(tx, "payment_intent.succeeded", intent)
+        if intent["status"] == "requires_capture":
+            self.send_event(tx, "payment_intent.amount_capturable_updated", intent)
+        else:
+            self.send_event(tx, "payment_intent.succeeded", intent)
 
     def send_event(self, tx: Tx, kind: str, obj: dict[str, Any]) -> None:
         event = {
@@ -296,6 +381,12 @@ class StripeEmulator(Emulator):
 
     def sign(self, body: bytes, timestamp: int) -> dict[str, str]:
         return {"Stripe-Signature": sign_payload(body, self.webhook_secret, timestamp)}
+
+
+def _plan_offered(plan: dict[str, Any], amount: int) -> bool:
+    count = str(plan.get("count", ""))
+    shape = plan.get("interval") == "month" and plan.get("type") == "fixed_count"
+    return shape and count.isdigit() and amount >= PLANS.get(int(count), amount + 1)
 
 
 def _put(tx: Tx, intent: dict[str, Any]) -> None:

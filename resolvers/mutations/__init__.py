@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from resolvers.mutations.cancel_payment_intent import cancel_payment_intent
+from resolvers.mutations.capture_payment_intent import capture_payment_intent
 from resolvers.mutations.confirm_payment_intent import confirm_payment_intent
 from resolvers.mutations.create_payment_intent import create_payment_intent
 from resolvers.mutations.keys import roll_api_key, roll_webhook_endpoint_secret
@@ -18,6 +19,7 @@ class Mutation:
     create_payment_intent = create_payment_intent
     confirm_payment_intent = confirm_payment_intent
     cancel_payment_intent = cancel_payment_intent
+    capture_payment_intent = capture_payment_intent
     refund_payment_intent = refund_payment_intent
     create_webhook_endpoint = create_webhook_endpoint
     delete_webhook_endpoint = delete_webhook_endpoint

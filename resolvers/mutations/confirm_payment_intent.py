@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import strawberry
 
+from app.domain.cards import ThreeDSecure
 from app.services.payment_requests import (
     CardOptions,
     ConfirmIntent,
@@ -11,7 +12,7 @@ from app.services.payment_requests import (
 )
 from resolvers.context import Context
 from resolvers.errors import payload
-from resolvers.inputs import ConfirmPaymentIntentInput
+from resolvers.inputs import CardInput, ConfirmPaymentIntentInput
 from resolvers.types.payloads import PaymentIntentPayload
 
 
@@ -26,7 +27,7 @@ async def confirm_payment_intent(
     command = ConfirmIntent(
         intent_id=str(input.id),
         method=input.method,
-        card=CardOptions(input.card.token) if input.card else None,
+        card=_card(input.card) if input.card else None,
         oxxo=OxxoOptions(input.oxxo.customer_name, input.oxxo.email, input.oxxo.expires_in_days)
         if input.oxxo
         else None,
@@ -37,3 +38,9 @@ async def confirm_payment_intent(
     return await payload(
         context, lambda: context.services.confirm.confirm(context.caller(), command)
     )
+
+
+def _card(card: CardInput) -> CardOptions:
+    tokens = None if card.tokens is None else tuple((t.provider, t.token) for t in card.tokens)
+    policy = card.three_d_secure or ThreeDSecure.AUTOMATIC
+    return CardOptions(card.token, tokens, card.installments, policy)

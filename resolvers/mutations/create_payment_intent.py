@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import strawberry
 
+from app.domain.cards import CaptureMethod
 from app.services.intents import CreateIntent
 from resolvers.context import Context
 from resolvers.errors import payload
@@ -21,6 +22,7 @@ async def create_payment_intent(
         metadata=input.metadata,
         allowed_methods=tuple(input.allowed_methods) if input.allowed_methods else None,
         idempotency_key=input.idempotency_key,
+        capture_method=input.capture_method or CaptureMethod.AUTOMATIC,
     )
     return await payload(
         context, lambda: context.services.intents.create(context.caller(), command)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import strawberry
 
+from app.domain.cards import CaptureMethod, ThreeDSecure
 from app.domain.intents import PaymentIntentStatus
 from app.domain.keys import ApiKeyKind
 from app.domain.methods import PaymentMethodType, Settlement
@@ -16,12 +17,14 @@ from app.resilience.breaker import CircuitState
 
 __all__ = [
     "ApiKeyKind",
+    "CaptureMethod",
     "CircuitState",
     "Currency",
     "PaymentIntentStatus",
     "PaymentMethodType",
     "PayoutStatus",
     "Settlement",
+    "ThreeDSecure",
 ]
 
 strawberry.enum(Currency, name="Currency")
@@ -30,4 +33,6 @@ strawberry.enum(Settlement, name="Settlement")
 strawberry.enum(PaymentIntentStatus, name="PaymentIntentStatus")
 strawberry.enum(CircuitState, name="CircuitState")
 strawberry.enum(ApiKeyKind, name="ApiKeyKind")
+strawberry.enum(ThreeDSecure, name="ThreeDSecurePolicy")
+strawberry.enum(CaptureMethod, name="CaptureMethod")
 strawberry.enum(PayoutStatus, name="PayoutStatus")

@@ -17,7 +17,7 @@ from strawberry.scalars import JSON
 from app.domain import intents as domain
 from app.domain.records import AuditRecord
 from app.services.auth import Principal, owns
-from resolvers.types.enums import PaymentIntentStatus, PaymentMethodType
+from resolvers.types.enums import CaptureMethod, PaymentIntentStatus, PaymentMethodType
 from resolvers.types.money import Money
 from resolvers.types.next_action import NextAction, next_action_from_domain
 
@@ -84,6 +84,14 @@ class PaymentIntent:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
+    installments: int | None = strawberry.field(
+        description="Meses sin intereses: the months the card payment is split into."
+    )
+    capture_method: CaptureMethod
+    amount_capturable: Money
+    capture_before: datetime | None = strawberry.field(
+        description="When an uncaptured authorization lapses."
+    )
     # Whether the viewer it was presented for is the merchant's secret key.
     owner_view: strawberry.Private[bool] = False
 
@@ -126,6 +134,10 @@ class PaymentIntent:
             created_at=intent.created_at,
             updated_at=intent.updated_at,
             expires_at=intent.expires_at,
+            installments=intent.installments,
+            capture_method=intent.capture_method,
+            amount_capturable=Money.from_domain(intent.amount_capturable),
+            capture_before=intent.capture_before,
             owner_view=owner,
         )
 

@@ -56,10 +56,10 @@ async def test_three_d_secure_asks_for_a_redirect(api, server):
 @pytest.mark.parametrize(
     ("inputs", "code", "field"),
     [
-        ({}, "INVALID_INPUT", ["input", "card", "token"]),
+        ({}, "INVALID_INPUT", ["input", "card"]),
         ({"card": {"token": ""}}, "INVALID_INPUT", ["input", "card", "token"]),
         ({"card": {"token": "tok_visa"}, "oxxo": {}}, "INVALID_INPUT", ["input", "oxxo"]),
-        ({"card": {"token": "tok_unknown"}}, "INVALID_INPUT", ["input", "card"]),
+        ({"card": {"token": "tok_unknown"}}, "CARD_TOKEN_INVALID", ["input", "card"]),
     ],
 )
 async def test_bad_card_input_changes_nothing(api, inputs, code, field):

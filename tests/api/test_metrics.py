@@ -174,7 +174,9 @@ async def test_circuit_state_per_provider(own):
     assert value(closed, "cobro_circuit_state", provider="stripe", state="OPEN") == 0
     await http.post("/sandbox/providers/stripe/faults", json={"mode": "down"})
     intent = await create_intent(api)
-    payload = await confirm(api, intent["id"], card={"token": "tok_visa"})
+    # A card tokenized at both PSPs (a lone token would not fail over).
+    both = [{"provider": p, "token": "tok_visa"} for p in ("stripe", "conekta")]
+    payload = await confirm(api, intent["id"], card={"tokens": both})
     assert payload["paymentIntent"]["provider"] == "conekta"  # failed over
     opened = await scrape(http)
     assert value(opened, "cobro_circuit_state", provider="stripe", state="OPEN") == 1

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app.domain.cards import CaptureMethod
 from app.domain.codec import RULES, intent_from_dict, intent_to_dict
 from app.domain.intents import INTERNAL_FIELDS, PaymentError, PaymentIntent, PaymentIntentStatus
 from app.domain.methods import PaymentMethodType
@@ -47,6 +48,10 @@ def full_intent() -> PaymentIntent:
         next_action=SpeiInstructions("646180110400000007", "STP", "Cobro", "1234567", LATER),
         last_error=PaymentError("PAYMENT_FAILED", "no", "stp"),
         expires_at=LATER,
+        installments=6,
+        capture_method=CaptureMethod.MANUAL,
+        amount_capturable=Money(30_000, Currency.MXN),
+        capture_before=LATER,
     )
 
 
@@ -90,6 +95,10 @@ def test_the_json_form_is_the_stored_format():
         },
         "last_error": {"code": "PAYMENT_FAILED", "message": "no", "provider": "stp"},
         "expires_at": "2026-11-28T09:30:00+00:00",
+        "installments": 6,
+        "capture_method": "MANUAL",
+        "amount_capturable": 30_000,
+        "capture_before": "2026-11-28T09:30:00+00:00",
     }
     assert intent_from_dict(intent_to_dict(full_intent())) == full_intent()
 
@@ -102,6 +111,32 @@ def test_older_json_without_later_fields_still_reads():
         plain[name] = None
     intent = intent_from_dict(plain)
     assert intent.allowed_methods == () and intent.method is None and intent.next_action is None
+
+
+def test_json_from_before_cards_reads_with_nothing_held_in_the_intents_currency():
+    plain = intent_to_dict(replace_currency(full_intent(), Currency.USD))
+    for name in ("installments", "capture_method", "amount_capturable", "capture_before"):
+        del plain[name]
+    intent = intent_from_dict(plain)
+    assert (intent.installments, intent.capture_method, intent.capture_before) == (
+        None,
+        CaptureMethod.AUTOMATIC,
+        None,
+    )
+    assert intent.amount_capturable == Money(0, Currency.USD)
+
+
+def replace_currency(intent: PaymentIntent, currency: Currency) -> PaymentIntent:
+    def moved(money: Money) -> Money:
+        return Money(money.minor, currency)
+
+    return dataclasses.replace(
+        intent,
+        amount=moved(intent.amount),
+        amount_received=moved(intent.amount_received),
+        amount_refunded=moved(intent.amount_refunded),
+        amount_capturable=moved(intent.amount_capturable),
+    )
 
 
 class Risk(enum.StrEnum):
@@ -192,7 +227,8 @@ def test_a_payment_request_round_trips_and_reads_older_attempts():
     stored = request.to_dict()
     assert stored["amount"] == 1_234 and stored["currency"] == "MXN"
     assert stored["expires_at"] == LATER.isoformat() and stored["method"] == "OXXO"
-    assert set(stored) == field_names(PaymentRequest) | {"currency"}
+    # A request's tokens for each PSP are not kept: an attempt keeps its own PSP's.
+    assert set(stored) == field_names(PaymentRequest) - {"card_tokens"} | {"currency"}
     assert PaymentRequest.from_dict({**stored, "wire": {"ignored": True}}) == request
     del stored["return_url"], stored["attempt_id"]  # attempts stored before these existed
     assert PaymentRequest.from_dict(stored) == dataclasses.replace(

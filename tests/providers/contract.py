@@ -24,7 +24,14 @@ from app.domain.expiry import oxxo_expires_at
 from app.domain.methods import PaymentMethodType
 from app.domain.money import Currency, Money
 from app.domain.next_action import CryptoInstructions, OxxoVoucher, SpeiInstructions
-from providers.base import PaymentRequest, Provider, ProviderConfig, ProviderPayment
+from providers.base import (
+    CARD_TOKEN_INVALID,
+    INVALID_REQUEST,
+    PaymentRequest,
+    Provider,
+    ProviderConfig,
+    ProviderPayment,
+)
 from providers.registry import build_provider
 from providers.sandbox.app import adapter_options
 from providers.sandbox.bitso import BitsoEmulator
@@ -64,9 +71,11 @@ class Psp:
     pending: Callable[[str, str | None], PaymentRequest]
     # The customer pays `payment` on an emulator: its amount in minor units arrives.
     pay: Callable[[Emulator, PaymentRequest, ProviderPayment], Any]
-    # A request the PSP refuses on its merits, and a word its refusal says.
+    # A request the PSP refuses on its merits, a word its refusal says, and the code
+    # Cobro reads it as (a card token the PSP does not know: CARD_TOKEN_INVALID).
     refused: Callable[[], PaymentRequest] | None
     refusal_says: str = ""
+    refused_code: str = INVALID_REQUEST
     # Credentials the PSP does not accept (wrong key, secret or signing key).
     miswired: Callable[[ProviderConfig], ProviderConfig] = lambda c: replace(c, api_key="wrong")
     # Whether the PSP tells "this key was used with other parameters", and in what words.
@@ -194,6 +203,7 @@ STRIPE = Psp(
     pay=_pass_3ds,
     refused=lambda: _card("tok_nonsense", new_intent_id()),
     refusal_says="No such token",
+    refused_code=CARD_TOKEN_INVALID,
     key_reuse_says="HTTP 400 idempotency_error",
     keeps_our_ids=True,
     charges_on_create=True,
@@ -205,6 +215,7 @@ CONEKTA = Psp(
     pay=_pay_voucher,
     refused=lambda: _card("tok_nonsense", new_intent_id()),
     refusal_says="token",
+    refused_code=CARD_TOKEN_INVALID,
     key_reuse_says="idempotency_key",
     keeps_our_ids=True,
     charges_on_create=True,

@@ -19,7 +19,6 @@ from starlette.datastructures import Headers
 
 from providers.base import (
     IDEMPOTENCY_MISMATCH,
-    INVALID_REQUEST,
     MalformedEvent,
     Provider,
     ProviderError,
@@ -159,7 +158,7 @@ async def test_a_request_refused_on_its_merits_is_invalid_and_final(psp, adapter
     assert psp.refused is not None
     with pytest.raises(ProviderError) as caught:
         await adapter.create_payment(psp.refused(), new_key())
-    assert caught.value.code == INVALID_REQUEST
+    assert caught.value.code == psp.refused_code
     assert not caught.value.retryable and not caught.value.outcome_unknown
     assert psp.refusal_says in caught.value.message
 
