@@ -12,6 +12,7 @@ from app.domain.keys import ApiKeyKind
 from app.domain.methods import PaymentMethodType, Settlement
 from app.domain.money import Currency
 from app.domain.payouts import PayoutStatus
+from app.domain.refunds import RefundStatus
 from app.resilience.breaker import CircuitState
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PaymentIntentStatus",
     "PaymentMethodType",
     "PayoutStatus",
+    "RefundStatus",
     "Settlement",
 ]
 
@@ -31,3 +33,4 @@ strawberry.enum(PaymentIntentStatus, name="PaymentIntentStatus")
 strawberry.enum(CircuitState, name="CircuitState")
 strawberry.enum(ApiKeyKind, name="ApiKeyKind")
 strawberry.enum(PayoutStatus, name="PayoutStatus")
+strawberry.enum(RefundStatus, name="RefundStatus")
