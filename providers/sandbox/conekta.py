@@ -32,7 +32,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.domain.clabe import with_check_digit
-from providers.sandbox.common import Emulator, JSONResponse, new_ref
+from providers.sandbox.common import JSONResponse, new_ref
+from providers.sandbox.conekta_payouts import ConektaPayoutsEmulator
 from providers.sandbox.conekta_wire import (
     ERRORS,
     SANDBOX_WEBHOOK_PUBLIC_KEY,
@@ -60,7 +61,7 @@ CLABE_PREFIX = "646180111"  # STP, plaza 180, the branch of Conekta's sample CLA
 BARCODE_URL = "https://s3.amazonaws.com/cash_payment_barcodes/sandbox_reference.png"
 
 
-class ConektaEmulator(Emulator):
+class ConektaEmulator(ConektaPayoutsEmulator):
     name = "conekta"
     ADAPTER_OPTIONS = {"webhook_public_key": SANDBOX_WEBHOOK_PUBLIC_KEY}
 
@@ -71,6 +72,7 @@ class ConektaEmulator(Emulator):
             Route("/orders/{id}", self.get_order, methods=["GET"]),
             Route("/orders/{id}/cancel", self.cancel_order, methods=["POST"]),
             Route("/orders/{id}/refunds", self.create_refund, methods=["POST"]),
+            *self.payout_routes(),
         ]
 
     def check_auth(self, request: Request) -> Response | None:

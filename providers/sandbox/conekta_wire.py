@@ -80,6 +80,9 @@ ERRORS = {  # our name -> (stem, code suffix, message)
     "not_refundable": ("parameter_validation", "order.not_refundable", "Not refundable."),
     "idempotency": ("parameter_validation", "idempotency_key", "Idempotency-Key already used."),
     "not_cancelable": ("precondition_required", "order.cannot_be_canceled", "Not pending."),
+    "funds": ("processing", "payout.insufficient_funds", "Insufficient funds."),
+    "payout": ("parameter_validation", "payout", "Needs amount, MXN and an SPEI method."),
+    "clabe": ("parameter_validation", "payout.clabe", "The CLABE is not valid."),
 }
 
 
