@@ -212,9 +212,8 @@ class Settings(BaseSettings):
     reconcile_every_seconds: float = 600.0
     outbox_retention_days: float = 7.0
 
-    # Who sends SPEI transfers out (refunds of OXXO, SPEI and crypto payments), in order.
-    spei_payout_providers: list[str] = Field(default_factory=lambda: ["stp"])
-    # Who sends merchants' payouts (contract section 8), in order of failover.
+    # Who sends SPEI payouts (contract section 8), in order of failover; refunds of
+    # OXXO, SPEI and crypto payments are payouts too.
     payout_providers: list[str] = Field(default_factory=lambda: ["stp", "conekta"])
     # Where a paid payout's CEP is looked up; default: Banxico, or the sandbox's stand-in.
     cep_url: str | None = None

@@ -154,11 +154,12 @@ def build_runtime(
         spei_expiry=timedelta(hours=settings.spei_expiry_hours),
         public_url=settings.base_url,
     )
-    refunds = RefundService(db, clock, router, settings.spei_payout_providers)
+    payout_sender = PayoutSender(db, clock, router, settings.payout_providers)
+    refunds = RefundService(db, clock, router, payout_sender)
     payouts = PayoutService(
         db,
         clock,
-        PayoutSender(db, clock, router, settings.payout_providers),
+        payout_sender,
         PayoutLive(db, broker),
         settings.cep_url
         or (f"{settings.base_url}/sandbox/cep" if settings.sandbox_enabled else BANXICO_CEP),

@@ -46,6 +46,7 @@ from providers.base import (
     RefundRequest,
     WireRequest,
 )
+from providers.conekta_payouts import ConektaPayouts, is_payout_object, payout_event
 from providers.conekta_wire import (
     ATTEMPT_METADATA_KEY,
     DIGEST_HEADER,
@@ -82,7 +83,7 @@ MAX_MESSAGE = 1000
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
-class ConektaProvider:
+class ConektaProvider(ConektaPayouts):
     name = "conekta"
     methods = frozenset({PaymentMethodType.CARD, PaymentMethodType.OXXO, PaymentMethodType.SPEI})
     # Where Conekta.js mints card tokens (a checkout posts the card there).
@@ -265,6 +266,8 @@ class ConektaProvider:
             "occurred_at": occurred,
             "raw": dict(event.values),
         }
+        if is_payout_object(obj):
+            return payout_event(common, kind, obj)
         if kind in REFUND_EVENTS:
             # Refund news names the refund alone, as the core expects of it.
             refund = _latest_refund(obj)

@@ -9,6 +9,7 @@ from strawberry.dataloader import DataLoader
 
 from app.domain.errors import CobroError
 from app.domain.records import AuditRecord
+from app.domain.refunds import Refund
 from app.services.auth import Principal
 from app.services.container import Services
 
@@ -34,6 +35,12 @@ class Loaders:
         self.payout_events: DataLoader[str, list[AuditRecord]] = DataLoader(
             load_fn=load_payout_events, cache=False
         )
+
+        async def load_refunds(intent_ids: list[str]) -> list[list[Refund]]:
+            found = await services.refunds.of_intents(intent_ids)
+            return [found.get(i, []) for i in intent_ids]
+
+        self.refunds: DataLoader[str, list[Refund]] = DataLoader(load_fn=load_refunds, cache=False)
 
 
 @dataclass(slots=True)

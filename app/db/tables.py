@@ -283,6 +283,8 @@ class Refund(Base):
     charge_ref: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Bumped on every change; its refund.* webhooks are outbox rows under the refund's id.
+    version: Mapped[int] = mapped_column(server_default="1")
 
     __table_args__ = (Index(None, "provider", "provider_ref"),)
 
@@ -328,6 +330,7 @@ class PayoutRow(Base):
         Index(None, "merchant_id", "status", "created_at"),
         Index(None, "provider", "provider_ref"),
         Index(None, "status", "updated_at"),
+        Index(None, "refund_id"),
     )
 
 

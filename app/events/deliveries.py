@@ -30,8 +30,11 @@ from app.domain import signatures
 from app.domain.codec import intent_from_dict
 from app.domain.errors import InvalidInput
 from app.domain.ids import new_id
+from app.domain.intents import PaymentIntent
 from app.domain.payout_codec import is_payout_dict, payout_from_dict
+from app.domain.payouts import Payout
 from app.domain.records import Delivery, Endpoint
+from app.domain.refunds import is_refund_dict
 from app.metrics import WEBHOOK_DELIVERIES
 from app.services.url_guard import pinned, resolve_public
 from app.services.webhook_events import event_body, event_id
@@ -106,11 +109,13 @@ class MerchantWebhooks:
             if not wanting:
                 continue
             event = event_id(entry.intent_id, entry.version)
-            subject = (
-                payout_from_dict(entry.payload)
-                if is_payout_dict(entry.payload)
-                else intent_from_dict(entry.payload)
-            )
+            subject: PaymentIntent | Payout | dict[str, object]
+            if is_refund_dict(entry.payload):
+                subject = entry.payload  # stored as the API shows it
+            elif is_payout_dict(entry.payload):
+                subject = payout_from_dict(entry.payload)
+            else:
+                subject = intent_from_dict(entry.payload)
             body = event_body(event, entry.event_type, subject, now)
             queued += [
                 {

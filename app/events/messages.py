@@ -11,6 +11,7 @@ from app.domain.codec import intent_from_dict, intent_to_dict
 from app.domain.intents import PaymentIntent
 from app.domain.payout_codec import is_payout_dict, payout_from_dict, payout_to_dict
 from app.domain.payouts import Payout
+from app.domain.refunds import is_refund_dict
 
 
 def intent_channel(intent_id: str) -> str:
@@ -64,7 +65,9 @@ def message_of(entry: OutboxEntry, traceparent: str | None = None) -> Message:
 
 def channels_of(entry: OutboxEntry) -> list[str]:
     """Payouts have a channel of their own; the merchant channel carries intents only
-    (paymentIntentsUpdated)."""
+    (paymentIntentsUpdated); refunds have none (merchant webhooks only)."""
+    if is_refund_dict(entry.payload):
+        return []
     if is_payout_dict(entry.payload):
         return [payout_channel(entry.intent_id)]
     return [intent_channel(entry.intent_id), merchant_channel(entry.merchant_id)]

@@ -134,6 +134,8 @@ class OutboxRelay:
         await self.webhooks.enqueue(entries, self.clock.now())
         for entry in entries:
             channels = channels_of(entry)
+            if not channels:  # a refund's row is for merchant webhooks only
+                continue
             if tracer is None:
                 # Untraced here, but the row may come from a process that traces.
                 await self.broker.publish(channels, message_of(entry, entry.traceparent))

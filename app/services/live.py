@@ -24,6 +24,7 @@ from app.domain.codec import intent_from_dict
 from app.domain.errors import Forbidden, InvalidInput, NotFound
 from app.domain.intents import PaymentIntent, is_final
 from app.domain.payout_codec import is_payout_dict
+from app.domain.refunds import is_refund_dict
 from app.events.broker import Broker, Subscription
 from app.events.messages import Change, intent_channel, merchant_channel
 from app.services.auth import KeyKind, Principal, can_read, require_principal, require_secret_key
@@ -188,7 +189,9 @@ class LiveService:
                     conn, merchant_id, since, after_id=after_id, limit=CATCH_UP_PAGE
                 )
                 found += [
-                    intent_from_dict(row.payload) for row in rows if not is_payout_dict(row.payload)
+                    intent_from_dict(row.payload)
+                    for row in rows
+                    if not is_payout_dict(row.payload) and not is_refund_dict(row.payload)
                 ]
                 if len(rows) < CATCH_UP_PAGE:
                     return found

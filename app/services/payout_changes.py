@@ -16,6 +16,7 @@ from app.domain.payout_codec import payout_to_dict
 from app.domain.payout_events import payout_event_type
 from app.domain.payouts import Payout
 from app.services.changes import OUTBOX_LEASE
+from app.services.refund_payouts import follow_payout
 
 
 async def record_new_payout(
@@ -45,6 +46,8 @@ async def record_payout_change(
     await payout_rows.save(conn, after, previous_version=before.version, keep_lease=keep_lease)
     await record_payout_events(conn, after, events, now)
     await _log(conn, before, after, now)
+    if after.status is not before.status:
+        await follow_payout(conn, after, now)
 
 
 async def record_payout_events(

@@ -30,6 +30,7 @@ from app.domain.settlement import PaymentNews, decide
 from app.services.changes import record_change, record_events
 from app.services.outcomes import WEBHOOK_OUTCOMES
 from app.services.payout_news import PayoutNews, apply_payout_news
+from app.services.refund_changes import move_refund
 from providers.base import PayoutState, ProviderEvent, ProviderStatus
 
 log = logging.getLogger("cobro.webhooks")
@@ -243,7 +244,7 @@ async def _apply_refund_news(
         )
         return "ignored", intent.id
     if event.status is ProviderStatus.SUCCEEDED:
-        await refund_rows.set_status(conn, refund.id, "succeeded", now)
+        await move_refund(conn, refund.id, "succeeded", now)
         await record_events(
             conn,
             intent,
@@ -252,7 +253,7 @@ async def _apply_refund_news(
         )
         return "applied", intent.id
     # The transfer bounced: the money is back with the merchant, so it can be refunded again.
-    await refund_rows.set_status(conn, refund.id, "failed", now, error_message=event.type)
+    await move_refund(conn, refund.id, "failed", now, error_message=event.type)
     after = intent.changed(
         now, amount_refunded=intent.amount_refunded - Money(refund.amount, intent.amount.currency)
     )

@@ -1,12 +1,15 @@
 """Refund a paid intent, in full or in part, never beyond what was paid.
 
 Cards go back through the card PSP that took the payment. Cash and bank payments
-(OXXO, SPEI, and crypto, which settled in pesos) go back by an SPEI transfer to the
-customer's CLABE. The refund row, with its idempotency key, is committed before the
-PSP call; refunds not yet accepted count against what is left, so two refunds at
-once cannot exceed it. A refund whose outcome is unknown (the PSP went silent after
-taking it) stays pending, its amount held, and the worker resends it with the same
-key until the PSP says what it did: it is never sent as a second, new refund.
+(OXXO, SPEI, and crypto, which settled in pesos) go back by a payout to the
+customer's CLABE: the refund row and its payout are recorded together, the payout is
+sent like any other (failover, replays, callbacks: services/payout_sending.py) and
+the refund follows it (services/refund_payouts.py). The refund row, with its
+idempotency key, is committed before the PSP call; refunds not yet accepted count
+against what is left, so two refunds at once cannot exceed it. A card refund whose
+outcome is unknown (the PSP went silent after taking it) stays pending, its amount
+held, and the worker resends it with the same key until the PSP says what it did: it
+is never sent as a second, new refund.
 An extra charge reconciliation found (a card charged twice) is refunded the same way,
 by Cobro itself, against that charge rather than the intent's own.
 """
@@ -23,26 +26,41 @@ from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import attempts as attempt_rows
 from app.db.repositories import intents as intent_rows
+from app.db.repositories import payouts as payout_rows
 from app.db.repositories import refunds as refund_rows
 from app.db.repositories.audit import NewAuditEvent
 from app.db.repositories.refunds import RefundRow
-from app.domain.clabe import validate_clabe
+from app.domain.clabe import bank_name, validate_clabe
 from app.domain.errors import (
+    CobroError,
     InvalidInput,
     InvalidState,
     NotFound,
+    PaymentFailed,
     ProviderUnavailable,
     RefundExceedsAmount,
 )
 from app.domain.ids import new_id
 from app.domain.intents import PaymentIntent
 from app.domain.methods import PaymentMethodType
-from app.domain.money import Money, parse_amount
+from app.domain.money import Currency, Money, parse_amount
+from app.domain.payouts import (
+    MAX_CONCEPT,
+    Payout,
+    PayoutStatus,
+    reference_for,
+    tracking_key_for,
+    validate_concept,
+)
+from app.domain.refunds import Refund, public_status
 from app.domain.text import check_text
 from app.services import idempotency
 from app.services.auth import Principal, can_read, require_secret_key
 from app.services.changes import record_change, record_events
 from app.services.failover import no_provider_error
+from app.services.payout_changes import record_new_payout
+from app.services.payout_sending import SEND_LEASE, PayoutSender
+from app.services.refund_changes import move_refund, record_new_refund
 from app.services.results import MutationResult
 from app.services.routing import Router
 from providers.base import ProviderError, ProviderRefund, ProviderStatus, RefundRequest
@@ -50,6 +68,9 @@ from providers.base import ProviderError, ProviderRefund, ProviderStatus, Refund
 MAX_REASON = 500
 EXTRA_CHARGE_REASON = "duplicate charge found by reconciliation, refunded by Cobro"
 OPERATION = "refundPaymentIntent"
+# SPEI needs a beneficiary name; a refund knows only the customer's CLABE.
+REFUND_BENEFICIARY = "CLIENTE"
+REFUND_CONCEPT = "DEVOLUCION"
 BATCH = 50
 
 
@@ -73,13 +94,11 @@ class _Plan:
 
 
 class RefundService:
-    def __init__(
-        self, db: Database, clock: Clock, router: Router, spei_payout_providers: list[str]
-    ) -> None:
+    def __init__(self, db: Database, clock: Clock, router: Router, sender: PayoutSender) -> None:
         self.db = db
         self.clock = clock
         self.router = router
-        self.payout_providers = spei_payout_providers
+        self.sender = sender
 
     async def refund(self, principal: Principal | None, command: RefundCommand) -> MutationResult:
         principal = require_secret_key(principal)
@@ -124,7 +143,9 @@ class RefundService:
             answered = await idempotency.begin(conn, keyed, now)
             if answered is not None:
                 return answered  # a request with this key finished since the read above
-            refund = await self._reserve(conn, intent, amount, plan, reason, keyed, now)
+            refund, payout = await self._reserve(conn, intent, amount, plan, reason, keyed, now)
+        if payout is not None:
+            return await self._send_payout(intent, refund, payout, keyed)
         return await self._send(intent, refund, plan, reason, keyed)
 
     async def reserve_extra(
@@ -143,7 +164,8 @@ class RefundService:
         plan = _Plan([provider], None, charge_ref, extra=True)
         keyed = idempotency.Keyed(intent.merchant_id, OPERATION, None, "")
         money = Money(amount, intent.amount.currency)
-        return await self._reserve(conn, intent, money, plan, EXTRA_CHARGE_REASON, keyed, now)
+        refund, _ = await self._reserve(conn, intent, money, plan, EXTRA_CHARGE_REASON, keyed, now)
+        return refund
 
     async def send_extra(self, intent: PaymentIntent, refund: RefundRow) -> None:
         """Send a refund `reserve_extra` recorded. Raises ProviderUnavailable if the PSP
@@ -162,11 +184,14 @@ class RefundService:
             async with self.db.read() as conn:
                 intent = await intent_rows.get(conn, refund.intent_id)
             assert intent is not None
-            plan = (
-                _Plan([refund.provider or ""], None, refund.charge_ref, extra=True)
-                if refund.charge_ref
-                else await self._plan(intent, refund.clabe)
-            )
+            if refund.charge_ref:
+                plan = _Plan([refund.provider or ""], None, refund.charge_ref, extra=True)
+            elif refund.clabe is not None:
+                # Sent by SPEI before refunds rode on payouts (no payout carries it):
+                # finish it as it was begun, at the first SPEI PSP (STP's refund order).
+                plan = _Plan(self.sender.route[:1], refund.clabe, None)
+            else:
+                plan = await self._plan(intent, None)
             keyed = idempotency.Keyed(
                 intent.merchant_id, OPERATION, refund.client_key, refund.request_hash or ""
             )
@@ -176,6 +201,29 @@ class RefundService:
             except (ProviderUnavailable, InvalidInput):
                 continue
         return settled
+
+    async def of_intents(self, intent_ids: list[str]) -> dict[str, list[Refund]]:
+        """Each intent's refunds, oldest first, with the payout carrying each (for
+        `PaymentIntent.refunds`; the caller has checked who may see them)."""
+        async with self.db.read() as conn:
+            rows = await refund_rows.of_intents(conn, intent_ids)
+            carried = await payout_rows.ids_by_refund(
+                conn, [r.id for found in rows.values() for r in found]
+            )
+        return {
+            intent_id: [_public(r, carried.get(r.id)) for r in found]
+            for intent_id, found in rows.items()
+        }
+
+    async def get(self, principal: Principal | None, refund_id: str) -> Refund | None:
+        """The refund, or None when it does not exist or is another merchant's."""
+        merchant_id = require_secret_key(principal).merchant_id
+        async with self.db.read() as conn:
+            row = await refund_rows.get(conn, refund_id)
+            if row is None or row.merchant_id != merchant_id:
+                return None
+            carried = await payout_rows.ids_by_refund(conn, [row.id])
+        return _public(row, carried.get(row.id))
 
     async def _plan(self, intent: PaymentIntent, clabe: str | None) -> _Plan:
         if intent.method is PaymentMethodType.CARD:
@@ -193,7 +241,7 @@ class RefundService:
                 "by SPEI: give the customer's clabe",
                 ("input", "clabe"),
             )
-        return _Plan(self.payout_providers, validate_clabe(clabe, ("input", "clabe")), None)
+        return _Plan([], validate_clabe(clabe, ("input", "clabe")), None)
 
     async def _reserve(
         self,
@@ -204,9 +252,10 @@ class RefundService:
         reason: str | None,
         keyed: idempotency.Keyed,
         now: datetime,
-    ) -> RefundRow:
+    ) -> tuple[RefundRow, Payout | None]:
         """Record the refund in the caller's transaction, if that much is left to refund
-        (refunds not yet accepted count as given back)."""
+        (refunds not yet accepted count as given back), and the payout that carries it
+        when it goes back by SPEI."""
         current = await intent_rows.get(conn, intent.id, for_update=True)
         assert current is not None
         pending = await refund_rows.pending_total(conn, intent.id)
@@ -236,7 +285,10 @@ class RefundService:
             request_hash=keyed.digest,
             charge_ref=plan.provider_ref if plan.extra else None,
         )
-        await refund_rows.insert_refund(conn, refund, now=now)
+        payout = None
+        if plan.clabe is not None and not plan.extra:
+            payout = await self._carry(conn, intent, refund, now)
+        await record_new_refund(conn, refund, now)
         await record_events(
             conn,
             current,
@@ -253,7 +305,7 @@ class RefundService:
             ],
             now,
         )
-        return refund
+        return refund, payout
 
     async def _send(
         self,
@@ -301,7 +353,7 @@ class RefundService:
         done = answer.status is ProviderStatus.SUCCEEDED
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            await refund_rows.set_status(
+            await move_refund(
                 conn,
                 refund.id,
                 "succeeded" if done else "processing",
@@ -330,7 +382,7 @@ class RefundService:
     async def _unknown(self, intent: PaymentIntent, refund: RefundRow, exc: ProviderError) -> None:
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            await refund_rows.set_status(conn, refund.id, "pending", now, error_message=exc.message)
+            await move_refund(conn, refund.id, "pending", now, error_message=exc.message)
             await record_events(
                 conn,
                 intent,
@@ -354,7 +406,7 @@ class RefundService:
         message = "; ".join(f"{f.provider}: {f.message}" for f in failures) or "no provider is up"
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            await refund_rows.set_status(conn, refund.id, "failed", now, error_message=message)
+            await move_refund(conn, refund.id, "failed", now, error_message=message)
             await record_events(
                 conn,
                 intent,
@@ -367,6 +419,81 @@ class RefundService:
                 now,
             )
             await idempotency.release(conn, keyed)
+
+    async def _carry(
+        self, conn: AsyncConnection, intent: PaymentIntent, refund: RefundRow, now: datetime
+    ) -> Payout:
+        """Record the payout that carries `refund` to the customer's CLABE, in the
+        refund's transaction (before the refund's own row refers to it)."""
+        assert refund.clabe is not None
+        payout_id = new_id("po")
+        payout = Payout(
+            id=payout_id,
+            merchant_id=intent.merchant_id,
+            status=PayoutStatus.PENDING,
+            version=1,
+            amount=Money(refund.amount, intent.amount.currency),
+            clabe=refund.clabe,
+            bank=bank_name(refund.clabe),
+            beneficiary_name=REFUND_BENEFICIARY,
+            concept=validate_concept(f"{REFUND_CONCEPT} {intent.id}"[:MAX_CONCEPT]),
+            reference=reference_for(payout_id),
+            tracking_key=tracking_key_for(payout_id),
+            created_at=now,
+            updated_at=now,
+            refund_id=refund.id,
+        )
+        created = NewAuditEvent(
+            "payout.created",
+            data={
+                "status": payout.status.value,
+                "amount": payout.amount.to_decimal_string(),
+                "clabe": payout.clabe,
+                "tracking_key": payout.tracking_key,
+                "reference": payout.reference,
+                "refund": refund.id,
+            },
+        )
+        await record_new_payout(conn, payout, [created], now, lease_until=now + SEND_LEASE)
+        return payout
+
+    async def _send_payout(
+        self, intent: PaymentIntent, refund: RefundRow, payout: Payout, keyed: idempotency.Keyed
+    ) -> MutationResult:
+        """Send the refund's payout; the refund has followed it by the time this returns.
+        A payout no PSP answered for stays PENDING and the worker sends it (same
+        tracking key, same PSP if one may have taken it): the refund stays PENDING."""
+        sent = await self.sender.send_new(payout, payout.created_at + SEND_LEASE)
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            current = await intent_rows.get(conn, intent.id)
+            assert current is not None
+            errors: tuple[CobroError, ...] = ()
+            if sent.payout is not None and sent.payout.status is PayoutStatus.FAILED:
+                errors = (
+                    PaymentFailed(
+                        f"refund {refund.id} failed: its transfer was refused "
+                        f"({sent.payout.failure_message}); nothing was sent",
+                        ("input",),
+                    ),
+                )
+            result = MutationResult(current, errors)
+            await idempotency.finish(conn, keyed, result, now)
+        return result
+
+
+def _public(row: RefundRow, payout_id: str | None) -> Refund:
+    assert row.created_at is not None
+    return Refund(
+        id=row.id,
+        intent_id=row.intent_id,
+        merchant_id=row.merchant_id,
+        status=public_status(row.status),
+        amount=Money(row.amount, Currency(row.currency)),
+        reason=row.reason,
+        payout_id=payout_id,
+        created_at=row.created_at,
+    )
 
 
 def _decimal(minor: int, intent: PaymentIntent) -> str:

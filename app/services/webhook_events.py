@@ -20,9 +20,19 @@ def event_id(intent_id: str, version: int) -> str:
 
 
 def event_body(
-    event: str, event_type: str, subject: PaymentIntent | Payout, created: datetime
+    event: str,
+    event_type: str,
+    subject: PaymentIntent | Payout | dict[str, Any],
+    created: datetime,
 ) -> str:
-    data = intent_json(subject) if isinstance(subject, PaymentIntent) else payout_json(subject)
+    """A refund comes as its JSON already (domain/refunds.py `refund_json`)."""
+    data: dict[str, Any]
+    if isinstance(subject, PaymentIntent):
+        data = intent_json(subject)
+    elif isinstance(subject, Payout):
+        data = payout_json(subject)
+    else:
+        data = subject
     return orjson.dumps(
         {
             "id": event,

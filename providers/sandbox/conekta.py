@@ -40,7 +40,8 @@ from providers.sandbox.cards import (
     Outcome,
     minted_card,
 )
-from providers.sandbox.common import Emulator, JSONResponse, new_ref
+from providers.sandbox.common import JSONResponse, new_ref
+from providers.sandbox.conekta_payouts import ConektaPayoutsEmulator
 from providers.sandbox.conekta_wire import (
     ERRORS,
     SANDBOX_WEBHOOK_PUBLIC_KEY,
@@ -74,7 +75,7 @@ CLABE_PREFIX = "646180111"  # STP, plaza 180, the branch of Conekta's sample CLA
 BARCODE_URL = "https://s3.amazonaws.com/cash_payment_barcodes/sandbox_reference.png"
 
 
-class ConektaEmulator(Emulator):
+class ConektaEmulator(ConektaPayoutsEmulator):
     name = "conekta"
     TOKEN_PREFIX = TOKEN_PREFIX
     ADAPTER_OPTIONS = {"webhook_public_key": SANDBOX_WEBHOOK_PUBLIC_KEY}
@@ -87,6 +88,7 @@ class ConektaEmulator(Emulator):
             Route("/orders/{id}/cancel", self.cancel_order, methods=["POST"]),
             Route("/orders/{id}/capture", self.capture_order, methods=["POST"]),
             Route("/orders/{id}/refunds", self.create_refund, methods=["POST"]),
+            *self.payout_routes(),
         ]
 
     def check_auth(self, request: Request) -> Response | None:

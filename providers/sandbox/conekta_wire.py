@@ -91,6 +91,9 @@ ERRORS = {  # our name -> (stem, code suffix, message)
         "Only a pre-authorized order can be captured.",
     ),
     "capture": ("parameter_validation", "capture.amount", "Up to the authorized amount."),
+    "funds": ("processing", "payout.insufficient_funds", "Insufficient funds."),
+    "payout": ("parameter_validation", "payout", "Needs amount, MXN and an SPEI method."),
+    "clabe": ("parameter_validation", "payout.clabe", "The CLABE is not valid."),
 }
 
 

@@ -13,6 +13,7 @@ from app.domain.keys import ApiKeyKind
 from app.domain.methods import PaymentMethodType, Settlement
 from app.domain.money import Currency
 from app.domain.payouts import PayoutStatus
+from app.domain.refunds import RefundStatus
 from app.resilience.breaker import CircuitState
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "PaymentIntentStatus",
     "PaymentMethodType",
     "PayoutStatus",
+    "RefundStatus",
     "Settlement",
     "ThreeDSecure",
 ]
@@ -36,3 +38,4 @@ strawberry.enum(ApiKeyKind, name="ApiKeyKind")
 strawberry.enum(ThreeDSecure, name="ThreeDSecurePolicy")
 strawberry.enum(CaptureMethod, name="CaptureMethod")
 strawberry.enum(PayoutStatus, name="PayoutStatus")
+strawberry.enum(RefundStatus, name="RefundStatus")

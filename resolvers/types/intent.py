@@ -9,7 +9,7 @@ viewer by construction, and no resolver has to look the viewer up again.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -23,6 +23,7 @@ from resolvers.types.next_action import NextAction, next_action_from_domain
 
 if TYPE_CHECKING:
     from resolvers.context import Context
+    from resolvers.types.refund import Refund
 
 
 @strawberry.type(description="One row of the append-only audit trail.")
@@ -103,6 +104,17 @@ class PaymentIntent:
             return None
         records = await info.context.loaders.events.load(str(self.id))
         return [PaymentEvent.from_record(r) for r in records]
+
+    @strawberry.field(description="Its refunds, oldest first; secret key only.")
+    async def refunds(
+        self, info: strawberry.Info[Context, None]
+    ) -> list[Annotated[Refund, strawberry.lazy("resolvers.types.refund")]] | None:
+        from resolvers.types.refund import Refund
+
+        if not self.owner_view:
+            return None
+        found = await info.context.loaders.refunds.load(str(self.id))
+        return [Refund.from_domain(r) for r in found]
 
     @classmethod
     def from_domain(cls, intent: domain.PaymentIntent, viewer: Principal | None) -> PaymentIntent:

@@ -7,7 +7,7 @@ secret key (the service refuses anyone else), so nothing is held back per viewer
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -21,6 +21,7 @@ from resolvers.types.payloads import UserError
 
 if TYPE_CHECKING:
     from resolvers.context import Context
+    from resolvers.types.refund import Refund
 
 
 @strawberry.type(description="SPEI's causa de devolución, e.g. 01 account does not exist.")
@@ -51,11 +52,23 @@ class Payout:
     metadata: JSON | None
     created_at: datetime
     updated_at: datetime
+    refund_id: strawberry.Private[str | None] = None
 
     @strawberry.field(description="Its audit trail, oldest first.")
     async def events(self, info: strawberry.Info[Context, None]) -> list[PaymentEvent]:
         records = await info.context.loaders.payout_events.load(str(self.id))
         return [PaymentEvent.from_record(r) for r in records]
+
+    @strawberry.field(description="The refund it carries, when it carries one.")
+    async def refund(
+        self, info: strawberry.Info[Context, None]
+    ) -> Annotated[Refund, strawberry.lazy("resolvers.types.refund")] | None:
+        from resolvers.types.refund import Refund
+
+        if self.refund_id is None:
+            return None
+        refund = await info.context.services.refunds.get(info.context.caller(), self.refund_id)
+        return None if refund is None else Refund.from_domain(refund)
 
     @classmethod
     def from_domain(cls, payout: domain.Payout, proof_url: str | None = None) -> Payout:
@@ -79,6 +92,7 @@ class Payout:
             metadata=None if payout.metadata is None else JSON(payout.metadata),
             created_at=payout.created_at,
             updated_at=payout.updated_at,
+            refund_id=payout.refund_id,
         )
 
 

@@ -1,14 +1,17 @@
 """What happens to a payout after it is sent, as the sandbox plays it (contract section 8):
 paid a moment after, returned by the receiving bank (cause 01), refused by STP
-(insufficient funds), returned by hand after it was paid, the CEP once paid, and an
-STP that is down or silent: nothing lost, nothing sent twice, nothing to a second PSP."""
+(insufficient funds), returned by hand after it was paid, the CEP once paid, an STP
+that is down (Conekta sends it) and one that is silent: nothing lost, nothing sent
+twice, and a transfer STP may have taken never goes to Conekta."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 
+from providers.sandbox.conekta_wire import sign_webhook
 from tests.conftest import DEV_SECRET, start_server
 from tests.support.graphql import GraphQLClient
 from tests.support.payouts import (
@@ -21,8 +24,8 @@ from tests.support.payouts import (
 )
 
 
-async def _fault(http: httpx.AsyncClient, mode: str) -> None:
-    answer = await http.post("/sandbox/providers/stp/faults", json={"mode": mode})
+async def _fault(http: httpx.AsyncClient, mode: str, provider: str = "stp") -> None:
+    answer = await http.post(f"/sandbox/providers/{provider}/faults", json={"mode": mode})
     assert answer.status_code == 200
 
 
@@ -80,17 +83,59 @@ async def test_a_paid_payout_returned_later_becomes_returned(api, http):
     assert again.status_code == 409
 
 
-async def test_with_stp_down_the_payout_waits_pending_and_can_be_canceled(api, http):
+async def test_with_stp_down_the_payout_goes_out_through_conekta(api, http):
     await _fault(http, "down")
+    try:
+        payout = (await create_payout(api, amount="730.00"))["payout"]
+        assert (payout["status"], payout["provider"]) == ("IN_TRANSIT", "conekta")
+        paid = await wait_for_status(api, payout["id"], "PAID")
+    finally:
+        await _fault(http, "ok")
+    assert paid["status"] == "PAID"
+    steps = [
+        (e["type"], e["provider"])
+        for e in paid["events"]
+        if e["type"] in ("provider.request", "provider.unsent")
+    ]
+    assert steps == [
+        ("provider.request", "stp"),
+        ("provider.unsent", "stp"),
+        ("provider.request", "conekta"),
+    ]
+    # Conekta's payout.paid event moved it: verified, and in the trail.
+    heard = [e for e in paid["events"] if e["type"] == "webhook.payout"]
+    assert [(e["provider"], e["data"]["state"]) for e in heard] == [("conekta", "paid")]
+    assert paid["trackingKey"] == payout_key(paid)
+
+
+async def test_conekta_returns_what_the_receiving_bank_sends_back(api, http):
+    await _fault(http, "down")
+    try:
+        payout = (await create_payout(api, clabe=RETURNED_CLABE))["payout"]
+        returned = await wait_for_status(api, payout["id"], "RETURNED")
+    finally:
+        await _fault(http, "ok")
+    assert (returned["provider"], returned["returnReason"]) == (
+        "conekta",
+        {"code": "01", "message": "account does not exist"},
+    )
+
+
+async def test_with_every_psp_down_the_payout_waits_pending_and_can_be_canceled(api, http):
+    await _fault(http, "down")
+    await _fault(http, "down", "conekta")
     try:
         payout = (await create_payout(api))["payout"]
     finally:
         await _fault(http, "ok")
+        await _fault(http, "ok", "conekta")
     assert (payout["status"], payout["provider"], payout["trackingKey"]) == ("PENDING", None, None)
-    assert [e["type"] for e in payout["events"]][-3:] == [
-        "provider.request",
-        "provider.unsent",
-        "payout.unsent",
+    assert [(e["type"], e["provider"]) for e in payout["events"]][-5:] == [
+        ("provider.request", "stp"),
+        ("provider.unsent", "stp"),
+        ("provider.request", "conekta"),
+        ("provider.unsent", "conekta"),
+        ("payout.unsent", None),
     ]
     canceled = (await api.data(CANCEL_PAYOUT, {"id": payout["id"]}))["cancelPayout"]
     assert canceled["errors"] == []
@@ -133,3 +178,35 @@ def payout_key(payout: dict) -> str:
     first = next(e for e in payout["events"] if e["type"] == "provider.request")
     key: str = first["data"]["tracking_key"]
     return key
+
+
+async def test_conekta_payout_events_are_verified_and_deduplicated(api, http):
+    """A Conekta event about a payout moves it once: a replay is a duplicate, a forged
+    one (bad Digest) is refused and changes nothing."""
+    await _fault(http, "down")
+    try:
+        payout = (await create_payout(api, amount="41.00"))["payout"]
+    finally:
+        await _fault(http, "ok")
+    paid = await wait_for_status(api, payout["id"], "PAID")
+    heard = next(e for e in paid["events"] if e["type"] == "webhook.payout")
+    ref = heard["data"]["provider_ref"]
+    assert ref.startswith("payout_")
+    obj = {"id": ref, "object": "payout", "status": "returned", "return_reason": {"code": "02"}}
+    event = {"id": "evt_payout_returned_1", "object": "event", "type": "payout.returned"}
+    body = json.dumps({**event, "created_at": 1, "data": {"object": obj}}).encode()
+    headers = {"content-type": "application/json"}
+    forged = await http.post(
+        "/webhooks/conekta", content=body, headers={**headers, "Digest": "bm90IGEgc2lnbmF0dXJl"}
+    )
+    assert forged.status_code in (400, 401), forged.text
+    assert (await read_payout(api, payout["id"]))["status"] == "PAID"
+    signed = {**headers, **sign_webhook(body, 0)}
+    first = await http.post("/webhooks/conekta", content=body, headers=signed)
+    again = await http.post("/webhooks/conekta", content=body, headers=signed)
+    assert [r["outcome"] for r in first.json()["received"]] == ["applied"]
+    assert [r["outcome"] for r in again.json()["received"]] == ["duplicate"]
+    returned = await read_payout(api, payout["id"])
+    assert returned["status"] == "RETURNED"
+    assert returned["returnReason"] == {"code": "02", "message": "account blocked"}
+    assert returned["version"] == paid["version"] + 1

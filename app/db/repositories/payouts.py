@@ -95,6 +95,19 @@ async def by_provider_ref(conn: AsyncConnection, provider: str, ref: str) -> Pay
     return from_row(row) if row else None
 
 
+async def by_refund(conn: AsyncConnection, refund_id: str) -> Payout | None:
+    """The payout carrying a refund, if one does."""
+    statement = select(*_COLUMNS).where(T.c.refund_id == refund_id)
+    row = (await conn.execute(statement)).mappings().first()
+    return from_row(row) if row else None
+
+
+async def ids_by_refund(conn: AsyncConnection, refund_ids: list[str]) -> dict[str, str]:
+    """refund id -> the id of the payout carrying it, for the refunds a payout carries."""
+    rows = await conn.execute(select(T.c.refund_id, T.c.id).where(T.c.refund_id.in_(refund_ids)))
+    return {refund_id: payout_id for refund_id, payout_id in rows}
+
+
 async def by_tracking_key(conn: AsyncConnection, tracking_key: str) -> Payout | None:
     statement = select(*_COLUMNS).where(T.c.tracking_key == tracking_key)
     row = (await conn.execute(statement)).mappings().first()

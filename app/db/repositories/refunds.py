@@ -8,9 +8,10 @@ from datetime import datetime
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.tables import Refund
+from app.db.tables import PayoutRow, Refund
 
 T = Refund.__table__
+P = PayoutRow.__table__
 _COLUMNS = (
     T.c.id,
     T.c.intent_id,
@@ -26,6 +27,8 @@ _COLUMNS = (
     T.c.client_key,
     T.c.request_hash,
     T.c.charge_ref,
+    T.c.version,
+    T.c.created_at,
 )
 
 
@@ -45,6 +48,8 @@ class RefundRow:
     client_key: str | None = None
     request_hash: str | None = None
     charge_ref: str | None = None  # an extra charge being returned, not the intent's own
+    version: int = 1
+    created_at: datetime | None = None  # set once stored
 
 
 async def insert_refund(conn: AsyncConnection, refund: RefundRow, *, now: datetime) -> None:
@@ -64,6 +69,7 @@ async def insert_refund(conn: AsyncConnection, refund: RefundRow, *, now: dateti
             client_key=refund.client_key,
             request_hash=refund.request_hash,
             charge_ref=refund.charge_ref,
+            version=refund.version,
             created_at=now,
             updated_at=now,
         )
@@ -80,7 +86,7 @@ async def set_status(
     provider_ref: str | None = None,
     error_message: str | None = None,
 ) -> None:
-    values: dict[str, object] = {"status": status, "updated_at": now}
+    values: dict[str, object] = {"status": status, "updated_at": now, "version": T.c.version + 1}
     if provider is not None:
         values["provider"] = provider
     if provider_ref is not None:
@@ -109,16 +115,37 @@ async def by_provider_ref(conn: AsyncConnection, provider: str, ref: str) -> Ref
     return RefundRow(*row) if row else None
 
 
-async def get(conn: AsyncConnection, refund_id: str) -> RefundRow | None:
-    row = (await conn.execute(select(*_COLUMNS).where(T.c.id == refund_id))).first()
+async def get(
+    conn: AsyncConnection, refund_id: str, *, for_update: bool = False
+) -> RefundRow | None:
+    statement = select(*_COLUMNS).where(T.c.id == refund_id)
+    if for_update:
+        statement = statement.with_for_update()
+    row = (await conn.execute(statement)).first()
     return RefundRow(*row) if row else None
+
+
+async def of_intents(conn: AsyncConnection, intent_ids: list[str]) -> dict[str, list[RefundRow]]:
+    """Each intent's refunds, oldest first."""
+    found: dict[str, list[RefundRow]] = {intent_id: [] for intent_id in intent_ids}
+    rows = await conn.execute(
+        select(*_COLUMNS).where(T.c.intent_id.in_(intent_ids)).order_by(T.c.created_at, T.c.id)
+    )
+    for row in rows:
+        found[row.intent_id].append(RefundRow(*row))
+    return found
 
 
 async def stale_pending(conn: AsyncConnection, before: datetime, limit: int) -> list[RefundRow]:
     """Refunds whose PSP never answered, last touched before `before`."""
     rows = await conn.execute(
         select(*_COLUMNS)
-        .where(T.c.status == "pending", T.c.updated_at < before)
+        .where(
+            T.c.status == "pending",
+            T.c.updated_at < before,
+            # A refund a payout carries is resent as that payout (the payouts-send job).
+            ~select(P.c.id).where(P.c.refund_id == T.c.id).exists(),
+        )
         .order_by(T.c.updated_at)
         .limit(limit)
     )
