@@ -187,6 +187,7 @@ def build_runtime(
             searches=searches,
         ),
         rate_limiter=RateLimiter(settings.rate_limits.parsed(), settings.redis_url),
+        public_url=settings.base_url,
     )
     worker = Worker(_jobs(settings, services, webhooks), tracer)
     runtime = Runtime(settings, services, providers, sandbox, broker, relay, webhooks, worker)

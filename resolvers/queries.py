@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from app.domain.errors import Forbidden
 from app.domain.money import parse_amount
-from app.services.auth import KeyKind, require_principal, require_secret_key
+from app.services.auth import require_secret_key
 from app.services.payouts import payout_cursor
 from resolvers.context import Context
 from resolvers.errors import intent_or_none
@@ -24,16 +23,18 @@ Info = strawberry.Info[Context, None]
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The payment methods a checkout may offer for this amount.")
+    @strawberry.field(
+        description="The payment methods a checkout may offer for this amount; with a "
+        "client secret, only those its intent allows."
+    )
     async def payment_methods(
         self, info: Info, amount: DecimalString, currency: Currency = Currency.MXN
     ) -> list[PaymentMethod]:
-        principal = require_principal(info.context.caller())
-        if principal.kind is KeyKind.CLIENT_SECRET:
-            raise Forbidden("a client secret opens its own intent only; use a publishable key")
-        money = parse_amount(amount, currency)
-        router = info.context.services.router
-        return [PaymentMethod.from_option(option) for option in router.options(money)]
+        services = info.context.services
+        options = await services.intents.payment_options(
+            info.context.caller(), parse_amount(amount, currency)
+        )
+        return [PaymentMethod.from_option(option) for option in options]
 
     @strawberry.field
     async def payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntent | None:

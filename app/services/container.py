@@ -40,3 +40,5 @@ class Services:
     expiry: ExpiryService
     reconciliation: ReconciliationService
     rate_limiter: RateLimiter
+    # Where customers reach this API: the hosted pages' links (app/web) are under it.
+    public_url: str = ""
