@@ -37,6 +37,7 @@ from app.services.intents import IntentService
 from app.services.live import LiveService
 from app.services.live_payouts import PayoutLive
 from app.services.merchants import MerchantService
+from app.services.payment_links import PaymentLinkService
 from app.services.payout_sending import PayoutSender
 from app.services.payouts import PayoutService
 from app.services.provider_events import ProviderEventService
@@ -162,6 +163,7 @@ def build_runtime(
     every = timedelta(seconds=settings.reconcile_every_seconds)
     searches = ChargeSearch(db, clock, router, confirm, refunds, quiet_for=quiet_for, every=every)
     auth = Authenticator(db, clock)
+    intents = IntentService(db, clock, router)
     services = Services(
         db=db,
         clock=clock,
@@ -169,7 +171,7 @@ def build_runtime(
         router=router,
         merchants=MerchantService(db, clock),
         api_keys=ApiKeyService(db, clock, auth),
-        intents=IntentService(db, clock, router),
+        intents=intents,
         confirm=confirm,
         refunds=refunds,
         payouts=payouts,
@@ -187,6 +189,7 @@ def build_runtime(
             searches=searches,
         ),
         rate_limiter=RateLimiter(settings.rate_limits.parsed(), settings.redis_url),
+        payment_links=PaymentLinkService(db, clock, intents),
         public_url=settings.base_url,
     )
     worker = Worker(_jobs(settings, services, webhooks), tracer)

@@ -131,7 +131,7 @@ class IntentService:
         merchant_id = require_secret_key(principal).merchant_id
         key = idempotency.check_key(command.idempotency_key)
         amount = parse_amount(command.amount, command.currency, field=("input", "amount"))
-        allowed = self._allowed_methods(command, amount)
+        allowed = self.allowed_methods(command.allowed_methods, amount)
         metadata = validate_metadata(command.metadata)
         description = check_text(command.description, ("input", "description"), MAX_DESCRIPTION)
         keyed = idempotency.keyed(
@@ -177,11 +177,12 @@ class IntentService:
             await idempotency.finish(conn, keyed, result, now)
         return result
 
-    def _allowed_methods(
-        self, command: CreateIntent, amount: Money
+    def allowed_methods(
+        self, methods: tuple[PaymentMethodType, ...] | None, amount: Money
     ) -> tuple[PaymentMethodType, ...]:
-        """The methods the intent may be paid with; the amount must fit one of them."""
-        requested = tuple(dict.fromkeys(command.allowed_methods or ()))
+        """The methods an intent (or a payment link's intents) may be paid with; the
+        amount must fit one of them."""
+        requested = tuple(dict.fromkeys(methods or ()))
         candidates = requested or tuple(
             m for m in PaymentMethodType if amount.currency.value in CURRENCIES[m]
         )

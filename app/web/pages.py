@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from app.domain.errors import Forbidden, ServiceUnavailable, Unauthenticated
-from app.domain.hosted_pages import CHECKOUT_PATH
+from app.domain.hosted_pages import CHECKOUT_PATH, PAYMENT_LINK_PATH
 from app.domain.ids import looks_like_id
 from app.services.container import Services
 from app.web.i18n import LOCALES, MESSAGES, language_of
@@ -71,6 +71,7 @@ class CheckoutPages:
             Route(CHECKOUT_PATH + "/{intent_id}/voucher", self.voucher, methods=["GET"]),
             Route(CHECKOUT_PATH + "/{intent_id}/instructions", self.instructions, methods=["GET"]),
             Route(CHECKOUT_PATH + "/{intent_id}/merchant", self.merchant_name, methods=["GET"]),
+            Route(PAYMENT_LINK_PATH + "/{link_id}", self.payment_link, methods=["GET"]),
             Mount(STATIC_PATH, app=StaticFiles(directory=HERE / "static"), name="checkout-static"),
         ]
 
@@ -94,6 +95,26 @@ class CheckoutPages:
             mode=mode,
             sandbox=self.sandbox,
             messages=MESSAGES[language_of(request.query_params.get("lang"))],
+        )
+
+    async def payment_link(self, request: Request) -> Response:
+        """A new intent of the link's merchant, and off to its checkout (303: the
+        secret rides in the Location's fragment); 410 when the link is off or past
+        its expiry, 404 when there is no such link."""
+        try:
+            visit = await self.services.payment_links.visit(request.path_params["link_id"])
+        except ServiceUnavailable:
+            return render(request, "not_found.html", 503)
+        if visit is None:
+            return render(request, "not_found.html", 404)
+        if visit.intent is None:
+            return render(request, "link_gone.html", 410, merchant_name=visit.merchant_name)
+        intent = visit.intent
+        page = f"{CHECKOUT_PATH}/{intent.id}"
+        if language_of(request.query_params.get("lang")) == "en":
+            page += "?lang=en"
+        return RedirectResponse(
+            f"{page}#{intent.client_secret}", status_code=303, headers={"Cache-Control": "no-store"}
         )
 
     async def merchant_name(self, request: Request) -> Response:

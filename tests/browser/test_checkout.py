@@ -5,10 +5,12 @@ themselves when the sandbox plays the customer."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Merchant
+from tests.conftest import start_server
 
 PAID = re.compile("Pago recibido")
 
@@ -155,3 +157,43 @@ def test_a_phone_sized_page_needs_no_sideways_scrolling(page: Page, merchant: Me
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.className")
     assert "skip" in focused  # the first stop skips to the content
+
+
+def test_a_payment_link_opens_a_checkout_per_visit(page: Page, merchant: Merchant) -> None:
+    data = merchant.graphql(
+        "mutation($input: CreatePaymentLinkInput!) { createPaymentLink(input: $input) "
+        "{ paymentLink { url } errors { code } } }",
+        {"input": {"amount": "80.00", "description": "Entrada", "allowedMethods": ["OXXO"]}},
+    )
+    link = data["createPaymentLink"]["paymentLink"]["url"]
+
+    page.goto(link)
+
+    expect(page).to_have_url(re.compile(r"/checkout/pi_\w+#pi_\w+_secret_\w+$"))
+    expect(page.locator("#amount")).to_have_text("$80.00 MXN")
+    expect(page.get_by_label("Efectivo en OXXO")).to_be_visible()
+    expect(page.get_by_label("Tarjeta de crédito o débito")).to_have_count(0)
+
+
+def test_an_expired_link_shows_a_clear_page(page: Page, database_url: str) -> None:
+    own = start_server(database_url)
+    try:
+        merchant = Merchant(own.url)
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        data = merchant.graphql(
+            "mutation($input: CreatePaymentLinkInput!) { createPaymentLink(input: $input) "
+            "{ paymentLink { url } errors { code } } }",
+            {"input": {"amount": "80.00", "expiresAt": expires.isoformat()}},
+        )
+        link = data["createPaymentLink"]["paymentLink"]["url"]
+        merchant.sandbox("/clock/advance", {"seconds": 3601})
+
+        answer = page.goto(link)
+
+        assert answer is not None and answer.status == 410
+        expect(page.get_by_role("heading")).to_have_text(
+            "Este enlace de pago ya no está disponible"
+        )
+        merchant.http.close()
+    finally:
+        own.stop()
