@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.browser.conftest import Merchant
 from tests.conftest import start_server
@@ -197,3 +197,26 @@ def test_an_expired_link_shows_a_clear_page(page: Page, database_url: str) -> No
         merchant.http.close()
     finally:
         own.stop()
+
+
+def test_a_dropped_connection_reconnects_and_misses_nothing(page: Page, merchant: Merchant) -> None:
+    sockets: list[WebSocketRoute] = []
+
+    def through(route: WebSocketRoute) -> None:
+        sockets.append(route)
+        route.connect_to_server()
+
+    page.route_web_socket(re.compile(r"/graphql$"), through)
+    _, url = merchant.checkout_url("210.00")
+    page.goto(url)
+    page.get_by_label("Efectivo en OXXO").check()
+    page.get_by_role("button", name="Generar ficha OXXO").click()
+    reference = page.locator(".voucher .mono").first.inner_text()
+    page.wait_for_function("document.getElementById('status') !== null")
+    assert len(sockets) == 1
+
+    sockets[0].close(code=1012, reason="service restart")  # the page's side drops
+    merchant.sandbox(f"/oxxo/{reference}/pay")  # paid while the page is away
+
+    expect(page.locator("#status")).to_have_text(PAID)
+    assert len(sockets) >= 2  # it came back on a new connection, after the version it had
