@@ -126,6 +126,8 @@ def test_english_on_request(page: Page, merchant: Merchant) -> None:
     expect(page.get_by_text("Pay to Dev merchant")).to_be_visible()
     expect(page.get_by_role("group", name="Choose how to pay")).to_be_visible()
     expect(page.locator("html")).to_have_attribute("lang", "en-MX")
+    page.get_by_role("link", name="Español").click()  # the secret comes along
+    expect(page.get_by_text("Pago a Dev merchant")).to_be_visible()
 
 
 def test_missing_or_wrong_secret_shows_nothing_of_the_intent(

@@ -424,8 +424,15 @@
     });
   }
 
+  // The other language's link keeps the fragment: without it the page has no secret.
+  function keepFragmentOnLanguageLink() {
+    var link = document.querySelector("a.lang");
+    if (link && secret) link.setAttribute("href", link.getAttribute("href") + location.hash);
+  }
+
   function start() {
     if (!secret) return badLink();
+    keepFragmentOnLanguageLink();
     Promise.all([
       graphql(READ, { id: intentId }),
       fetch("/checkout/" + intentId + "/merchant", { headers: { Authorization: "Bearer " + secret } })
