@@ -25,12 +25,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests start themselves: a private redis-server and a throw-away
-# PostgreSQL cluster per run (tests/support/postgres.py), never the system's own.
+# PostgreSQL cluster per run (tests/support/postgres.py), never the system's own; and
+# chromium, which tests/browser/ drive through Playwright (never `playwright install`).
 system-deps:
-	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  echo "installing redis-server and postgresql"; \
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  && test -x /usr/bin/chromium || { \
+	  echo "installing redis-server, postgresql and chromium"; \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) apt-get install -y -qq redis-server postgresql >/dev/null; }
+	  $(SUDO) apt-get install -y -qq redis-server postgresql chromium >/dev/null; }
 
 # The benchmark suite (bench/run.py): real servers on loopback, wrk and a WebSocket
 # client in their own processes. `make bench QUICK=1` runs in under 2 minutes.

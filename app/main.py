@@ -1,5 +1,6 @@
 """The API app: one Starlette app with /graphql (HTTP and WebSocket), /webhooks,
-/healthz, /readyz, /metrics and, outside production, /sandbox, on a Runtime built
+/healthz, /readyz, /metrics, the hosted pages (/checkout, /pay: app/web) and, outside
+production, /sandbox, on a Runtime built
 from the settings (app/runtime.py)."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.http.observe import Observe
 from app.http.webhooks import receive_webhook
 from app.runtime import Runtime, build_runtime
 from app.tracing import Tracing
+from app.web.pages import CheckoutPages
 from resolvers.schema import build_schema
 from resolvers.view import CobroGraphQL
 
@@ -66,6 +68,7 @@ def create_app(
         Route("/metrics", metrics),
         Route("/webhooks/{provider}", receive_webhook, methods=["POST"]),
     ]
+    routes += CheckoutPages(runtime.services, sandbox=settings.sandbox_enabled).routes()
     if runtime.sandbox is not None:
         routes.append(Mount("/sandbox", app=runtime.sandbox.app))
 

@@ -39,6 +39,7 @@ from app.services.intents import IntentService
 from app.services.live import LiveService
 from app.services.live_payouts import PayoutLive
 from app.services.merchants import MerchantService
+from app.services.payment_links import PaymentLinkService
 from app.services.payout_sending import PayoutSender
 from app.services.payouts import PayoutService
 from app.services.provider_events import ProviderEventService
@@ -168,6 +169,7 @@ def build_runtime(
     every = timedelta(seconds=settings.reconcile_every_seconds)
     searches = ChargeSearch(db, clock, router, confirm, refunds, quiet_for=quiet_for, every=every)
     auth = Authenticator(db, clock)
+    intents = IntentService(db, clock, router)
     services = Services(
         db=db,
         clock=clock,
@@ -175,7 +177,7 @@ def build_runtime(
         router=router,
         merchants=MerchantService(db, clock),
         api_keys=ApiKeyService(db, clock, auth),
-        intents=IntentService(db, clock, router),
+        intents=intents,
         confirm=confirm,
         refunds=refunds,
         payouts=payouts,
@@ -194,6 +196,8 @@ def build_runtime(
         ),
         rate_limiter=RateLimiter(settings.rate_limits.parsed(), settings.redis_url),
         capture=CaptureService(db, clock, router),
+        payment_links=PaymentLinkService(db, clock, intents),
+        public_url=settings.base_url,
     )
     worker = Worker(_jobs(settings, services, webhooks), tracer)
     runtime = Runtime(settings, services, providers, sandbox, broker, relay, webhooks, worker)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 from strawberry.scalars import JSON
 
@@ -116,5 +118,15 @@ class CreatePayoutInput:
     concept: str
     reference: int | None = None
     rfc: str | None = None
+    metadata: JSON | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input(description="A payment link: each visit opens an intent of this amount.")
+class CreatePaymentLinkInput:
+    amount: DecimalString
+    description: str | None = None
+    allowed_methods: list[PaymentMethodType] | None = None
+    expires_at: datetime | None = None
     metadata: JSON | None = None
     idempotency_key: str | None = None

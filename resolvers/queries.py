@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
-from app.domain.errors import Forbidden
 from app.domain.money import parse_amount
-from app.services.auth import KeyKind, require_principal, require_secret_key
+from app.services.auth import require_secret_key
+from app.services.payment_links import link_cursor
 from app.services.payouts import payout_cursor
 from resolvers.context import Context
 from resolvers.errors import intent_or_none
@@ -16,6 +16,7 @@ from resolvers.types.enums import Currency, PaymentIntentStatus, PayoutStatus
 from resolvers.types.intent import PaymentIntent
 from resolvers.types.keys import ApiKey
 from resolvers.types.pagination import PageInfo, PaymentIntentConnection, PaymentIntentEdge
+from resolvers.types.payment_link import PaymentLink, PaymentLinkConnection, PaymentLinkEdge
 from resolvers.types.payout import Payout, PayoutConnection, PayoutEdge
 from resolvers.types.webhooks import WebhookDelivery, WebhookEndpoint
 
@@ -24,16 +25,18 @@ Info = strawberry.Info[Context, None]
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The payment methods a checkout may offer for this amount.")
+    @strawberry.field(
+        description="The payment methods a checkout may offer for this amount; with a "
+        "client secret, only those its intent allows."
+    )
     async def payment_methods(
         self, info: Info, amount: DecimalString, currency: Currency = Currency.MXN
     ) -> list[PaymentMethod]:
-        principal = require_principal(info.context.caller())
-        if principal.kind is KeyKind.CLIENT_SECRET:
-            raise Forbidden("a client secret opens its own intent only; use a publishable key")
-        money = parse_amount(amount, currency)
-        router = info.context.services.router
-        return [PaymentMethod.from_option(option) for option in router.options(money)]
+        services = info.context.services
+        options = await services.intents.payment_options(
+            info.context.caller(), parse_amount(amount, currency)
+        )
+        return [PaymentMethod.from_option(option) for option in options]
 
     @strawberry.field
     async def payment_intent(self, info: Info, id: strawberry.ID) -> PaymentIntent | None:
@@ -96,6 +99,26 @@ class Query:
             for payout in page.payouts
         ]
         return PayoutConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+
+    @strawberry.field(description="The merchant's payment links, newest first (secret key).")
+    async def payment_links(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> PaymentLinkConnection:
+        services = info.context.services
+        page = await services.payment_links.list(
+            info.context.caller(), first=20 if first is None else first, after=after
+        )
+        edges = [
+            PaymentLinkEdge(node=PaymentLink.from_domain(link), cursor=link_cursor(link))
+            for link in page.links
+        ]
+        return PaymentLinkConnection(
             edges=edges,
             page_info=PageInfo(
                 has_next_page=page.has_next_page,

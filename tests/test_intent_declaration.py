@@ -15,8 +15,9 @@ from tests.domain.test_plain import LATER, NOW, field_names, full_intent
 
 # Columns that are the row's bookkeeping, not the intent's.
 BOOKKEEPING = {"lease_until", "checked_at"}
-# The GraphQL type's own: resolvers (the audit trail, the refunds) and whom it was presented for.
-GRAPHQL_ONLY = {"events", "refunds", "owner_view"}
+# The GraphQL type's own: resolvers (the audit trail, the refunds, the checkout link)
+# and whom it was presented for.
+GRAPHQL_ONLY = {"events", "refunds", "owner_view", "checkout_url", "client_secret_of"}
 
 
 def test_every_column_is_a_field_and_every_field_a_column():

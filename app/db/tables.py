@@ -424,6 +424,25 @@ class Outbox(Base):
     )
 
 
+class PaymentLinkRow(Base):
+    """A payment link (contract section 9): each visit opens an intent of its merchant."""
+
+    __tablename__ = "payment_links"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str | None] = mapped_column(Text)
+    allowed_methods: Mapped[list[Any] | None] = mapped_column(JSON)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    active: Mapped[bool]
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index(None, "merchant_id", "created_at", "id"),)
+
+
 class WebhookEndpoint(Base):
     """Where a merchant wants its events, and the secret that signs them."""
 

@@ -14,6 +14,7 @@ from app.services.expiry import ExpiryService
 from app.services.intents import IntentService
 from app.services.live import LiveService
 from app.services.merchants import MerchantService
+from app.services.payment_links import PaymentLinkService
 from app.services.payouts import PayoutService
 from app.services.provider_events import ProviderEventService
 from app.services.rate_limits import RateLimiter
@@ -42,3 +43,6 @@ class Services:
     reconciliation: ReconciliationService
     rate_limiter: RateLimiter
     capture: CaptureService
+    payment_links: PaymentLinkService
+    # Where customers reach this API: the hosted pages' links (app/web) are under it.
+    public_url: str = ""

@@ -17,6 +17,7 @@ from app.db.repositories.audit import NewAuditEvent
 from app.domain.cards import CaptureMethod
 from app.domain.errors import (
     AmountOutOfRange,
+    Forbidden,
     InvalidInput,
     InvalidState,
     NotFound,
@@ -30,10 +31,16 @@ from app.domain.money import Currency, Money, parse_amount
 from app.domain.records import AuditRecord
 from app.domain.text import check_text
 from app.services import idempotency
-from app.services.auth import Principal, can_read, require_principal, require_secret_key
+from app.services.auth import (
+    KeyKind,
+    Principal,
+    can_read,
+    require_principal,
+    require_secret_key,
+)
 from app.services.changes import record_change, record_new, status_event
 from app.services.results import MutationResult
-from app.services.routing import Router
+from app.services.routing import MethodOption, Router
 from providers.base import ProviderError
 
 MAX_DESCRIPTION = 1_000
@@ -126,7 +133,7 @@ class IntentService:
         merchant_id = require_secret_key(principal).merchant_id
         key = idempotency.check_key(command.idempotency_key)
         amount = parse_amount(command.amount, command.currency, field=("input", "amount"))
-        allowed = self._allowed_methods(command, amount)
+        allowed = self.allowed_methods(command.allowed_methods, amount)
         metadata = validate_metadata(command.metadata)
         description = check_text(command.description, ("input", "description"), MAX_DESCRIPTION)
         manual = command.capture_method is CaptureMethod.MANUAL
@@ -181,11 +188,12 @@ class IntentService:
             await idempotency.finish(conn, keyed, result, now)
         return result
 
-    def _allowed_methods(
-        self, command: CreateIntent, amount: Money
+    def allowed_methods(
+        self, methods: tuple[PaymentMethodType, ...] | None, amount: Money
     ) -> tuple[PaymentMethodType, ...]:
-        """The methods the intent may be paid with; the amount must fit one of them."""
-        requested = tuple(dict.fromkeys(command.allowed_methods or ()))
+        """The methods an intent (or a payment link's intents) may be paid with; the
+        amount must fit one of them."""
+        requested = tuple(dict.fromkeys(methods or ()))
         candidates = requested or tuple(
             m for m in PaymentMethodType if amount.currency.value in CURRENCIES[m]
         )
@@ -214,6 +222,21 @@ class IntentService:
                 ("input", "amount"),
             )
         return requested
+
+    async def payment_options(
+        self, principal: Principal | None, amount: Money
+    ) -> builtins.list[MethodOption]:
+        """The methods a checkout may offer for `amount`. A client secret's checkout
+        sees those its intent allows (Cobro's hosted checkout has nothing else)."""
+        principal = require_principal(principal)
+        options = self.router.options(amount)
+        if principal.kind is not KeyKind.CLIENT_SECRET or principal.intent_id is None:
+            return options
+        intent = await self.get(principal, principal.intent_id)
+        if intent is None:
+            raise Forbidden("this client secret opens no intent")
+        allowed = intent.allowed_methods
+        return [o for o in options if not allowed or o.type in allowed]
 
     async def get(self, principal: Principal | None, intent_id: str) -> PaymentIntent | None:
         """The intent, or None when it does not exist or the caller may not see it."""

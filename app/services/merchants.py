@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from app.clock import Clock
 from app.db.engine import Database
 from app.db.repositories import merchants as rows
+from app.domain.errors import Forbidden
 from app.domain.ids import new_id
 from app.domain.keys import ApiKeyKind, new_key
-from app.services.auth import KeyKind, hash_key
+from app.services.auth import KeyKind, Principal, hash_key, require_principal
 
 log = logging.getLogger("cobro.merchants")
 
@@ -69,6 +70,16 @@ class MerchantService:
                     now=now,
                 )
         return merchant
+
+    async def name_for_customer(self, principal: Principal | None) -> str:
+        """The merchant's name, for the customer holding one of its intents' client
+        secrets: all of the merchant a hosted page ever shows."""
+        principal = require_principal(principal)
+        if principal.kind is not KeyKind.CLIENT_SECRET:
+            raise Forbidden("a hosted page opens with its intent's client secret")
+        async with self.db.read() as conn:
+            name = await rows.merchant_name(conn, principal.merchant_id)
+        return name or ""
 
     async def ensure_dev_merchant(self, secret_key: str, publishable_key: str) -> str:
         """The dev merchant's id, creating it with these keys on first start."""

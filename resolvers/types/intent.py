@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from app.domain import hosted_pages
 from app.domain import intents as domain
 from app.domain.records import AuditRecord
 from app.services.auth import Principal, owns
@@ -95,6 +96,17 @@ class PaymentIntent:
     )
     # Whether the viewer it was presented for is the merchant's secret key.
     owner_view: strawberry.Private[bool] = False
+    client_secret_of: strawberry.Private[str] = ""
+
+    @strawberry.field(
+        description="Cobro's hosted checkout for this intent, the client secret in its "
+        "fragment; null for anyone but the secret-key holder."
+    )
+    def checkout_url(self, info: strawberry.Info[Context, None]) -> str | None:
+        if not self.owner_view:
+            return None
+        public_url = info.context.services.public_url
+        return hosted_pages.checkout_url(public_url, str(self.id), self.client_secret_of)
 
     @strawberry.field(
         description="The audit trail, oldest first; null for anyone but the secret-key holder."
@@ -135,7 +147,7 @@ class PaymentIntent:
             description=intent.description,
             metadata=_json(intent.metadata) if owner else None,
             client_secret=intent.client_secret if owner else None,
-            next_action=next_action_from_domain(intent.next_action),
+            next_action=next_action_from_domain(intent),
             last_error=PaymentError(
                 code=error.code,
                 message=error.message,
@@ -151,6 +163,7 @@ class PaymentIntent:
             amount_capturable=Money.from_domain(intent.amount_capturable),
             capture_before=intent.capture_before,
             owner_view=owner,
+            client_secret_of=intent.client_secret if owner else "",
         )
 
 

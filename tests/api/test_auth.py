@@ -58,8 +58,9 @@ async def test_client_secret_opens_its_own_intent_only(http, api):
     assert refused["errors"][0]["code"] == "NOT_FOUND"
     paid = await confirm(checkout, mine["id"], card={"token": "tok_visa"})
     assert paid["paymentIntent"]["status"] == "SUCCEEDED"
-    body = await checkout.post(METHODS)
-    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    # paymentMethods answers a client secret with what its intent allows (its checkout
+    # lists them: tests/web/test_pages.py), and nothing else of the merchant's.
+    assert "errors" not in await checkout.post(METHODS)
     body = await checkout.post(CREATE, {"input": {"amount": "500.00"}})
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 

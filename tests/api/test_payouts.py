@@ -121,11 +121,17 @@ async def test_payouts_are_for_the_secret_key_only(api, http):
     ],
 )
 async def test_bad_input_gets_its_code_and_sends_nothing(api, overrides, code, field):
-    before = (await api.data(LIST_PAYOUTS, {"first": 1}))["payouts"]["edges"]
+    # The newest payout's id, not its status: an earlier test's payout may settle
+    # (IN_TRANSIT -> PAID, STP's callback) while this one runs.
+    before = [
+        e["node"]["id"] for e in (await api.data(LIST_PAYOUTS, {"first": 1}))["payouts"]["edges"]
+    ]
     bad = (await api.data(CREATE_PAYOUT, {"input": payout_input(**overrides)}))["createPayout"]
     assert bad["payout"] is None
     assert (bad["errors"][0]["code"], bad["errors"][0]["field"]) == (code, ["input", field])
-    after = (await api.data(LIST_PAYOUTS, {"first": 1}))["payouts"]["edges"]
+    after = [
+        e["node"]["id"] for e in (await api.data(LIST_PAYOUTS, {"first": 1}))["payouts"]["edges"]
+    ]
     assert after == before
 
 

@@ -125,3 +125,11 @@ async def lock_merchant(conn: AsyncConnection, merchant_id: str) -> bool:
 async def merchant_exists(conn: AsyncConnection, merchant_id: str) -> bool:
     row = (await conn.execute(select(M.c.id).where(M.c.id == merchant_id))).first()
     return row is not None
+
+
+_NAME = select(M.c.name).where(M.c.id == bindparam("merchant_id"))
+
+
+async def merchant_name(conn: AsyncConnection, merchant_id: str) -> str | None:
+    """The name a customer sees on Cobro's hosted pages."""
+    return (await conn.execute(_NAME, {"merchant_id": merchant_id})).scalar_one_or_none()

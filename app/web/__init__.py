@@ -1,0 +1,1 @@
+"""Cobro Checkout: the hosted pages customers see (contract section 9)."""
