@@ -26,7 +26,7 @@ from app.http.webhooks import receive_webhook
 from app.runtime import Runtime, build_runtime
 from app.tracing import Tracing
 from resolvers.schema import build_schema
-from resolvers.view import CobroGraphQL
+from resolvers.view import SUBSCRIPTION_PROTOCOLS, CobroGraphQL
 
 __all__ = ["Runtime", "build_runtime", "create_app"]
 
@@ -58,6 +58,7 @@ def create_app(
         # Clients send connection_init at once; until then each socket keeps a timer
         # task alive (a minute by default), kilobytes per subscriber at scale.
         connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+        subscription_protocols=SUBSCRIPTION_PROTOCOLS,
     )
     routes: list[BaseRoute] = [
         Route(GRAPHQL_PATH, graphql, methods=list(GRAPHQL_METHODS)),

@@ -64,8 +64,8 @@ PROVIDER_CALL_SECONDS = Histogram(
 )
 SUBSCRIPTIONS_OPEN = Gauge(
     "cobro_subscriptions_open",
-    "GraphQL operations open on WebSockets in this process, by protocol "
-    "(graphql-transport-ws, graphql-ws).",
+    "GraphQL subscriptions open in this process, by protocol (graphql-transport-ws, "
+    "graphql-ws on WebSockets; graphql-sse, multipart-subscription over HTTP).",
     ["transport"],
     registry=REGISTRY,
 )
