@@ -24,6 +24,7 @@ from app.http.metrics import metrics
 from app.http.observe import Observe
 from app.http.webhooks import receive_webhook
 from app.runtime import Runtime, build_runtime
+from app.services.persisted_queries import PersistedQueries
 from app.tracing import Tracing
 from resolvers.schema import build_schema
 from resolvers.view import SUBSCRIPTION_PROTOCOLS, CobroGraphQL
@@ -53,6 +54,7 @@ def create_app(
     )
     graphql = CobroGraphQL(
         runtime.services,
+        PersistedQueries(runtime.services.db, runtime.services.clock),
         schema=schema,
         graphql_ide="graphiql" if settings.sandbox_enabled else None,
         # Clients send connection_init at once; until then each socket keeps a timer

@@ -19,13 +19,15 @@ from contextlib import aclosing
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -33,13 +35,15 @@ from strawberry.subscriptions import (
     MULTIPART_SUBSCRIPTION_PROTOCOL,
 )
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import SubscriptionExecutionResult
 from strawberry.types.unset import UnsetType
 
 from app import logs
 from app.domain.codec import json_bytes
 from app.domain.errors import CobroError
-from app.metrics import SUBSCRIPTIONS_OPEN
+from app.metrics import SUBSCRIPTIONS_OPEN, count_error
 from app.services.container import Services
+from app.services.persisted_queries import PersistedQueries
 from app.services.rate_limits import RateLimited
 from resolvers.context import Context
 from resolvers.errors import to_graphql_error
@@ -59,9 +63,48 @@ class CobroGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, services: Services, **kwargs: Any) -> None:
+    def __init__(
+        self, services: Services, persisted_queries: PersistedQueries, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.services = services
+        self.persisted_queries = persisted_queries
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET with a persisted query's hash and no text is an operation, not a browser.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(
+            request
+        )
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        """Automatic persisted queries (app/services/persisted_queries.py): the
+        document a hash stands for, or a coded error in the form the request's
+        transport speaks (a JSON answer, or one streamed message)."""
+        single = request_data if isinstance(request_data, GraphQLRequestData) else None
+        extensions = single.extensions if single is not None else None
+        if single is not None and extensions and "persistedQuery" in extensions:
+            try:
+                single.query = await self.persisted_queries.resolve(
+                    extensions["persistedQuery"], single.query
+                )
+            except CobroError as error:
+                refused = ExecutionResult(
+                    data=None,
+                    errors=[GraphQLError(error.message, extensions={"code": error.code})],
+                )
+                count_error("graphql", error.code)
+                return refused if single.protocol == "http" else _OneResult(refused)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -180,6 +223,22 @@ async def _counted(
                 yield chunk
     finally:
         gauge.dec()
+
+
+class _OneResult:
+    """A stream of one result, for an error a streaming transport must carry."""
+
+    def __init__(self, result: ExecutionResult) -> None:
+        self._result: ExecutionResult | None = result
+
+    def __aiter__(self) -> _OneResult:
+        return self
+
+    async def __anext__(self) -> ExecutionResult:
+        result, self._result = self._result, None
+        if result is None:
+            raise StopAsyncIteration
+        return result
 
 
 def _note_principal(context: Context) -> None:
