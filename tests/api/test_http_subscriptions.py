@@ -3,10 +3,11 @@ multipart protocol, with the WebSocket's authentication and `afterVersion`."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.api.test_metrics import eventually, scrape, value
-from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET
+from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, start_server
 from tests.support.graphql import confirm, create_intent
 from tests.support.http_streams import COMPLETE, MULTIPART, SSE, HTTPSubscription
 from tests.support.payouts import WATCH_PAYOUT, create_payout, wait_for_status
@@ -37,6 +38,8 @@ async def test_snapshot_then_changes_then_complete(api, http, accept):
         third = (await sub.data())["paymentIntentUpdated"]
         assert (third["status"], third["version"]) == ("SUCCEEDED", 3)
         assert await sub.next() == COMPLETE
+    if accept == MULTIPART:
+        assert sub.keep_alives >= 1  # Strawberry's first keep-alive goes out at once
 
 
 @TRANSPORTS
@@ -133,3 +136,24 @@ async def test_open_streams_are_counted_by_transport(api, http, accept):
         return value(await scrape(http), name, transport=transport) == before
 
     assert await eventually(closed)
+
+
+@pytest.fixture
+def tight_server(database_url):
+    thread = start_server(database_url, rate_limits={"secret": "2/minute"})
+    yield thread
+    thread.stop()
+
+
+@TRANSPORTS
+async def test_each_stream_counts_against_its_keys_rate_limit(tight_server, accept):
+    async with httpx.AsyncClient(base_url=tight_server.url, timeout=30) as http:
+        for _ in range(2):
+            async with HTTPSubscription(http, FEED, key=DEV_SECRET, accept=accept) as sub:
+                assert sub.status_code == 200
+        async with HTTPSubscription(http, FEED, key=DEV_SECRET, accept=accept) as sub:
+            assert sub.status_code == 429
+            assert sub.response is not None
+            assert 1 <= int(sub.response.headers["retry-after"]) <= 60
+            assert await sub.error_code() == "RATE_LIMITED"
+            assert await sub.next() == COMPLETE
