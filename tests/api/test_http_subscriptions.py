@@ -3,6 +3,8 @@ multipart protocol, with the WebSocket's authentication and `afterVersion`."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -157,3 +159,24 @@ async def test_each_stream_counts_against_its_keys_rate_limit(tight_server, acce
             assert 1 <= int(sub.response.headers["retry-after"]) <= 60
             assert await sub.error_code() == "RATE_LIMITED"
             assert await sub.next() == COMPLETE
+
+
+async def test_a_stream_is_timed_until_it_starts_not_while_it_lasts(api, http):
+    """A subscription open for minutes must not show as a request minutes slow."""
+    intent = await create_intent(api)
+    labels = {"route": "/graphql", "method": "POST", "status": "200"}
+    name = "cobro_http_request_duration_seconds"
+    before = await scrape(http)
+    async with HTTPSubscription(http, WATCH, {"id": intent["id"]}, key=DEV_SECRET) as sub:
+        await sub.data()
+        await asyncio.sleep(1.5)
+
+    async def counted() -> bool:
+        now = await scrape(http)
+        return value(now, f"{name}_count", **labels) == value(before, f"{name}_count", **labels) + 1
+
+    assert await eventually(counted)
+    took = value(await scrape(http), f"{name}_sum", **labels) - value(
+        before, f"{name}_sum", **labels
+    )
+    assert took < 1.0, took
