@@ -88,7 +88,5 @@ def decode(data: bytes | str) -> Message:
     if not isinstance(traceparent, str):
         traceparent = None
     if "payout" in message:
-        return PayoutChange(
-            payout_from_dict(message["payout"]), message["event_type"], traceparent
-        )
+        return PayoutChange(payout_from_dict(message["payout"]), message["event_type"], traceparent)
     return Change(intent_from_dict(message["intent"]), message["event_type"], traceparent)

@@ -7,8 +7,9 @@ logged with its id too. What a request costs here: a header lookup, a context
 variable, one or two histogram observations; the access line only when INFO is on.
 A subscription streamed over HTTP (SSE, multipart) is timed until its response
 starts, so that it does not pass for a request minutes slow (cobro_subscriptions_open
-counts it while it lasts); its access line has its whole duration. GraphQL WebSockets never come this way (app/main.py): the view gives them their
-context (resolvers/view.py).
+counts it while it lasts); its access line has its whole duration. GraphQL
+WebSockets never come this way (app/main.py): the view gives them their context
+(resolvers/view.py).
 """
 
 from __future__ import annotations
