@@ -25,10 +25,11 @@ from app.http.metrics import metrics
 from app.http.observe import Observe
 from app.http.webhooks import receive_webhook
 from app.runtime import Runtime, build_runtime
+from app.services.persisted_queries import PersistedQueries
 from app.tracing import Tracing
 from app.web.pages import CheckoutPages
 from resolvers.schema import build_schema
-from resolvers.view import CobroGraphQL
+from resolvers.view import SUBSCRIPTION_PROTOCOLS, CobroGraphQL
 
 __all__ = ["Runtime", "build_runtime", "create_app"]
 
@@ -55,11 +56,13 @@ def create_app(
     )
     graphql = CobroGraphQL(
         runtime.services,
+        PersistedQueries(runtime.services.db, runtime.services.clock),
         schema=schema,
         graphql_ide="graphiql" if settings.sandbox_enabled else None,
         # Clients send connection_init at once; until then each socket keeps a timer
         # task alive (a minute by default), kilobytes per subscriber at scale.
         connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+        subscription_protocols=SUBSCRIPTION_PROTOCOLS,
     )
     routes: list[BaseRoute] = [
         Route(GRAPHQL_PATH, graphql, methods=list(GRAPHQL_METHODS)),

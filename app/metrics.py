@@ -64,8 +64,8 @@ PROVIDER_CALL_SECONDS = Histogram(
 )
 SUBSCRIPTIONS_OPEN = Gauge(
     "cobro_subscriptions_open",
-    "GraphQL operations open on WebSockets in this process, by protocol "
-    "(graphql-transport-ws, graphql-ws).",
+    "GraphQL subscriptions open in this process, by protocol (graphql-transport-ws, "
+    "graphql-ws on WebSockets; graphql-sse, multipart-subscription over HTTP).",
     ["transport"],
     registry=REGISTRY,
 )
@@ -116,6 +116,7 @@ ERROR_CODES = frozenset(
         "PAYOUT_NOT_CANCELABLE",
         "UNAUTHENTICATED", "FORBIDDEN", "PAYMENT_FAILED", "SERVICE_UNAVAILABLE",
         "RATE_LIMITED", "INTERNAL", "GRAPHQL_VALIDATION_FAILED", "PAYLOAD_TOO_LARGE",
+        "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_HASH_MISMATCH",
     }
 )  # fmt: skip
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from graphql import FieldNode, GraphQLError, GraphQLSchema, OperationDefinitionNode, parse
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import validate_document
 
 from app import logs
@@ -76,6 +77,13 @@ def _to_graphql_error(error: GraphQLError) -> GraphQLError:
         return _copy(error, original.message, {"code": original.code})
     if isinstance(original, GraphQLError):
         return _copy(error, error.message, {"code": VALIDATION_CODE, **(error.extensions or {})})
+    if isinstance(original, InvalidOperationTypeError):
+        # A mutation over GET, or anything but a subscription over multipart HTTP.
+        kind = original.operation_type.value
+        message = f"a {kind} cannot be sent with this method or transport"
+        return _copy(error, message, {"code": VALIDATION_CODE})
+    if isinstance(original, CannotGetOperationTypeError):
+        return _copy(error, "no operation of that name in the document", {"code": VALIDATION_CODE})
     log.error("unexpected error in %s", error.path, exc_info=original)
     return _copy(error, "internal error", {"code": INTERNAL_CODE})
 

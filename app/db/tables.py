@@ -578,3 +578,14 @@ class SandboxWebhook(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
     body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PersistedQuery(Base):
+    """A GraphQL document known by its SHA-256 (Apollo's automatic persisted queries),
+    so that every API process can answer a hash another one learnt."""
+
+    __tablename__ = "persisted_queries"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    query: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -147,3 +147,15 @@ class PayoutNotCancelable(CobroError):
     """The payout already left for a PSP: only a PENDING payout can be canceled."""
 
     code = "PAYOUT_NOT_CANCELABLE"
+
+
+class PersistedQueryNotFound(CobroError):
+    """A hash this server does not know yet: the client sends it again with the query."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+
+class PersistedQueryMismatch(CobroError):
+    """The query's SHA-256 is not the hash that came with it."""
+
+    code = "PERSISTED_QUERY_HASH_MISMATCH"

@@ -5,8 +5,11 @@ Pure ASGI and the outermost layer of the app (CobroApp puts it outside Starlette
 own error middleware), so a request that fails with a 500 is timed, counted and
 logged with its id too. What a request costs here: a header lookup, a context
 variable, one or two histogram observations; the access line only when INFO is on.
-GraphQL WebSockets never come this way (app/main.py): the view gives them their
-context (resolvers/view.py).
+A subscription streamed over HTTP (SSE, multipart) is timed until its response
+starts, so that it does not pass for a request minutes slow (cobro_subscriptions_open
+counts it while it lasts); its access line has its whole duration. GraphQL
+WebSockets never come this way (app/main.py): the view gives them their context
+(resolvers/view.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from app.metrics import GRAPHQL_OPERATIONS, HTTP_METHODS, HTTP_REQUESTS, route_o
 log = logging.getLogger("cobro.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
+# Responses that stream for as long as a subscription lives (GraphQL over SSE,
+# multipart subscriptions): timed until they start, not until the client leaves.
+STREAMED_TYPES = (b"text/event-stream", b"multipart/mixed")
 
 
 class Observe:
@@ -42,18 +48,22 @@ class Observe:
         header = (REQUEST_ID_HEADER, context.request_id.encode())
         status = 500
         started = time.perf_counter()
+        streaming_since: float | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streaming_since
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
+                if _streams(message["headers"]):
+                    streaming_since = time.perf_counter()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            took = time.perf_counter() - started
+            ended = time.perf_counter()
+            took = (streaming_since or ended) - started
             method = scope["method"]
             path = scope["path"]
             route = route_of(path)
@@ -71,6 +81,13 @@ class Observe:
                     method,
                     path,
                     status,
-                    extra={"status": status, "duration_ms": round(took * 1000, 3)},
+                    extra={"status": status, "duration_ms": round((ended - started) * 1000, 3)},
                 )
             logs.unbind(token)
+
+
+def _streams(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.startswith(STREAMED_TYPES)
+        for name, value in headers
+    )
