@@ -38,6 +38,7 @@ from app.domain.money import Money, parse_amount
 from app.services import idempotency
 from app.services.auth import Principal, can_read, require_secret_key
 from app.services.changes import record_change, record_events, status_event
+from app.services.provider_cancel import cancel_at_provider
 from app.services.results import MutationResult
 from app.services.routing import Router
 from providers.base import Captures, ProviderError, ProviderPayment, ProviderStatus
@@ -288,25 +289,13 @@ class CaptureService:
         if not intent.provider or intent.provider not in self.router.providers:
             return []
         ref = await self._provider_ref(intent, intent.provider)
-        try:
-            await self.router.call(
-                intent.provider, lambda p: p.cancel_payment(ref, f"void-{intent.id}")
-            )
-        except ProviderError as exc:
-            return [
-                NewAuditEvent(
-                    "provider.cancel_failed",
-                    provider=intent.provider,
-                    data={"provider_ref": ref, "message": exc.message},
-                )
-            ]
-        return [
-            NewAuditEvent(
-                "provider.canceled",
-                provider=intent.provider,
-                data={"provider_ref": ref, "reason": "authorization_expired"},
-            )
-        ]
+        return await cancel_at_provider(
+            self.router,
+            intent.provider,
+            ref,
+            key=f"void-{intent.id}",
+            reason="authorization_expired",
+        )
 
 
 def _check_capturable(intent: PaymentIntent, asked: Money | None) -> int:

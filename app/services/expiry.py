@@ -19,8 +19,8 @@ from app.db.repositories import intents as intent_rows
 from app.db.repositories.audit import NewAuditEvent
 from app.domain.intents import PaymentIntent, PaymentIntentStatus
 from app.services.changes import record_change, status_event
+from app.services.provider_cancel import cancel_at_provider
 from app.services.routing import Router
-from providers.base import ProviderError
 
 log = logging.getLogger("cobro.expiry")
 
@@ -80,23 +80,10 @@ class ExpiryService:
             attempt = await attempt_rows.latest_with_ref(conn, intent.id, intent.provider)
         if attempt is None or attempt.provider_ref is None:
             return []
-        ref = attempt.provider_ref
-        try:
-            await self.router.call(
-                intent.provider, lambda p: p.cancel_payment(ref, f"expire-{intent.id}")
-            )
-        except ProviderError as exc:
-            return [
-                NewAuditEvent(
-                    "provider.cancel_failed",
-                    provider=intent.provider,
-                    data={"provider_ref": ref, "message": exc.message},
-                )
-            ]
-        return [
-            NewAuditEvent(
-                "provider.canceled",
-                provider=intent.provider,
-                data={"provider_ref": ref, "reason": "expired"},
-            )
-        ]
+        return await cancel_at_provider(
+            self.router,
+            intent.provider,
+            attempt.provider_ref,
+            key=f"expire-{intent.id}",
+            reason="expired",
+        )
