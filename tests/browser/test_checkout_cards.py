@@ -30,7 +30,7 @@ class Traffic:
     def _seen(self, request: Request) -> None:
         if request.method != "POST":
             return
-        body = request.post_data_json
+        body: dict[str, Any] = request.post_data_json or {}
         if request.url.endswith("/sandbox/tokens"):
             self.tokenized.append(body)
         elif request.url.endswith("/graphql") and "confirmPaymentIntent" in body["query"]:
