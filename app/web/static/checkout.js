@@ -13,7 +13,7 @@
   var FINAL = { SUCCEEDED: 1, FAILED: 1, CANCELED: 1, EXPIRED: 1 };
 
   var INTENT_FIELDS =
-    "id status version method description expiresAt amount { amount currency } " +
+    "id status version method description expiresAt installments amount { amount currency } " +
     "lastError { code message } nextAction { __typename " +
     "... on OxxoVoucher { reference voucherExpiresAt: expiresAt barcodeSvg hostedVoucherUrl } " +
     "... on SpeiInstructions { clabe bank beneficiary reference speiExpiresAt: expiresAt hostedInstructionsUrl } " +
@@ -21,7 +21,8 @@
     "... on RedirectToUrl { url } }";
   var READ = "query Checkout($id: ID!) { paymentIntent(id: $id) { " + INTENT_FIELDS + " } }";
   var METHODS = "query Methods($amount: Decimal!, $currency: Currency!) { " +
-    "paymentMethods(amount: $amount, currency: $currency) { type available } }";
+    "paymentMethods(amount: $amount, currency: $currency) { type available " +
+    "tokenizers { provider publishableKey tokenizeUrl } installmentPlans { count } } }";
   var CONFIRM = "mutation Confirm($input: ConfirmPaymentIntentInput!) { confirmPaymentIntent(input: $input) { " +
     "paymentIntent { " + INTENT_FIELDS + " } errors { code message field } } }";
   var FOLLOW = "subscription Follow($id: ID!, $afterVersion: Int) { " +
@@ -102,7 +103,10 @@
   function statusBox() {
     var status = intent.status;
     if (status === "SUCCEEDED") {
-      return el("div", { class: "status paid", role: "status", id: "status", "data-status": status, text: T.status_SUCCEEDED });
+      return el("div", { class: "status paid", role: "status", id: "status", "data-status": status }, [
+        document.createTextNode(T.status_SUCCEEDED),
+        intent.installments ? el("p", { id: "plan", text: planName(intent.installments) }) : null,
+      ]);
     }
     if (FINAL[status]) {
       var box = el("div", { class: "status final", role: "alert", id: "status", "data-status": status,
@@ -207,7 +211,7 @@
     var list = el("fieldset", { class: "methods" }, [el("legend", { text: T.choose_method })]);
     var details = el("div", { id: "method-form" });
     methods.forEach(function (method, index) {
-      var usable = method.available && (method.type !== "CARD" || sandbox);
+      var usable = method.available && (method.type !== "CARD" || cardTokenizers(method).length > 0);
       var input = el("input", { type: "radio", name: "method", value: method.type, id: "method-" + method.type });
       if (!usable) input.disabled = true;
       var label = el("label", { class: "method", for: "method-" + method.type, "aria-disabled": String(!usable) }, [
@@ -240,6 +244,7 @@
           field("card-cvc", T.card_cvc, { inputmode: "numeric", autocomplete: "cc-csc", required: "" }),
         ]),
         field("card-name", T.card_name, { autocomplete: "cc-name" }),
+        installmentChooser(),
         sandbox ? el("p", { class: "hint", text: T.card_test_hint }) : null,
       ];
     } else if (type === "OXXO") {
@@ -271,7 +276,9 @@
     error.textContent = "";
     var prepared = type === "CARD" ? tokenizeCard({
       number: value("card-number"), expiry: value("card-expiry"), cvc: value("card-cvc"), name: value("card-name"),
-    }).then(function (token) { return { card: { token: token } }; }) : Promise.resolve(
+    }).then(function (tokens) {
+      return { card: { tokens: tokens, installments: +value("card-installments") || null } };
+    }) : Promise.resolve(
       type === "OXXO" ? { oxxo: { customerName: value("oxxo-name") || null, email: value("oxxo-email") || null } }
         : type === "SPEI" ? { spei: {} } : { crypto: {} });
     button.disabled = true;
@@ -311,26 +318,106 @@
     });
   }
 
-  // The tokenizer step: card details in, a PSP's card token out. Card numbers never
-  // reach Cobro. Today it knows the sandbox's test cards (their tokens, contract
-  // section 5); each PSP's own tokenizer (`paymentMethods { tokenizers }`, issue 13)
-  // goes here, and nothing else on the page changes.
-  var SANDBOX_CARDS = {
-    "4242424242424242": "tok_visa",
-    "5555555555554444": "tok_mastercard",
-    "4000000000003220": "tok_threeDSecureRequired",
-    "4000000000000002": "tok_chargeDeclined",
-  };
+  // ---- cards: a token per PSP, meses sin intereses ------------------------------------
 
-  function tokenizeCard(card) {
-    var number = card.number.replace(/[\s-]/g, "");
+  function cardMethod() {
+    return methods.filter(function (method) { return method.type === "CARD"; })[0] || null;
+  }
+
+  // The card PSPs on the route this page can mint a token at. In the sandbox every
+  // one of them answers at its `tokenizeUrl`; outside it, only those whose own
+  // browser library is on the page (BROWSER_TOKENIZERS).
+  function cardTokenizers(method) {
+    return ((method && method.tokenizers) || []).filter(function (tokenizer) {
+      return Boolean(tokenizerFunction(tokenizer));
+    });
+  }
+
+  function tokenizerFunction(tokenizer) {
+    return sandbox ? sandboxTokenizer : BROWSER_TOKENIZERS[tokenizer.provider];
+  }
+
+  // Outside the sandbox each PSP's own browser library sits here, behind the same
+  // signature (card, tokenizer) -> Promise of its token: Stripe.js with the
+  // tokenizer's `publishableKey`, Conekta.js (`Conekta.Token.create`), ... The card
+  // goes from the browser to the PSP and never to Cobro (PCI DSS SAQ A, README).
+  // None is bundled yet, so outside the sandbox the page offers no card form.
+  var BROWSER_TOKENIZERS = {};
+
+  // The sandbox's tokenizer (`POST /sandbox/tokens`), as a PSP's library would call it.
+  function sandboxTokenizer(card, tokenizer) {
+    return fetch(sameOrigin(tokenizer.tokenizeUrl), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        provider: tokenizer.provider, number: card.number, expMonth: card.expMonth,
+        expYear: card.expYear, cvc: card.cvc,
+      }),
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (response.ok && body.token) return body.token;
+        throw new Error(tokenizerProblem(body.error || ""));
+      });
+    });
+  }
+
+  // The sandbox is this server: its tokenizer is called on the page's own origin.
+  function sameOrigin(url) {
+    var target = new URL(url, location.href);
+    return target.pathname + target.search;
+  }
+
+  // The sandbox's reasons, in the page's language.
+  function tokenizerProblem(reason) {
+    if (/^number/.test(reason)) return T.card_unknown_test;
+    if (/^exp/.test(reason)) return T.card_expiry_invalid;
+    if (/^cvc/.test(reason)) return T.card_cvc_invalid;
+    return T.error_generic;
+  }
+
+  // Card details in, one token per card PSP on the route out ([{provider, token}]),
+  // so the payment can fail over from one PSP to the next. A PSP whose tokenizer does
+  // not answer is left out (the card then does not fail over to it); none at all is
+  // an error. The same card on this page gets the same tokens, so a retry sends the
+  // same confirmation under the same idempotency key.
+  var minted = {};
+
+  function tokenizeCard(input) {
+    var number = input.number.replace(/[\s-]/g, "");
     if (!/^\d{12,19}$/.test(number) || !luhn(number)) return Promise.reject(new Error(T.card_invalid));
-    var expiry = /^(\d{2})\s*\/\s*(\d{2})$/.exec(card.expiry);
+    var expiry = /^(\d{2})\s*\/\s*(\d{2})$/.exec(input.expiry);
     if (!expiry || +expiry[1] < 1 || +expiry[1] > 12) return Promise.reject(new Error(T.card_expiry_invalid));
-    if (!/^\d{3,4}$/.test(card.cvc)) return Promise.reject(new Error(T.card_cvc_invalid));
-    if (!sandbox) return Promise.reject(new Error(T.card_no_tokenizer));
-    var token = SANDBOX_CARDS[number];
-    return token ? Promise.resolve(token) : Promise.reject(new Error(T.card_unknown_test));
+    if (!/^\d{3,4}$/.test(input.cvc)) return Promise.reject(new Error(T.card_cvc_invalid));
+    var card = { number: number, expMonth: +expiry[1], expYear: 2000 + +expiry[2], cvc: input.cvc, name: input.name };
+    var tokenizers = cardTokenizers(cardMethod());
+    if (!tokenizers.length) return Promise.reject(new Error(T.card_no_tokenizer));
+    var slot = [number, card.expMonth, card.expYear, card.cvc].join("|");
+    if (minted[slot]) return Promise.resolve(minted[slot]);
+    return Promise.all(tokenizers.map(function (tokenizer) {
+      return tokenizerFunction(tokenizer)(card, tokenizer).then(
+        function (token) { return { provider: tokenizer.provider, token: token }; },
+        function (problem) { return { problem: problem }; });
+    })).then(function (results) {
+      var tokens = results.filter(function (result) { return result.token; });
+      if (!tokens.length) throw results[0].problem;
+      minted[slot] = tokens;
+      return tokens;
+    });
+  }
+
+  // The plans this amount qualifies for (`installmentPlans`), as a select; none, no select.
+  function installmentChooser() {
+    var plans = (cardMethod() || {}).installmentPlans || [];
+    if (!plans.length) return null;
+    var select = el("select", { id: "card-installments", name: "card-installments" },
+      [el("option", { value: "", text: T.installments_none })].concat(plans.map(function (plan) {
+        return el("option", { value: String(plan.count), text: planName(plan.count) });
+      })));
+    return el("div", {}, [el("label", { for: "card-installments", text: T.installments_label }), select]);
+  }
+
+  function planName(count) {
+    return T.installments_months.replace("{count}", String(count));
   }
 
   function luhn(number) {
