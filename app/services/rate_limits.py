@@ -21,6 +21,7 @@ request for it) and says so once in the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -118,6 +119,7 @@ class RateLimiter:
             else None
         )
         self._slices: dict[tuple[str, ...], _Slice] = {}
+        self._refills: dict[tuple[str, ...], asyncio.Future[None]] = {}
         self._redis_back_at = 0.0
 
     @property
@@ -153,6 +155,35 @@ class RateLimiter:
                 held.left -= 1
                 return None
         storage, size = self._storage_for(item)
+        if storage is self._local:
+            return await self._take(item, who, key, now, storage, size)
+        # One slice taken from Redis at a time per key: a burst of this process's
+        # first hits would otherwise each take a slice of their own at once and spend
+        # the window's whole budget on slices nobody keeps (a thousand subscriptions
+        # opened together were refused well below the limit). The others wait for
+        # that slice and spend from it.
+        refill = self._refills.get(key)
+        if refill is not None:
+            await asyncio.shield(refill)
+            return await self._hit(item, who)
+        refill = self._refills[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._take(item, who, key, now, storage, size)
+        finally:
+            del self._refills[key]
+            refill.set_result(None)
+
+    async def _take(
+        self,
+        item: RateLimitItem,
+        who: tuple[str, str],
+        key: tuple[str, ...],
+        now: float,
+        storage: Storage | _LocalWindows,
+        size: int,
+    ) -> float | None:
+        """Take a slice of the window's budget from `storage` (a hit's worth when
+        counting locally); None when the hit is allowed, else seconds to wait."""
         storage_key = item.key_for(*who)
         window = item.get_expiry()
         try:

@@ -183,3 +183,33 @@ async def test_the_redis_count_costs_a_round_trip_per_slice_not_per_request(redi
         await client.aclose()
         await limiter.close()
         await asyncio.sleep(0)
+
+
+async def test_a_burst_of_first_hits_takes_one_slice_at_a_time(redis_server):
+    """1,000 hits at once, well under a 2,000/minute key's limit, are all allowed:
+    the hits that find no slice wait for the one being taken from Redis instead of
+    each taking a slice of 20 of their own (which spent the window's budget on
+    slices nobody kept, and refused a burst of subscriptions far below the limit).
+    The limit still holds: of 2,000 more in the same minute, only what is left is allowed."""
+    from app.services.auth import KeyKind, Principal
+    from app.services.rate_limits import RateLimited, RateLimiter
+
+    limits = Settings(rate_limits={"secret": "2000/minute"}).rate_limits.parsed()
+    limiter = RateLimiter(limits, redis_server.url)
+    me = Principal("acct_burst", KeyKind.SECRET)
+
+    async def hit() -> bool:
+        try:
+            await limiter.hit(me)
+        except RateLimited:
+            return False
+        return True
+
+    try:
+        burst = await asyncio.gather(*(hit() for _ in range(1_000)))
+        assert all(burst), f"{burst.count(False)} of 1,000 refused under the limit"
+        more = await asyncio.gather(*(hit() for _ in range(2_000)))
+        assert 980 <= more.count(True) <= 1_000
+    finally:
+        await limiter.close()
+        await asyncio.sleep(0)
