@@ -222,3 +222,39 @@ def test_a_dropped_connection_reconnects_and_misses_nothing(page: Page, merchant
 
     expect(page.locator("#status")).to_have_text(PAID)
     assert len(sockets) >= 2  # it came back on a new connection, after the version it had
+
+
+def test_without_websockets_the_page_follows_over_sse(page: Page, merchant: Merchant) -> None:
+    """A network that refuses WebSockets (every one closed at once): after two drops
+    the page follows the intent over GraphQL over SSE and still turns paid."""
+    refused: list[WebSocketRoute] = []
+    streams: list[str] = []
+
+    def refuse(route: WebSocketRoute) -> None:
+        refused.append(route)
+        route.close(code=4000, reason="no websockets here")
+
+    page.route_web_socket(re.compile(r"/graphql$"), refuse)
+    page.on(
+        "request",
+        lambda r: (
+            streams.append(r.url)
+            if r.headers.get("accept", "").startswith("text/event-stream")
+            else None
+        ),
+    )
+    _, url = merchant.checkout_url("220.00")
+    page.goto(url)
+    page.get_by_label("Efectivo en OXXO").check()
+    page.get_by_role("button", name="Generar ficha OXXO").click()
+    reference = page.locator(".voucher .mono").first.inner_text()
+    for _ in range(60):  # two refused WebSockets and their backoff: a few seconds
+        if streams:
+            break
+        page.wait_for_timeout(250)
+    assert streams, "the page never fell back to SSE"
+
+    merchant.sandbox(f"/oxxo/{reference}/pay")
+
+    expect(page.locator("#status")).to_have_text(PAID)
+    assert len(refused) >= 2

@@ -1,7 +1,9 @@
 // Following an intent live: GraphQL over the graphql-transport-ws protocol, written by
 // hand (connection_init, subscribe, next/complete/error, ping/pong; no library).
-// Each transport is a function with the same signature, tried in order: an SSE one
-// (contract section 9) slots into TRANSPORTS without touching the pages.
+// Each transport is a function with the same signature: the WebSocket first and, when
+// it has dropped twice in a row with no news (a proxy or network that refuses
+// WebSockets), GraphQL over SSE (contract section 9) over a plain fetch, which can
+// send the Authorization header that EventSource cannot.
 "use strict";
 
 window.CobroLive = (function () {
@@ -45,7 +47,60 @@ window.CobroLive = (function () {
     return function close() { finished = true; socket.close(1000); };
   }
 
-  var TRANSPORTS = [webSocketTransport];
+  // GraphQL over SSE, "distinct connections" mode: one POST per subscription, its
+  // answer a text/event-stream of `next` events (data: the execution result) ended by
+  // `complete`.
+  function sseTransport(request, handlers) {
+    var controller = new AbortController();
+    var finished = false;
+    function lost(reason) { if (!finished) { finished = true; handlers.lost(reason); } }
+    fetch("/graphql", {
+      method: "POST",
+      signal: controller.signal,
+      headers: {
+        "Accept": "text/event-stream",
+        "Content-Type": "application/json",
+        "Authorization": "Bearer " + request.secret,
+      },
+      body: JSON.stringify({ query: request.query, variables: request.variables() }),
+    }).then(function (response) {
+      if (!response.ok || !response.body) { lost({ status: response.status }); return; }
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = "";
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) { lost({ code: "ended" }); return; }
+          // Lines end in CRLF (a CR left at a chunk's end meets its LF in the next).
+          buffer = (buffer + decoder.decode(chunk.value, { stream: true })).replace(/\r\n/g, "\n");
+          var end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            var block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            var event = "message";
+            var data = [];
+            block.split("\n").forEach(function (line) {
+              if (line.indexOf("event:") === 0) event = line.slice(6).trim();
+              else if (line.indexOf("data:") === 0) data.push(line.slice(5).replace(/^ /, ""));
+            });
+            if (event === "next" && data.length) {
+              handlers.next(JSON.parse(data.join("\n")));
+            } else if (event === "complete") {
+              finished = true;
+              controller.abort();
+              handlers.done();
+              return;
+            }
+          }
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function (error) { lost({ error: String(error) }); });
+    return function close() { finished = true; controller.abort(); };
+  }
+
+  var TRANSPORTS = [webSocketTransport, sseTransport];
 
   // Follows a subscription until the server completes it, reconnecting with backoff;
   // `request.variables()` is asked again on each connection, so a reconnection passes
@@ -56,7 +111,8 @@ window.CobroLive = (function () {
     var close = null;
     function connect() {
       if (closed) return;
-      var transport = TRANSPORTS[Math.min(attempt, TRANSPORTS.length - 1)];
+      // The WebSocket, and SSE once it has dropped twice in a row with no news.
+      var transport = TRANSPORTS[Math.min(Math.floor(attempt / 2), TRANSPORTS.length - 1)];
       var lostOnce = false;
       close = transport(request, {
         next: function (payload) {
