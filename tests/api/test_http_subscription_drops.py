@@ -28,6 +28,7 @@ AT_ONCE = 20
 # growth still showed as ~1 KB per drop in 300.
 WARM_UP = 200
 DROPS = 400
+ROUNDS = 2
 # Server tasks that come and go by themselves (the embedded worker's jobs).
 TASK_SLACK = 3
 # Bytes still held per dropped stream once idle: 130-330 measured. A stream left
@@ -77,12 +78,19 @@ async def test_dropped_streams_leave_no_tasks_or_memory_behind(api, server, acce
         try:
             await open_and_drop(http, intent["id"], accept, WARM_UP)
             tasks_before, memory_before = await settled(server, http, transport)
-            await open_and_drop(http, intent["id"], accept, DROPS)
-            tasks_after, memory_after = await settled(server, http, transport)
+            # Two rounds, the smaller growth counts: a stream left behind grows both,
+            # a cache filling or the embedded worker's own work beside a busy
+            # machine's other suites shows in one (once 1.1 KB a drop under load).
+            growth = []
+            for _ in range(ROUNDS):
+                await open_and_drop(http, intent["id"], accept, DROPS)
+                tasks_after, memory_after = await settled(server, http, transport)
+                growth.append(memory_after - memory_before)
+                memory_before = memory_after
         finally:
             tracemalloc.stop()
         # The intent's subscribers are gone: a change reaches nobody and breaks nothing.
         await confirm(api, intent["id"], card={"token": "tok_visa"})
     assert tasks_after <= tasks_before + TASK_SLACK, (tasks_before, tasks_after)
-    per_drop = (memory_after - memory_before) / DROPS
-    assert per_drop < BOUND_PER_DROP, f"{per_drop:.0f} B per dropped stream"
+    per_drop = min(growth) / DROPS
+    assert per_drop < BOUND_PER_DROP, f"{per_drop:.0f} B per dropped stream ({growth} B)"
