@@ -38,6 +38,7 @@ from app.domain.money import Money, parse_amount
 from app.services import idempotency
 from app.services.auth import Principal, can_read, require_secret_key
 from app.services.changes import record_change, record_events, status_event
+from app.services.due_sweep import sweep_due
 from app.services.provider_cancel import cancel_at_provider
 from app.services.results import MutationResult
 from app.services.routing import Router
@@ -49,7 +50,6 @@ OPERATION = "capturePaymentIntent"
 S = PaymentIntentStatus
 # Long enough for a capture or a void at a PSP whose every call times out.
 LEASE = timedelta(seconds=60)
-BATCH = 100
 AUTHORIZATION_EXPIRED = "AUTHORIZATION_EXPIRED"
 
 
@@ -123,24 +123,9 @@ class CaptureService:
         """Void every authorization past its captureBefore (the worker's job): the
         intent becomes CANCELED with AUTHORIZATION_EXPIRED. A capture left pending is
         replayed instead: it may have happened."""
-        voided = 0
-        while True:
-            now = self.clock.now()
-            until = now + LEASE
-            async with self.db.transaction() as conn:
-                due = await intent_rows.claim_due(
-                    conn,
-                    statuses=[S.REQUIRES_CAPTURE],
-                    due_before=now,
-                    now=now,
-                    lease_until=until,
-                    limit=BATCH,
-                    column="capture_before",
-                )
-            for intent in due:
-                voided += await self._lapse(intent, until)
-            if len(due) < BATCH:
-                return voided
+        return await sweep_due(
+            self.db, self.clock, S.REQUIRES_CAPTURE, self._lapse, column="capture_before"
+        )
 
     async def _lapse(self, intent: PaymentIntent, until: datetime) -> int:
         async with self.db.read() as conn:

@@ -10,7 +10,7 @@ that still arrives later is recorded as a late payment, never dropped.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from app.clock import Clock
 from app.db.engine import Database
@@ -19,14 +19,13 @@ from app.db.repositories import intents as intent_rows
 from app.db.repositories.audit import NewAuditEvent
 from app.domain.intents import PaymentIntent, PaymentIntentStatus
 from app.services.changes import record_change, status_event
+from app.services.due_sweep import sweep_due
 from app.services.provider_cancel import cancel_at_provider
 from app.services.routing import Router
 
 log = logging.getLogger("cobro.expiry")
 
 # Long enough to void at a PSP whose every call times out.
-LEASE = timedelta(seconds=60)
-BATCH = 100
 
 
 class ExpiryService:
@@ -37,23 +36,9 @@ class ExpiryService:
 
     async def sweep(self) -> int:
         """Expire every intent that is due now; return how many."""
-        expired = 0
-        while True:
-            now = self.clock.now()
-            until = now + LEASE
-            async with self.db.transaction() as conn:
-                due = await intent_rows.claim_due(
-                    conn,
-                    statuses=[PaymentIntentStatus.REQUIRES_ACTION],
-                    due_before=now,
-                    now=now,
-                    lease_until=until,
-                    limit=BATCH,
-                )
-            for intent in due:
-                expired += await self._expire(intent, until)
-            if len(due) < BATCH:
-                return expired
+        return await sweep_due(
+            self.db, self.clock, PaymentIntentStatus.REQUIRES_ACTION, self._expire
+        )
 
     async def _expire(self, intent: PaymentIntent, until: datetime) -> int:
         events = await self._void_at_provider(intent)
