@@ -43,7 +43,10 @@ async def wait_for_refund(
     while True:
         intent = await refunds_of(api, intent_id)
         if intent["refunds"][-1]["status"] == status or loop.time() > deadline:
-            return intent
+            # Read once more: a query's fields are read one statement after another
+            # (no snapshot across them, as at Stripe), so the intent's amounts in the
+            # read that first saw the refund's new status may predate its commit.
+            return await refunds_of(api, intent_id)
         await asyncio.sleep(0.1)
 
 
