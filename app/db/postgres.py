@@ -75,6 +75,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.sql.selectable import Select
 
+from app.db import write_behind
 from app.db.prepared import _EMPTY, _REQUIRED, _bind_processor, _binds_as_compiled, _Written
 
 log = logging.getLogger("cobro.db")
@@ -92,7 +93,16 @@ _PLACEHOLDER = re.compile(r"\$(\d+)(?!\d)|(NOT IN|IN) \(__\[POSTCOMPILE_(\w+)\]\
 class _Plan:
     """One statement compiled for PostgreSQL for one set of parameter names."""
 
-    __slots__ = ("binds", "converters", "metadata", "primary_key", "returns_key", "sql")
+    __slots__ = (
+        "binds",
+        "converters",
+        "metadata",
+        "primary_key",
+        "returns_key",
+        "shape",
+        "sql",
+        "tables",
+    )
 
     def __init__(self, sql: str, binds: tuple[tuple[str, str, Any, _Processor, bool], ...]):
         self.sql = sql
@@ -102,6 +112,8 @@ class _Plan:
         self.metadata: SimpleResultMetaData | None = None
         self.primary_key: tuple[str, ...] = ()
         self.returns_key = False  # an INSERT whose RETURNING is its generated key
+        self.tables: frozenset[str] = frozenset()  # every table it reads or writes
+        self.shape: write_behind.Shape | None = None  # how it may be written behind
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any]:
         out = []
@@ -194,6 +206,9 @@ def _prepare(
         default = _REQUIRED if bind.required else bind.value
         binds.append((bind.key, name, default, _bind_processor(compiled, name), id(bind) in lists))
     plan = _Plan(sql, tuple(binds))
+    plan.tables = write_behind.tables_of(statement)
+    if compiled.isinsert or compiled.isupdate:
+        plan.shape = write_behind.shape_of(compiled, statement, sql, len(binds))
     if compiled.isinsert and not many:
         table = statement.table
         columns = list(table.primary_key.columns)
@@ -262,6 +277,10 @@ def _numbered(compiled: SQLCompiler) -> str | None:
     return "".join(out)
 
 
+# What FastConnection holds of its connection (the rest is its transaction's).
+_PHYSICAL = ("_adapter", "_conn", "_raw", "_statements", "broken", "idle_since", "info")
+
+
 def _has_events(conn: AsyncConnection) -> bool:
     sync = conn.sync_connection
     assert sync is not None
@@ -275,19 +294,26 @@ class FastConnection:
     __slots__ = (
         "_adapter",
         "_conn",
+        "_group",
         "_plans",
+        "_pool",
         "_raw",
         "_statements",
         "broken",
+        "deferring",
         "dialect",
         "discarded",
         "idle_since",
         "in_use",
         "info",
+        "lazy",
     )
 
-    def __init__(self, conn: AsyncConnection, plans: Plans | None) -> None:
+    def __init__(
+        self, conn: AsyncConnection, plans: Plans | None, pool: Connections | None = None
+    ) -> None:
         self._conn = conn
+        self._pool = pool
         sync = conn.sync_connection
         assert sync is not None
         fairy = sync.connection
@@ -306,9 +332,19 @@ class FastConnection:
         self.broken = False
         self.in_use = False  # handed out by Connections, not in its idle list
         self.discarded = False
+        # In a transaction: writes may be kept for later (app/db/write_behind.py).
+        self.deferring = False
+        # In a transaction whose BEGIN is not sent yet: it goes with the first
+        # statement, or never, when all the block did was write behind.
+        self.lazy = False
+        self._group = write_behind.Group()
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         plan = self._plans.plan(self._conn, statement, parameters) if self._plans else None
+        if self.lazy:
+            await self._begin_now()
+        if self._group and (plan is None or self._group.touches(plan.tables)):
+            await self.flush()  # the statement must see what they write
         if plan is None:
             began = self._adapter._transaction is not None
             try:
@@ -329,12 +365,7 @@ class FastConnection:
                 plan.sql, parameters, error, self._adapter.dbapi.Error, dialect=self.dialect
             ) from error
         try:
-            prepared = self._statements.get(plan.sql)
-            if prepared is None:
-                if len(self._statements) >= _MAX_STATEMENTS:
-                    self._statements.clear()
-                prepared = await self._raw.prepare(plan.sql)
-                self._statements[plan.sql] = prepared
+            prepared = await self._prepared(plan.sql)
             if many:
                 await prepared.executemany(args)
                 return _Written(-1, None)
@@ -353,10 +384,97 @@ class FastConnection:
             key = tuple((parameters or _EMPTY).get(name) for name in plan.primary_key)
         return _Written(_rowcount(prepared.get_statusmsg()), key)
 
+    async def _prepared(self, sql: str) -> Any:
+        prepared = self._statements.get(sql)
+        if prepared is None:
+            if len(self._statements) >= _MAX_STATEMENTS:
+                self._statements.clear()
+            prepared = await self._raw.prepare(sql)
+            self._statements[sql] = prepared
+        return prepared
+
+    async def defer(
+        self, statement: Any, parameters: Any, on_key: write_behind.KeyCallback | None
+    ) -> bool:
+        """Keep a write to send later with the transaction's others (see
+        app/db/write_behind.py); False when it must run now instead."""
+        if not self.deferring or self._plans is None:
+            return False
+        plan = self._plans.plan(self._conn, statement, parameters)
+        shape = plan.shape if plan is not None else None
+        if plan is None or shape is None:
+            return False
+        rows = parameters if type(parameters) is list else [parameters or _EMPTY]
+        if not rows or (len(rows) > 1 and shape.row is None):
+            return False
+        if on_key is not None and (not plan.returns_key or len(rows) != 1):
+            return False
+        try:
+            arguments = [plan.values(row) for row in rows]
+        except Exception as error:  # a value no processor took: as SQLAlchemy says it
+            raise exc.DBAPIError.instance(
+                plan.sql, parameters, error, self._adapter.dbapi.Error, dialect=self.dialect
+            ) from error
+        group = self._group
+        if group and (
+            not group.accepts(shape, len(rows)) or group.touches(plan.tables - shape.writes)
+        ):
+            await self.flush()
+        if not group.accepts(shape, len(rows)):
+            return False  # too large for one statement even alone
+        group.add(plan.sql, shape, arguments, on_key)
+        return True
+
+    async def _begin_now(self) -> None:
+        """The BEGIN a lazy transaction owes. One that finds the connection broken
+        (PostgreSQL dropped it since its last use) takes over another connection:
+        nothing of the transaction was sent yet."""
+        self.lazy = False
+        try:
+            await self._adapter._start_transaction()
+        except Exception as error:
+            if self._pool is not None and (not _answered(error) or self._raw.is_closed()):
+                self._after_error(error)  # broken: never used again, whatever comes next
+                await self._pool.replace(self, begin=True)
+                return
+            raise await self._translate("BEGIN", None, error) from error
+        except BaseException as error:
+            self._after_error(error)
+            raise
+
+    async def flush(self, *, alone: bool = False) -> None:
+        """Send the writes kept for later, as one statement. `alone`: the block did
+        nothing else, so the statement is the transaction (autocommit): no BEGIN and
+        no COMMIT."""
+        if self.lazy and not alone:
+            await self._begin_now()
+        if not self._group:
+            return
+        if alone and self._raw.is_closed() and self._pool is not None:
+            await self._pool.replace(self, begin=False)  # dropped since its last use
+        sql, arguments, keyed = self._group.take()
+        try:
+            prepared = await self._prepared(sql)
+            records = await prepared.fetch(*arguments)
+        except Exception as error:
+            raise await self._translate(sql, None, error) from error
+        except BaseException as error:  # cancelled mid-statement: its outcome is unknown
+            self._after_error(error)
+            raise
+        for column, callback in keyed:
+            callback(records[0][column])
+
+    def forget(self) -> None:
+        """The transaction ended without them: drop the writes kept for later."""
+        self.deferring = False
+        self.lazy = False
+        self._group.clear()
+
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
         return (await self.execute(statement, parameters)).scalar()
 
     async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        await self.flush()
         began = self._adapter._transaction is not None
         try:
             return await self._conn.run_sync(fn, *args)
@@ -481,6 +599,10 @@ class Connections:
     or the read's first statement (the read then fails as an outage)."""
 
     IDLE_PING_SECONDS = 10.0
+    # A transaction on a connection used this recently sends its BEGIN with its first
+    # statement; on one idle longer, BEGIN goes first, as the ping that finds a
+    # connection PostgreSQL dropped meanwhile (and begins again on another).
+    LAZY_BEGIN_SECONDS = 1.0
 
     @property
     def in_use(self) -> int:
@@ -508,7 +630,7 @@ class Connections:
             if self._open < self.size:
                 self._open += 1
                 try:
-                    fast = FastConnection(await self.engine.connect(), self.plans)
+                    fast = FastConnection(await self.engine.connect(), self.plans, self)
                 except BaseException:
                     self._open -= 1
                     self._wake()  # the slot is free again for whoever waits
@@ -583,6 +705,20 @@ class Connections:
         else:
             self._release(fast)
 
+    async def replace(self, fast: FastConnection, *, begin: bool) -> None:
+        """`fast`'s connection broke before anything of its transaction was sent on it:
+        it takes over another connection (in a transaction when `begin`), keeping the
+        transaction's own state (what it writes behind, its hooks in `info`), and the
+        broken connection is discarded."""
+        fresh = await (self._begin() if begin else self._acquire())
+        kept = {k: v for k, v in fast.info.items() if k != _STATEMENTS}
+        for slot in _PHYSICAL:
+            mine, theirs = getattr(fast, slot), getattr(fresh, slot)
+            setattr(fast, slot, theirs)
+            setattr(fresh, slot, mine)
+        fast.info.update(kept)
+        await self._discard(fresh)
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for fast in idle:
@@ -593,13 +729,14 @@ class Connections:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
-    async def _begin(self) -> FastConnection:
-        """A connection in a transaction. A BEGIN that finds its connection broken
-        (PostgreSQL restarted, a proxy dropped it, a FATAL message arrived while it
-        sat idle) is our ping: begin again on another, before anything of the
-        caller's has run."""
+    async def _begin(self, fast: FastConnection | None = None) -> FastConnection:
+        """A connection (`fast`, or one from the idle list) in a transaction. A BEGIN
+        that finds its connection broken (PostgreSQL restarted, a proxy dropped it, a
+        FATAL message arrived while it sat idle) is our ping: begin again on another,
+        before anything of the caller's has run."""
         for attempt in range(_BEGIN_ATTEMPTS):
-            fast = await self._acquire()
+            if fast is None or attempt:
+                fast = await self._acquire()
             adapter = fast._adapter
             try:
                 await adapter._start_transaction()
@@ -628,12 +765,23 @@ class Connections:
         """In a transaction, committed when the block ends, rolled back on error. Yields
         SQLAlchemy's own connection when listeners watch it (tests counting statements),
         the FastConnection otherwise."""
-        fast = await self._begin()
+        fast = await self._acquire()
+        watched = _has_events(fast._conn)
+        if watched or time.monotonic() - fast.idle_since > self.LAZY_BEGIN_SECONDS:
+            fast = await self._begin(fast)
+        else:
+            fast.lazy = True
+        fast.deferring = True
         try:
-            yield fast._conn if _has_events(fast._conn) else fast
+            yield fast._conn if watched else fast
+            # What the block kept for later (app/db/write_behind.py); when that is
+            # all it did, as a statement of its own, without BEGIN and COMMIT.
+            await fast.flush(alone=fast.lazy)
         except BaseException:
+            fast.forget()
             await self._end(fast, commit=False)
             raise
+        fast.forget()
         await self._end(fast, commit=True)
 
     @asynccontextmanager

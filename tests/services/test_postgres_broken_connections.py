@@ -23,6 +23,7 @@ from sqlalchemy.exc import StatementError
 
 from app.db.engine import Database
 from app.db.postgres import Connections, FastConnection
+from app.db.write_behind import write_behind
 from app.domain.errors import ServiceUnavailable
 from tests.conftest import BACKENDS
 from tests.support.postgres import PostgresServer
@@ -113,13 +114,54 @@ async def test_a_fatal_message_on_an_idle_connection_fails_a_read_as_an_outage(
 
 
 async def test_a_fatal_message_on_an_idle_connection_is_found_by_begin(db: Database) -> None:
+    """A connection that sat idle (longer than a lazy BEGIN trusts) begins first."""
     await warm(db)
     (fast,) = idle(db)
+    fast.idle_since -= pool(db).LAZY_BEGIN_SECONDS + 1
     fast._raw._protocol.data_received(fatal_message("terminating connection"))
     async with db.transaction() as conn:  # BEGIN fails on it, then runs on a new one
         await conn.execute(INSERT, {"name": "after"})
     assert fast._raw.is_closed() and fast not in idle(db)
     assert await names(db) == ["after"]
+    await assert_clean(db)
+
+
+async def test_a_fatal_message_on_a_connection_just_used_is_found_by_its_lazy_begin(
+    db: Database,
+) -> None:
+    """A transaction on a connection used moments ago sends its BEGIN with its first
+    statement: a connection PostgreSQL dropped in between is found then, before
+    anything of the transaction was sent, and the transaction goes on on another
+    connection; the broken one is never used again."""
+    await warm(db)
+    (fast,) = idle(db)
+    raw = fast._raw
+    raw._protocol.data_received(fatal_message("terminating connection"))
+    async with db.transaction() as conn:
+        handed: Any = conn  # the FastConnection itself
+        assert handed is fast and fast.lazy
+        await conn.execute(INSERT, {"name": "after"})
+        assert fast._raw is not raw  # the transaction moved to another connection
+    assert raw.is_closed()
+    assert await names(db) == ["after"]
+    await assert_clean(db)
+
+
+async def test_writes_alone_on_a_connection_dropped_since_its_last_use_go_elsewhere(
+    db: Database,
+) -> None:
+    """A block that only wrote behind sends one statement in autocommit; if the
+    connection is known closed by then, the statement goes on another."""
+    await warm(db)
+    async with db.transaction() as conn:
+        await write_behind(conn, INSERT, {"name": "warm"})
+    (fast,) = idle(db)
+    raw = fast._raw
+    async with db.transaction() as conn:
+        await write_behind(conn, INSERT, {"name": "after"})
+        raw.terminate()  # as asyncpg leaves it once PostgreSQL closed the socket
+    assert fast._raw is not raw
+    assert await names(db) == ["warm", "after"]
     await assert_clean(db)
 
 

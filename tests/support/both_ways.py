@@ -31,15 +31,24 @@ import app.db.repositories
 from app.db.postgres import FastConnection
 
 _original = FastConnection.execute
+_original_defer = FastConnection.defer
 compared: dict[int, Any] = {}  # id(statement) -> statement, for the coverage report
 
 
 def install() -> None:
+    """Writes are not written behind under it (app/db/write_behind.py): each runs at
+    once, to be compared; tests/services/test_write_behind.py covers the grouping."""
     FastConnection.execute = _both_ways  # type: ignore[method-assign]
+    FastConnection.defer = _never  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
     FastConnection.execute = _original  # type: ignore[method-assign]
+    FastConnection.defer = _original_defer  # type: ignore[method-assign]
+
+
+async def _never(self: FastConnection, statement: Any, parameters: Any, on_key: Any) -> bool:
+    return False
 
 
 def kept_statements() -> dict[str, Any]:
@@ -60,6 +69,8 @@ async def _both_ways(self: FastConnection, statement: Any, parameters: Any = Non
     kept = entry is not None and entry[0]() is statement
     if plans is None or not kept:
         return await _original(self, statement, parameters)
+    if self.lazy:  # the transaction's BEGIN, owed to its first statement
+        await self._begin_now()
     plan = plans.plan(self._conn, statement, parameters)
     if plan is None:
         return await _original(self, statement, parameters)

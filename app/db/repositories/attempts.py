@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.repositories.claims import claim_ids
 from app.db.tables import ProviderPayment, ReferenceNumber
+from app.db.write_behind import write_behind
 
 T = ProviderPayment.__table__
 _INSERT = insert(T)
@@ -50,7 +51,9 @@ class Attempt:
 
 
 async def insert_attempt(conn: AsyncConnection, attempt: Attempt, now: datetime) -> None:
-    await conn.execute(
+    """Written behind (app/db/write_behind.py): its id and key are new."""
+    await write_behind(
+        conn,
         _INSERT,
         {
             "id": attempt.id,
@@ -80,8 +83,10 @@ async def finish(
     search_after: datetime | None = None,
 ) -> None:
     """Store the attempt's outcome; `search_after` asks reconciliation to search the PSP
-    for a payment it may hide (None: nothing to look for)."""
-    await conn.execute(
+    for a payment it may hide (None: nothing to look for). Written behind
+    (app/db/write_behind.py)."""
+    await write_behind(
+        conn,
         _FINISH,
         {
             "b_id": attempt_id,

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.engine import Database
 from app.db.tables import AuditChainHead, AuditEvent
+from app.db.write_behind import write_behind
 from app.domain import audit_chain
 from app.domain.audit_chain import GENESIS, ChainedEvent
 from app.domain.records import AuditRecord
@@ -85,8 +86,10 @@ class _Staged:
         # each other rather than deadlock.
         merchants = sorted(self.rows)
         if conn.dialect.name == "postgresql":
-            await conn.execute(
-                _INSERT, [_awaiting_link(row) for m in merchants for row in self.rows[m]]
+            # Written behind (app/db/write_behind.py): with the transaction's other
+            # such writes, as one statement, in this order.
+            await write_behind(
+                conn, _INSERT, [_awaiting_link(row) for m in merchants for row in self.rows[m]]
             )
         else:
             for merchant_id in merchants:

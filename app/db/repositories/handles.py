@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
 from app.db.tables import ProviderHandle
+from app.db.write_behind import write_behind
 
 T = ProviderHandle.__table__
 
@@ -27,8 +28,8 @@ async def remember(
         for h in dict.fromkeys(handles)
         if h
     ]
-    if rows:
-        await conn.execute(insert_ignore(conn, T, ["provider", "handle"]), rows)
+    if rows:  # written behind (app/db/write_behind.py): a name known already is kept
+        await write_behind(conn, insert_ignore(conn, T, ["provider", "handle"]), rows)
 
 
 async def find(conn: AsyncConnection, provider: str, handles: list[str]) -> Handle | None:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.repositories.claims import claim_ids
 from app.db.tables import PaymentIntentRow
+from app.db.write_behind import write_behind
 from app.domain.codec import RULES
 from app.domain.intents import PaymentIntent, PaymentIntentStatus
 from app.domain.plain import Codec, Times
@@ -48,7 +49,8 @@ _UNCHANGING = ("id", "merchant_id", "created_at", "client_secret")
 
 
 async def insert_intent(conn: AsyncConnection, intent: PaymentIntent) -> None:
-    await conn.execute(_INSERT, _values(intent))
+    """Written behind (app/db/write_behind.py): its id is new, nothing can refuse it."""
+    await write_behind(conn, _INSERT, _values(intent))
 
 
 async def get(

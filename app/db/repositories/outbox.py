@@ -11,13 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.repositories.claims import claim_ids
 from app.db.tables import Outbox
+from app.db.write_behind import write_behind
 
 T = Outbox.__table__
 _INSERT = insert(T)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutboxEntry:
+    # The row's id: known once the row is written, which may be as its transaction
+    # commits (app/db/write_behind.py); 0 until then.
     id: int
     intent_id: str
     merchant_id: str
@@ -40,7 +43,13 @@ async def append(
     lease_until: datetime,
     traceparent: str | None = None,
 ) -> OutboxEntry:
-    result = await conn.execute(
+    entry = OutboxEntry(0, intent_id, merchant_id, version, event_type, payload, traceparent)
+
+    def written(key: Any) -> None:
+        entry.id = int(key)
+
+    await write_behind(
+        conn,
         _INSERT,
         {
             "intent_id": intent_id,
@@ -52,12 +61,9 @@ async def append(
             "lease_until": lease_until,
             "traceparent": traceparent,
         },
+        written,
     )
-    key = result.inserted_primary_key
-    assert key is not None
-    return OutboxEntry(
-        int(key[0]), intent_id, merchant_id, version, event_type, payload, traceparent
-    )
+    return entry
 
 
 _MARK_PUBLISHED = (
