@@ -3,15 +3,19 @@ they issued outlives a restart and every process of a cluster serves the same PS
 (providers/sandbox/store.py says how the emulators use it).
 
 Reads go through `Database.read()`; each call's writes are one
-`Database.transaction()` (on SQLite, a savepoint in the writer's group commit). A
-write that lost a race (a version moved, a handle or key taken) rolls the whole
-transaction back and raises Conflict, and the emulator runs its call again. Objects
-are written in key order, so two transactions on PostgreSQL lock rows in the same
-order and cannot deadlock.
+`Database.transaction()` (on SQLite, a savepoint in the writer's group commit; on
+PostgreSQL, new rows alone are one statement: app/db/write_behind.py). A write that
+lost a race (a version moved, a handle or key taken: a unique violation) rolls the
+whole transaction back and raises Conflict, and the emulator runs its call again.
+Objects are written in key order, so two transactions on PostgreSQL lock rows in the
+same order and cannot deadlock.
 """
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+
+from app.db.dialect import is_unique_violation
 from app.db.engine import Database
 from app.db.repositories import sandbox as rows
 from providers.sandbox.store import (
@@ -51,34 +55,36 @@ class DatabaseSandboxStore:
 
     async def commit(self, writes: Writes) -> None:
         p = writes.provider
-        async with self.db.transaction() as conn:
-            for (kind, key), w in sorted(writes.objects.items()):
-                if w.version is None:
-                    written = await rows.insert_object(conn, p, kind, key, w.ref, w.body)
-                else:
-                    written = await rows.update_object(conn, p, kind, key, w.ref, w.body, w.version)
-                if not written:
-                    raise Conflict(f"{p} {kind} {key} was changed by another call")
-            for name, target in sorted(writes.handles.items()):
-                if target is None:
-                    await rows.unbind(conn, name)
-                elif not await rows.bind(
-                    conn,
-                    name,
-                    target.provider,
-                    target.kind,
-                    target.key,
-                    replace=name in writes.replace_handles,
-                ):
-                    raise Conflict(f"{name} is taken")
-            if writes.answer is not None:
-                key, answer = writes.answer
-                if not await rows.store_answer(
-                    conn, p, key, answer.fingerprint, answer.status, answer.body
-                ):
-                    raise Conflict(f"{p} idempotency key {key} was answered by another call")
-            for body in writes.webhooks:
-                await rows.add_webhook(conn, p, body, REDELIVERY_MEMORY)
+        try:
+            async with self.db.transaction() as conn:
+                for (kind, key), w in sorted(writes.objects.items()):
+                    if w.version is None:
+                        await rows.add_object(conn, p, kind, key, w.ref, w.body)
+                    elif not await rows.update_object(conn, p, kind, key, w.ref, w.body, w.version):
+                        raise Conflict(f"{p} {kind} {key} was changed by another call")
+                for name, target in sorted(writes.handles.items()):
+                    if target is None:
+                        await rows.unbind(conn, name)
+                    else:
+                        await rows.bind(
+                            conn,
+                            name,
+                            target.provider,
+                            target.kind,
+                            target.key,
+                            replace=name in writes.replace_handles,
+                        )
+                if writes.answer is not None:
+                    key, answer = writes.answer
+                    await rows.store_answer(
+                        conn, p, key, answer.fingerprint, answer.status, answer.body
+                    )
+                for body in writes.webhooks:
+                    await rows.add_webhook(conn, p, body, REDELIVERY_MEMORY)
+        except IntegrityError as error:
+            if is_unique_violation(error):  # an object, handle or key another call took
+                raise Conflict(f"{p}: {error.orig}") from error
+            raise
 
     async def fault(self, provider: str) -> str:
         async with self.db.read() as conn:

@@ -1,9 +1,11 @@
 """The sandbox PSPs' state (providers/sandbox/store.py says what and why): objects
 under a version, handles, idempotency answers, fault modes and sent webhooks.
 
-Writes that lose a race answer False (nothing matched, or the key was taken) rather
-than raising, so the caller can roll back and run its call again. The statements
-are built once, here, so SQLite runs them as prepared statements.
+A write that loses a race makes the caller roll back and run its call again: an
+update answers False (the version moved); a new object, handle or answer is written
+behind (app/db/write_behind.py) and a key taken meanwhile fails the transaction
+with a unique violation (`dialect.is_unique_violation`). The statements are built
+once, here, so SQLite runs them as prepared statements.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from app.db.tables import (
     SandboxObject,
     SandboxWebhook,
 )
+from app.db.write_behind import write_behind
 
 OBJ = SandboxObject.__table__
 H = SandboxHandle.__table__
@@ -38,6 +41,9 @@ _UPDATE = (
     .where(*_OBJECT, OBJ.c.key == bindparam("ky"), OBJ.c.version == bindparam("v"))
     .values(body=bindparam("b"), ref=bindparam("r"), version=OBJ.c.version + 1)
 )
+_NEW_OBJECT = insert(OBJ)
+_NEW_HANDLE = insert(H)
+_NEW_ANSWER = insert(A)
 _HANDLE = select(H.c.provider, H.c.kind, H.c.key).where(H.c.name == bindparam("n"))
 _UNBIND = delete(H).where(H.c.name == bindparam("n"))
 _ANSWER = select(A.c.fingerprint, A.c.status, A.c.body).where(
@@ -66,15 +72,15 @@ async def find(
     return [(row.key, row.body, row.version) for row in rows]
 
 
-async def insert_object(
+async def add_object(
     conn: AsyncConnection, provider: str, kind: str, key: str, ref: str | None, body: str
-) -> bool:
-    """False if the object exists already."""
-    result = await conn.execute(
-        insert_ignore(conn, OBJ, ["provider", "kind", "key"]),
+) -> None:
+    """A new object; the transaction fails with a unique violation if it exists."""
+    await write_behind(
+        conn,
+        _NEW_OBJECT,
         {"provider": provider, "kind": kind, "key": key, "ref": ref, "version": 1, "body": body},
     )
-    return bool(result.rowcount)
 
 
 async def update_object(
@@ -100,15 +106,14 @@ async def handle(conn: AsyncConnection, name: str) -> tuple[str, str, str] | Non
 
 async def bind(
     conn: AsyncConnection, name: str, provider: str, kind: str, key: str, *, replace: bool
-) -> bool:
-    """False if `name` leads elsewhere already (and may not be replaced)."""
+) -> None:
+    """`name` leads to the object; unless `replace`, the transaction fails with a
+    unique violation if it leads elsewhere already."""
     if replace:
         await unbind(conn, name)
-    result = await conn.execute(
-        insert_ignore(conn, H, ["name"]),
-        {"name": name, "provider": provider, "kind": kind, "key": key},
+    await write_behind(
+        conn, _NEW_HANDLE, {"name": name, "provider": provider, "kind": kind, "key": key}
     )
-    return bool(result.rowcount)
 
 
 async def unbind(conn: AsyncConnection, name: str) -> None:
@@ -122,10 +127,11 @@ async def answer(conn: AsyncConnection, provider: str, key: str) -> tuple[str, i
 
 async def store_answer(
     conn: AsyncConnection, provider: str, key: str, fingerprint: str, status: int, body: bytes
-) -> bool:
-    """False if the key has an answer already."""
-    result = await conn.execute(
-        insert_ignore(conn, A, ["provider", "key"]),
+) -> None:
+    """The transaction fails with a unique violation if the key has an answer already."""
+    await write_behind(
+        conn,
+        _NEW_ANSWER,
         {
             "provider": provider,
             "key": key,
@@ -134,7 +140,6 @@ async def store_answer(
             "body": body,
         },
     )
-    return bool(result.rowcount)
 
 
 async def fault(conn: AsyncConnection, provider: str) -> str | None:
