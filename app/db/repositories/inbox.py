@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
 from app.db.tables import WebhookInbox
+from app.db.write_behind import write_behind
 
 T = WebhookInbox.__table__
 
@@ -79,11 +80,19 @@ async def store_rejected(
     return result.first() is not None
 
 
+_SET_OUTCOME = (
+    update(T)
+    .where(T.c.id == bindparam("b_id"))
+    .values(outcome=bindparam("outcome"), intent_id=bindparam("intent_id"))
+)
+
+
 async def set_outcome(
     conn: AsyncConnection, row_id: int, outcome: str, intent_id: str | None
 ) -> None:
-    await conn.execute(
-        update(T).where(T.c.id == row_id).values(outcome=outcome, intent_id=intent_id)
+    """Written behind (app/db/write_behind.py): the row is the caller's own."""
+    await write_behind(
+        conn, _SET_OUTCOME, {"b_id": row_id, "outcome": outcome, "intent_id": intent_id}
     )
 
 
