@@ -8,7 +8,10 @@ work but round trips and Python around them:
   dialect pings inside a transaction), about ten checkouts a payment. Here the
   transaction's own BEGIN is the ping: a BEGIN that finds the connection dead
   (PostgreSQL restarted, a proxy dropped it) invalidates it and begins again on a
-  fresh one, before anything of the caller's has run.
+  fresh one, before anything of the caller's has run. On a connection used in the
+  last second BEGIN is sent with the transaction's first statement, and not at all
+  when all the transaction did was write behind (app/db/write_behind.py: one
+  statement, its own transaction).
 - Reads began a transaction and rolled it back: reads here run in autocommit, each
   statement seeing the latest commit (as SQLite's reading connection does).
 - SQLAlchemy's execution (a greenlet per statement, an execution context, the
