@@ -48,6 +48,14 @@ if os.environ.get("COBRO_TEST_BOTH_WAYS") == "1":
     both_ways.install()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked `slow` first, the rest in the order they had (sorting is stable,
+    and pytest's own hook has already grouped them by backend): xdist hands the long
+    ones out while every worker is busy, so no worker ends the run on one alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "env": "test",
