@@ -12,11 +12,14 @@ Cloning the template takes a few hundred milliseconds of the server's time, so t
 next clone is made while a test runs (`Admin`, one connection on a thread of its own)
 and a test's database is dropped without waiting for it; only the template's
 clones are made ahead, so a test that asks for an empty database gets it at once.
+initdb runs once per process: a test's cluster of its own starts from a copy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import itertools
 import logging
 import os
@@ -41,6 +44,7 @@ STARTUP_TIMEOUT = 30.0
 TEMPLATE = "cobro_template"
 _names = itertools.count(1)
 log = logging.getLogger(__name__)
+_pristine: Path | None = None
 
 
 def postgres_bindir() -> Path:
@@ -69,6 +73,15 @@ class PostgresServer:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self.root.chmod(0o755)
+        self._init_datadir()
+
+    def _init_datadir(self) -> None:
+        """initdb once per process; later clusters (tests that crash their own) start
+        from a copy of that never-started directory, which is what initdb would make."""
+        global _pristine
+        if _pristine is not None and _pristine.is_dir():
+            self._copy(_pristine, self.datadir)
+            return
         self._run(
             "initdb",
             "-D",
@@ -81,6 +94,17 @@ class PostgresServer:
             "--locale=C",
             "--no-sync",
         )
+        keep = Path(tempfile.mkdtemp(prefix="cobro-pg-pristine-"))
+        atexit.register(shutil.rmtree, keep, True)
+        self._copy(self.datadir, keep / "data")
+        _pristine = keep / "data"
+
+    @staticmethod
+    def _copy(source: Path, target: Path) -> None:
+        # cp -a keeps the owner (the postgres user, when root runs the tests) and modes.
+        cp = shutil.which("cp")
+        assert cp is not None, "cp is missing"
+        subprocess.run([cp, "-a", str(source), str(target)], check=True, timeout=60)
 
     def url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
@@ -253,16 +277,19 @@ class Admin:
         self, step: Callable[[asyncpg.Connection, Any], Awaitable[str]], argument: str | None
     ) -> Future[str]:
         async def in_turn() -> str:
-            if self._queue is None:
-                self._queue = asyncio.Lock()
-            async with self._queue:
+            async with self._turn():
                 try:
                     return await step(await self._connected(), argument)
                 except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-                    self._connection = None  # the cluster restarted: once more
+                    self._drop_connection()  # the cluster restarted: once more
                     return await step(await self._connected(), argument)
 
         return asyncio.run_coroutine_threadsafe(in_turn(), self._loop)
+
+    def _turn(self) -> asyncio.Lock:
+        if self._queue is None:
+            self._queue = asyncio.Lock()
+        return self._queue
 
     async def _connected(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
@@ -271,15 +298,26 @@ class Admin:
             )
         return self._connection
 
-    def close(self) -> None:
-        async def disconnect() -> None:
-            if self._connection is not None and not self._connection.is_closed():
-                await self._connection.close(timeout=5)
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.terminate()
+            self._connection = None
 
-        try:
-            asyncio.run_coroutine_threadsafe(disconnect(), self._loop).result(timeout=10)
-        except Exception:  # the cluster may be gone already; the process ends with it
-            log.debug("closing the admin connection failed", exc_info=True)
+    def close(self) -> None:
+        """After the statements handed over so far (a clone made ahead, drops)."""
+
+        async def disconnect() -> None:
+            async with self._turn():
+                if self._connection is None:
+                    return
+                # The cluster may be gone or going: its socket is closed below anyway.
+                with contextlib.suppress(
+                    OSError, asyncpg.InterfaceError, asyncpg.PostgresError, TimeoutError
+                ):
+                    await self._connection.close(timeout=5)
+                self._drop_connection()
+
+        asyncio.run_coroutine_threadsafe(disconnect(), self._loop).result(timeout=60)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
