@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -45,6 +46,14 @@ if os.environ.get("COBRO_TEST_BOTH_WAYS") == "1":
     from tests.support import both_ways
 
     both_ways.install()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked `slow` first, the rest in the order they had (sorting is stable,
+    and pytest's own hook has already grouped them by backend): xdist hands the long
+    ones out while every worker is busy, so no worker ends the run on one alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
@@ -91,24 +100,37 @@ def own_postgres() -> Iterator[PostgresServer]:
 
 
 class Databases:
-    """Fresh databases of one backend: a SQLite file, or a PostgreSQL database."""
+    """Fresh databases of one backend: a SQLite file, or a PostgreSQL database.
+
+    A migrated one is a copy of a template migrated once (as PostgreSQL's are clones
+    of one), so each test does not run every migration again."""
 
     _files = itertools.count(1)
 
-    def __init__(self, backend: str, postgres: PostgresServer | None) -> None:
+    def __init__(
+        self, backend: str, postgres: PostgresServer | None, workdir: Path | None = None
+    ) -> None:
         self.backend = backend
         self.postgres = postgres
         self._made: list[str] = []
+        self._sqlite_template: Path | None = None
+        if postgres is None and workdir is not None:
+            self._sqlite_template = workdir / "template.db"
+            asyncio.run(_migrate(f"sqlite+aiosqlite:///{self._sqlite_template}"))
+            leftovers = [p.name for p in workdir.iterdir() if p != self._sqlite_template]
+            assert leftovers == [], f"the template is not in one file: {leftovers}"
 
     @property
     def is_postgres(self) -> bool:
         return self.postgres is not None
 
     def new_url(self, workdir: Path, *, migrated: bool = True) -> str:
-        """A new, empty or migrated database (SQLite files are migrated by whoever
-        opens them first: the runtime or the server)."""
+        """A new database, migrated (a copy of the template) or empty."""
         if self.postgres is None:
-            return f"sqlite+aiosqlite:///{workdir / f'cobro-{next(self._files)}.db'}"
+            path = workdir / f"cobro-{next(self._files)}.db"
+            if migrated and self._sqlite_template is not None:
+                shutil.copyfile(self._sqlite_template, path)
+            return f"sqlite+aiosqlite:///{path}"
         name = self.postgres.new_database(migrated=migrated)
         self._made.append(name)
         return self.postgres.url(name)
@@ -130,10 +152,22 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+async def _migrate(url: str) -> None:
+    database = Database(url)
+    try:
+        await upgrade(database)
+    finally:
+        await database.dispose()
+
+
 @pytest.fixture(scope="session")
-def databases(request: pytest.FixtureRequest, backend: str) -> Iterator[Databases]:
-    postgres = request.getfixturevalue("postgres") if backend == "postgresql" else None
-    made = Databases(backend, postgres)
+def databases(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Databases]:
+    if backend == "postgresql":
+        made = Databases(backend, request.getfixturevalue("postgres"))
+    else:
+        made = Databases(backend, None, tmp_path_factory.mktemp("sqlite-template"))
     yield made
     made.drop_all()
 

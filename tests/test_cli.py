@@ -7,6 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # started first, so no worker ends on it alone
+
 
 def run_cobro(*args: str, db: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COBRO_DATABASE_URL": db, "COBRO_ENV": "test"}

@@ -68,6 +68,7 @@ async def settled(server: ServerThread, http: httpx.AsyncClient, transport: str)
     return server_tasks(server), tracemalloc.get_traced_memory()[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accept", [SSE, MULTIPART], ids=["sse", "multipart"])
 async def test_dropped_streams_leave_no_tasks_or_memory_behind(api, server, accept):
     transport = "graphql-sse" if accept == SSE else "multipart-subscription"

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 
 from tests.conftest import DEV_SECRET, start_server
 from tests.support.graphql import CREATE, GET, GraphQLClient, confirm, create_intent
@@ -63,6 +64,7 @@ async def test_confirm_with_the_same_key_and_another_card_conflicts(api):
     assert other["errors"][0]["code"] == "IDEMPOTENCY_CONFLICT"
 
 
+@pytest.mark.slow
 async def test_a_retry_while_the_first_request_runs_is_told_to_retry(database_url):
     """The first confirmation waits on a slow PSP; an identical retry meanwhile gets
     IDEMPOTENCY_IN_PROGRESS (retry later), other input under the key still gets

@@ -252,6 +252,7 @@ def test_text_logs_stay_readable(captured):
         json.loads(line)
 
 
+@pytest.mark.slow
 async def test_cobro_serve_writes_json_lines_and_no_secret(database_url, tmp_path: Path, receiver):
     """`cobro serve` as production runs it, logging JSON at DEBUG: every line of its
     output parses, and the payment flow leaves no secret in it."""

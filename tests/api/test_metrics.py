@@ -302,6 +302,7 @@ async def test_database_pool_in_use(http, databases):
     assert 0 <= value(samples, "cobro_db_pool_in_use") <= most
 
 
+@pytest.mark.slow
 async def test_cobro_worker_exports_its_own_metrics(database_url, tmp_path):
     """`cobro worker` serves nothing else, so it has a metrics port of its own."""
     from tests.support.process import worker_process

@@ -45,6 +45,7 @@ def tracebacks(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
     return [r for r in records if r.exc_info]
 
 
+@pytest.mark.slow
 async def test_postgres_down_is_service_unavailable_logged_once_and_recovered(
     own_postgres, on_own_postgres, caplog
 ):
@@ -82,6 +83,7 @@ async def test_postgres_down_is_service_unavailable_logged_once_and_recovered(
         assert tracebacks(caplog.records) == []
 
 
+@pytest.mark.slow
 async def test_redis_down_payments_go_on_and_push_catches_up(database_url, tmp_path, caplog):
     """Redis carries pushes between processes; while it is away payments are still
     taken (nothing waits on it), its absence is not a traceback per change, and the

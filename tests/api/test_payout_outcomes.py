@@ -10,6 +10,7 @@ import asyncio
 import json
 
 import httpx
+import pytest
 
 from providers.sandbox.conekta_wire import sign_webhook
 from tests.conftest import DEV_SECRET, start_server
@@ -144,6 +145,7 @@ async def test_with_every_psp_down_the_payout_waits_pending_and_can_be_canceled(
     assert twice["errors"][0]["code"] == "PAYOUT_NOT_CANCELABLE"
 
 
+@pytest.mark.slow
 async def test_an_unanswered_payout_is_resent_to_the_same_psp_with_the_same_key(database_url):
     """STP takes the order but its answer never comes (slow): the payout stays PENDING,
     cannot be canceled (it may have left), and the worker sends the same bytes again;

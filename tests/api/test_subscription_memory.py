@@ -14,6 +14,8 @@ import asyncio
 import gc
 import tracemalloc
 
+import pytest
+
 from tests.api.test_subscription_drops import drop_abruptly
 from tests.conftest import DEV_SECRET
 from tests.support.graphql import create_intent
@@ -68,6 +70,7 @@ async def drain(ws: GraphQLWebSocket) -> None:
         await ws.receive(timeout=60)
 
 
+@pytest.mark.slow
 async def test_dropped_connections_leave_nothing_behind(api, server):
     stayers = [GraphQLWebSocket(server.url, DEV_SECRET) for _ in range(STAYERS)]
     readers = []

@@ -16,14 +16,17 @@ import uuid
 from collections import Counter
 
 import httpx
+import pytest
 
 from providers.registry import ADAPTERS
 from tests.api.test_merchant_webhooks import register, wait_for
 from tests.conftest import DEV_SECRET
 from tests.support.graphql import GraphQLClient, confirm, create_intent
-from tests.support.process import ApiProcess, worker_process
+from tests.support.process import ApiProcess, start_all, worker_process
 from tests.support.receiver import Receiver
 from tests.support.server import free_port
+
+pytestmark = pytest.mark.slow  # started first, so no worker ends on it alone
 
 STALLED = 12  # confirmations whose PSP charges and then answers slowly: in flight at the kill
 RUSHED = 36  # confirmations sent just before the kill, caught at any line
@@ -81,10 +84,8 @@ async def test_sigkill_mid_confirmation_charges_no_card_twice(database_url, redi
     # The PSPs' host, which customers retry on too; and the API process that dies.
     host = ApiProcess(
         {**shared, "COBRO_PROVIDER_TIMEOUT_SECONDS": "3"}, tmp_path / "host.log", host_port
-    ).start()
-    victim = ApiProcess(
-        {**shared, "COBRO_PROVIDER_TIMEOUT_SECONDS": "15"}, tmp_path / "victim.log"
-    ).start()
+    )
+    victim = ApiProcess({**shared, "COBRO_PROVIDER_TIMEOUT_SECONDS": "15"}, tmp_path / "victim.log")
     # The worker's own settings: no public URL at all, a shorter PSP timeout.
     worker_env = {
         **shared,
@@ -93,7 +94,7 @@ async def test_sigkill_mid_confirmation_charges_no_card_twice(database_url, redi
     }
     worker = worker_process(worker_env, tmp_path / "worker.log")
     worker.env.pop("COBRO_PUBLIC_URL", None)
-    worker.start()
+    start_all(host, victim, worker)
     try:
         async with (
             httpx.AsyncClient(base_url=victim.url, timeout=30) as on_victim,

@@ -6,12 +6,14 @@ test_two_processes.py)."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from tests.cluster.test_two_processes import cluster  # noqa: F401
 from tests.conftest import DEV_SECRET
 from tests.support.graphql import GraphQLClient
 from tests.support.payouts import CANCEL_PAYOUT, WATCH_PAYOUT, create_payout, wait_for_status
 from tests.support.ws import GraphQLWebSocket
+
+pytestmark = pytest.mark.slow  # started first, so no worker ends on it alone
 
 
 async def _faults(http: httpx.AsyncClient, mode: str) -> None:
@@ -21,7 +23,7 @@ async def _faults(http: httpx.AsyncClient, mode: str) -> None:
 
 
 async def test_a_payout_returned_through_one_process_reaches_a_subscriber_on_the_other(
-    cluster,  # noqa: F811
+    cluster,
 ):
     """Paid, then returned: STP's DEVOLUCION callback is applied by B, the subscriber
     on A hears it through Redis."""
@@ -53,7 +55,7 @@ async def test_a_payout_returned_through_one_process_reaches_a_subscriber_on_the
 
 
 async def test_a_payout_canceled_through_one_process_reaches_a_subscriber_on_the_other(
-    cluster,  # noqa: F811
+    cluster,
 ):
     a, b = cluster
     async with httpx.AsyncClient(base_url=a.url, timeout=20) as on_a:

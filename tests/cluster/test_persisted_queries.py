@@ -10,8 +10,10 @@ import pytest
 
 from tests.conftest import DEV_SECRET
 from tests.support.persisted import persisted
-from tests.support.process import ApiProcess
+from tests.support.process import ApiProcess, start_all
 from tests.support.server import free_port
+
+pytestmark = pytest.mark.slow  # started first, so no worker ends on it alone
 
 AUTH = {"Authorization": f"Bearer {DEV_SECRET}"}
 
@@ -19,14 +21,13 @@ AUTH = {"Authorization": f"Bearer {DEV_SECRET}"}
 @pytest.fixture
 def two_processes(tmp_path, databases) -> Iterator[tuple[ApiProcess, ApiProcess]]:
     env = {"COBRO_ENV": "test", "COBRO_DATABASE_URL": databases.new_url(tmp_path)}
-    a = ApiProcess(env, tmp_path / "a.log", free_port()).start()
+    a = ApiProcess(env, tmp_path / "a.log", free_port())
+    b = ApiProcess(env, tmp_path / "b.log", free_port())
+    start_all(a, b)
     try:
-        b = ApiProcess(env, tmp_path / "b.log", free_port()).start()
-        try:
-            yield a, b
-        finally:
-            b.stop()
+        yield a, b
     finally:
+        b.stop()
         a.stop()
 
 

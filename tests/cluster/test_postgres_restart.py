@@ -9,9 +9,12 @@ import time
 import uuid
 
 import httpx
+import pytest
 
 from tests.conftest import DEV_SECRET, start_server
 from tests.support.graphql import GraphQLClient, confirm, create_intent
+
+pytestmark = pytest.mark.slow  # started first, so no worker ends on it alone
 
 CLIENTS = 6
 LOAD_SECONDS = 5.0

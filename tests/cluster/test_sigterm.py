@@ -9,14 +9,17 @@ import asyncio
 import signal
 
 import httpx
+import pytest
 import websockets
 
 from providers.registry import ADAPTERS
 from tests.conftest import DEV_SECRET
 from tests.support.graphql import GraphQLClient, confirm, create_intent
-from tests.support.process import ApiProcess, serve_process
+from tests.support.process import ApiProcess, serve_process, start_all
 from tests.support.server import free_port
 from tests.support.ws import INTENT_UPDATED, GraphQLWebSocket
+
+pytestmark = pytest.mark.slow  # started first, so no worker ends on it alone
 
 RESUME = """subscription($id: ID!, $after: Int) {
   paymentIntentUpdated(id: $id, afterVersion: $after) { id status version } }"""
@@ -38,8 +41,8 @@ async def test_sigterm_finishes_requests_and_clients_resume_elsewhere(
         },
     }
     b = ApiProcess({**common, "COBRO_SANDBOX_WEBHOOK_URL": sandbox}, tmp_path / "b.log", b_port)
-    b.start()
-    a = serve_process(common, tmp_path / "a.log").start()
+    a = serve_process(common, tmp_path / "a.log")
+    start_all(b, a)
     try:
         async with (
             httpx.AsyncClient(base_url=a.url, timeout=20) as on_a,

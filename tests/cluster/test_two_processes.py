@@ -4,42 +4,16 @@ other, and keep going when Redis restarts."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from providers.registry import ADAPTERS
 from tests.conftest import DEV_SECRET
 from tests.support.graphql import GraphQLClient, confirm, create_intent
 from tests.support.process import ApiProcess
-from tests.support.server import free_port
 from tests.support.ws import INTENT_UPDATED, GraphQLWebSocket
 
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, databases, redis_server) -> Iterator[tuple[ApiProcess, ApiProcess]]:
-    """A serves checkouts and hosts the PSP sandbox; the sandbox's webhooks go to B."""
-    workdir = tmp_path_factory.mktemp("cluster")
-    a_port, b_port = free_port(), free_port()
-    common = {
-        "COBRO_ENV": "test",
-        "COBRO_DATABASE_URL": databases.new_url(workdir),
-        "COBRO_REDIS_URL": redis_server.url,
-        **{
-            f"COBRO_PROVIDERS__{name.upper()}__BASE_URL": f"http://127.0.0.1:{a_port}/sandbox/{name}"
-            for name in ADAPTERS
-        },
-    }
-    a = ApiProcess(
-        {**common, "COBRO_SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{b_port}"},
-        workdir / "a.log",
-        a_port,
-    ).start()
-    b = ApiProcess(common, workdir / "b.log", b_port).start()
-    yield a, b
-    a.stop()
-    b.stop()
+pytestmark = pytest.mark.slow  # started first, so no worker ends on it alone
 
 
 async def oxxo_voucher(http: httpx.AsyncClient) -> tuple[str, str]:

@@ -6,12 +6,15 @@ import asyncio
 from collections import Counter
 
 import httpx
+import pytest
 
 from tests.api.test_merchant_webhooks import register, wait_for
 from tests.conftest import DEV_SECRET
 from tests.support.graphql import GraphQLClient, confirm, create_intent
-from tests.support.process import ApiProcess, worker_process
+from tests.support.process import ApiProcess, start_all, worker_process
 from tests.support.receiver import Receiver
+
+pytestmark = pytest.mark.slow  # started first, so no worker ends on it alone
 
 PAYMENTS = 15
 
@@ -23,10 +26,9 @@ async def test_two_workers_deliver_every_event_exactly_once(tmp_path, database_u
         "COBRO_WEBHOOK_RETRY_BASE_SECONDS": "0.1",
         "COBRO_DELIVERY_POLL_SECONDS": "0.05",
     }
-    api_process = ApiProcess(
-        {**env, "COBRO_EMBEDDED_WORKER": "false"}, tmp_path / "api.log"
-    ).start()
-    workers = [worker_process(env, tmp_path / f"worker{i}.log").start() for i in range(2)]
+    api_process = ApiProcess({**env, "COBRO_EMBEDDED_WORKER": "false"}, tmp_path / "api.log")
+    workers = [worker_process(env, tmp_path / f"worker{i}.log") for i in range(2)]
+    start_all(api_process, *workers)
     thread, inbox = Receiver().start()
     inbox.fail_first["/hook"] = 3  # some retries, so leases and backoff are in play
     try:

@@ -107,6 +107,7 @@ def may_have_changed(operation: str, answer: dict[str, Any] | None) -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["secret", "others"])
 def test_generated_operations_never_5xx_and_a_refusal_changes_nothing(hostile, key):
     fields = SECRET_MUTATIONS if key == "secret" else MUTATIONS

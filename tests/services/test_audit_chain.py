@@ -354,6 +354,7 @@ async def test_concurrent_writers_of_one_merchant_never_fork_the_chain(runtime):
 # -- the commands, as an operator runs them ------------------------------------------
 
 
+@pytest.mark.slow
 async def test_cobro_audit_verify_exits_1_naming_the_first_broken_link(runtime, database_url):
     await pay(runtime)
     done = await asyncio.to_thread(run_cobro, "audit", "verify", db=database_url)
@@ -376,6 +377,7 @@ async def test_cobro_audit_verify_refuses_an_unknown_merchant(database_url, runt
     assert "no merchant acct_nope" in done.stderr
 
 
+@pytest.mark.slow
 async def test_cobro_audit_export_writes_json_lines_for_a_date_range(
     runtime, database_url, tmp_path
 ):

@@ -86,6 +86,7 @@ async def workload(url: str, **overrides: object) -> list[Any]:
     return answers
 
 
+@pytest.mark.slow
 async def test_kept_statements_answer_the_same_both_ways(postgres: PostgresServer) -> None:
     both_ways.compared.clear()
     installed = FastConnection.execute is not both_ways._original

@@ -78,6 +78,7 @@ def _written(statement: Any, parameters: Any, result: Any) -> tuple[Any, ...]:
     return (result.rowcount, key)
 
 
+@pytest.mark.slow
 async def test_kept_statements_answer_the_same_both_ways(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,27 +7,44 @@ the system's temp dir (pytest's own temp dirs are private to root). fsync and
 full_page_writes are off: they guard against the machine losing power, which a test
 cluster never outlives. synchronous_commit stays on, so a crash of the server itself
 (tests kill it) keeps every commit it acknowledged, as a production server does.
+
+Cloning the template takes a few hundred milliseconds of the server's time, so the
+next clone is made while a test runs (`Admin`, one connection on a thread of its own)
+and a test's database is dropped without waiting for it; only the template's
+clones are made ahead, so a test that asks for an empty database gets it at once.
+initdb runs once per process: a test's cluster of its own starts from a copy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import itertools
+import logging
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from glob import glob
 from pathlib import Path
+from typing import Any
+
+import asyncpg
 
 from tests.support.server import free_port
 
 STARTUP_TIMEOUT = 30.0
 TEMPLATE = "cobro_template"
 _names = itertools.count(1)
+log = logging.getLogger(__name__)
+_pristine: Path | None = None
 
 
 def postgres_bindir() -> Path:
@@ -50,10 +67,21 @@ class PostgresServer:
         self.datadir = self.root / "data"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self._admin: Admin | None = None
+        self._next_clone: Future[str] | None = None
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self.root.chmod(0o755)
+        self._init_datadir()
+
+    def _init_datadir(self) -> None:
+        """initdb once per process; later clusters (tests that crash their own) start
+        from a copy of that never-started directory, which is what initdb would make."""
+        global _pristine
+        if _pristine is not None and _pristine.is_dir():
+            self._copy(_pristine, self.datadir)
+            return
         self._run(
             "initdb",
             "-D",
@@ -66,6 +94,17 @@ class PostgresServer:
             "--locale=C",
             "--no-sync",
         )
+        keep = Path(tempfile.mkdtemp(prefix="cobro-pg-pristine-"))
+        atexit.register(shutil.rmtree, keep, True)
+        self._copy(self.datadir, keep / "data")
+        _pristine = keep / "data"
+
+    @staticmethod
+    def _copy(source: Path, target: Path) -> None:
+        # cp -a keeps the owner (the postgres user, when root runs the tests) and modes.
+        cp = shutil.which("cp")
+        assert cp is not None, "cp is missing"
+        subprocess.run([cp, "-a", str(source), str(target)], check=True, timeout=60)
 
     def url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
@@ -113,6 +152,9 @@ class PostgresServer:
         self.start()
 
     def destroy(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -162,14 +204,35 @@ class PostgresServer:
         asyncio.run(migrate())
 
     def new_database(self, *, migrated: bool = True) -> str:
-        """A fresh database's name: a clone of the template, or empty."""
-        name = f"cobro_test_{os.getpid()}_{next(_names)}"
-        template = f" TEMPLATE {TEMPLATE}" if migrated else ""
-        self.sql(f"CREATE DATABASE {name}{template}")
-        return name
+        """A fresh database's name: a clone of the template (made while the previous
+        test ran), or empty."""
+        if not migrated:
+            return self.admin.run(self._create, None).result()
+        ready = self._next_clone or self.admin.run(self._create, TEMPLATE)
+        self._next_clone = self.admin.run(self._create, TEMPLATE)
+        return ready.result()
 
     def drop_database(self, name: str) -> None:
-        self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        """Drop it without waiting: its name is never used again."""
+        self.admin.run(self._drop, name)
+
+    @property
+    def admin(self) -> Admin:
+        if self._admin is None:
+            self._admin = Admin(self)
+        return self._admin
+
+    @staticmethod
+    async def _create(connection: asyncpg.Connection, template: str | None) -> str:
+        name = f"cobro_test_{os.getpid()}_{next(_names)}"
+        clone = f" TEMPLATE {template}" if template else ""
+        await connection.execute(f"CREATE DATABASE {name}{clone}")
+        return name
+
+    @staticmethod
+    async def _drop(connection: asyncpg.Connection, name: str) -> str:
+        await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        return name
 
     def _ready(self) -> bool:
         done = subprocess.run(
@@ -194,3 +257,67 @@ class PostgresServer:
         )
         if done.returncode != 0:
             raise RuntimeError(f"{program} failed: {done.stderr.strip()}")
+
+
+class Admin:
+    """One connection to a cluster's `postgres` database, on an event loop in a thread
+    of its own, running statements in the order they are handed over (so a drop or a
+    clone may go on while the test thread does something else). It reconnects when a
+    test has restarted the cluster."""
+
+    def __init__(self, server: PostgresServer) -> None:
+        self.server = server
+        self._connection: asyncpg.Connection | None = None
+        self._loop = asyncio.new_event_loop()
+        self._queue: asyncio.Lock | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(
+        self, step: Callable[[asyncpg.Connection, Any], Awaitable[str]], argument: str | None
+    ) -> Future[str]:
+        async def in_turn() -> str:
+            async with self._turn():
+                try:
+                    return await step(await self._connected(), argument)
+                except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                    self._drop_connection()  # the cluster restarted: once more
+                    return await step(await self._connected(), argument)
+
+        return asyncio.run_coroutine_threadsafe(in_turn(), self._loop)
+
+    def _turn(self) -> asyncio.Lock:
+        if self._queue is None:
+            self._queue = asyncio.Lock()
+        return self._queue
+
+    async def _connected(self) -> asyncpg.Connection:
+        if self._connection is None or self._connection.is_closed():
+            self._connection = await asyncpg.connect(
+                host="127.0.0.1", port=self.server.port, user="postgres", database="postgres"
+            )
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.terminate()
+            self._connection = None
+
+    def close(self) -> None:
+        """After the statements handed over so far (a clone made ahead, drops)."""
+
+        async def disconnect() -> None:
+            async with self._turn():
+                if self._connection is None:
+                    return
+                # The cluster may be gone or going: its socket is closed below anyway.
+                with contextlib.suppress(
+                    OSError, asyncpg.InterfaceError, asyncpg.PostgresError, TimeoutError
+                ):
+                    await self._connection.close(timeout=5)
+                self._drop_connection()
+
+        asyncio.run_coroutine_threadsafe(disconnect(), self._loop).result(timeout=60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()

@@ -81,6 +81,10 @@ class ApiProcess(ManagedProcess):
 
     def start(self) -> ApiProcess:
         super().start()
+        return self.wait_ready()
+
+    def wait_ready(self) -> ApiProcess:
+        """Wait until it answers /healthz (it was started with `start` or `start_all`)."""
         assert self.process is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
@@ -92,6 +96,22 @@ class ApiProcess(ManagedProcess):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"API process did not start; see {self.log}")
             time.sleep(0.05)
+
+
+def start_all(*processes: ManagedProcess) -> None:
+    """Start them side by side and wait until each API answers: their imports and
+    start-ups overlap instead of adding up. Their databases must be migrated already
+    (the fixtures' are), or they would all migrate at once."""
+    try:
+        for process in processes:
+            ManagedProcess.start(process)
+        for process in processes:
+            if isinstance(process, ApiProcess):
+                process.wait_ready()
+    except BaseException:
+        for process in processes:
+            process.stop()
+        raise
 
 
 def worker_process(env: dict[str, str], log: Path) -> ManagedProcess:
