@@ -129,9 +129,20 @@ class OutboxRelay:
             await self._publish_batch(entries, self.tracer)
 
     async def _publish_batch(self, entries: list[OutboxEntry], tracer: Tracer | None) -> None:
-        # Merchant webhooks first, so they never wait on the broker: queuing twice
-        # (after a retry) is a no-op, one delivery per endpoint and event.
-        await self.webhooks.enqueue(entries, self.clock.now())
+        # Merchant webhooks are queued beside the broker's publishes, so they never
+        # wait on the broker, nor subscribers on the database's answer about
+        # endpoints; the batch is published once both are done. Queuing twice (after
+        # a retry) is a no-op: one delivery per endpoint and event.
+        queued = asyncio.ensure_future(self.webhooks.enqueue(entries, self.clock.now()))
+        try:
+            await self._to_broker(entries, tracer)
+        finally:
+            await queued
+        # One statement: no transaction around it on PostgreSQL.
+        async with self.db.autocommit() as conn:
+            await outbox.mark_published(conn, [e.id for e in entries], self.clock.now())
+
+    async def _to_broker(self, entries: list[OutboxEntry], tracer: Tracer | None) -> None:
         for entry in entries:
             channels = channels_of(entry)
             if not channels:  # a refund's row is for merchant webhooks only
@@ -143,9 +154,6 @@ class OutboxRelay:
                 await self._publish_traced(entry, channels, tracer, alone=len(entries) == 1)
         if self.broker_outage.ongoing:
             self.broker_outage.succeeded()
-        # One statement: no transaction around it on PostgreSQL.
-        async with self.db.autocommit() as conn:
-            await outbox.mark_published(conn, [e.id for e in entries], self.clock.now())
 
     @contextlib.contextmanager
     def _batch_span(self, entries: list[OutboxEntry], tracer: Tracer) -> Iterator[None]:
