@@ -419,13 +419,12 @@ class FastConnection:
                 plan.sql, parameters, error, self._adapter.dbapi.Error, dialect=self.dialect
             ) from error
         group = self._group
-        if group and (
-            not group.accepts(shape, len(rows)) or group.touches(plan.tables - shape.writes)
-        ):
+        reads = plan.tables - shape.writes  # a subquery's tables, say
+        if group and (not group.accepts(shape, len(rows)) or group.touches(reads)):
             await self.flush()
         if not group.accepts(shape, len(rows)):
             return False  # too large for one statement even alone
-        group.add(plan.sql, shape, arguments, on_key)
+        group.add(plan.sql, shape, arguments, on_key, reads)
         return True
 
     async def _begin_now(self) -> None:

@@ -119,7 +119,9 @@ class Group:
     def __init__(self) -> None:
         # (SQL, shape, rows of arguments, on_key)
         self.items: list[tuple[str, Shape, list[list[Any]], KeyCallback | None]] = []
-        self.tables: set[str] = set()  # the tables they write
+        # The tables they write, and those they read (beyond what their foreign keys
+        # check): a statement touching any of them must not run before they do.
+        self.tables: set[str] = set()
         self.parameters = 0
 
     def __bool__(self) -> bool:
@@ -135,10 +137,16 @@ class Group:
         return self.parameters + shape.width * rows <= MAX_PARAMETERS
 
     def add(
-        self, sql: str, shape: Shape, rows: list[list[Any]], on_key: KeyCallback | None
+        self,
+        sql: str,
+        shape: Shape,
+        rows: list[list[Any]],
+        on_key: KeyCallback | None,
+        reads: frozenset[str] = frozenset(),
     ) -> None:
         self.items.append((sql, shape, rows, on_key))
         self.tables.add(shape.table)
+        self.tables.update(reads)
         self.parameters += shape.width * len(rows)
 
     def clear(self) -> None:

@@ -20,6 +20,8 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    cast,
+    func,
     insert,
     select,
     text,
@@ -47,9 +49,22 @@ children = Table(
     # PostgreSQL only (set below): when the statement that wrote the row began.
     Column("statement_at", DateTime(timezone=True)),
 )
+notes = Table(
+    "wb_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("text", String(20), nullable=False),
+)
 NEW_PARENT = insert(parents)
 RENAME = update(parents).where(parents.c.id == bindparam("b_id"))
 NEW_CHILD = insert(children)
+NEW_NOTE = insert(notes)
+# An update that reads another table: how many notes there are, as a parent's name.
+NOTES_AS_NAME = (
+    update(parents)
+    .where(parents.c.id == bindparam("b_id"))
+    .values(name=cast(select(func.count()).select_from(notes).scalar_subquery(), String))
+)
 CHILDREN = select(children.c.id, children.c.parent_id, children.c.name).order_by(children.c.id)
 PARENTS = select(parents.c.id, parents.c.name).order_by(parents.c.id)
 
@@ -78,12 +93,15 @@ async def warm(database: Database) -> None:
     async with database.transaction() as conn:
         await conn.execute(NEW_PARENT, {"id": "warm", "name": "warm"})
         await conn.execute(RENAME, {"b_id": "warm", "name": "warm"})
+        await conn.execute(NOTES_AS_NAME, {"b_id": "warm"})
+        await conn.execute(NEW_NOTE, {"text": "warm"})
         await conn.execute(NEW_CHILD, {"parent_id": "warm", "name": "warm"})
         await conn.execute(NEW_CHILD, [{"parent_id": "warm", "name": "warm"}] * 2)
         await conn.execute(CHILDREN)
         await conn.execute(PARENTS)
     async with database.transaction() as conn:
         await conn.execute(text("DELETE FROM wb_children"))
+        await conn.execute(text("DELETE FROM wb_notes"))
         await conn.execute(text("DELETE FROM wb_parents"))
 
 
@@ -123,6 +141,22 @@ async def test_a_statement_of_the_transaction_sees_what_was_written_behind(
             ("p1", "one"),
             ("p2", "second"),
         ]
+
+
+async def test_a_write_behind_sees_the_tables_it_reads_as_they_were_when_it_was_given(
+    db: Database,
+) -> None:
+    """A kept write that reads another table (a subquery) goes before any statement
+    that writes that table, kept or not."""
+    async with db.transaction() as conn:
+        await write_behind(conn, NEW_PARENT, {"id": "p1", "name": "one"})
+        await write_behind(conn, NEW_PARENT, {"id": "p2", "name": "two"})
+    async with db.transaction() as conn:
+        await write_behind(conn, NOTES_AS_NAME, {"b_id": "p1"})  # no note yet
+        await conn.execute(NEW_NOTE, {"text": "a"})  # not kept: runs now
+        await write_behind(conn, NOTES_AS_NAME, {"b_id": "p2"})  # one note
+        await write_behind(conn, NEW_NOTE, {"text": "b"})  # kept, after it
+    assert await rows(db, PARENTS) == [("p1", "0"), ("p2", "1")]
 
 
 async def test_a_write_behind_that_fails_rolls_the_whole_transaction_back(
