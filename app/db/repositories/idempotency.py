@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
 from app.db.tables import IdempotencyKey
+from app.db.write_behind import write_behind
 
 T = IdempotencyKey.__table__
 
@@ -24,20 +25,37 @@ class StoredKey:
     finished: bool
 
 
-def _where(merchant_id: str, operation: str, key: str) -> tuple[Any, ...]:
-    return (T.c.merchant_id == merchant_id, T.c.operation == operation, T.c.key == key)
+# Built once, so both databases run them as kept (prepared) statements.
+_KEY = (
+    T.c.merchant_id == bindparam("b_merchant"),
+    T.c.operation == bindparam("b_operation"),
+    T.c.key == bindparam("b_key"),
+)
+_FIND = select(T.c.request_hash, T.c.response, T.c.created_at, T.c.finished_at).where(
+    *_KEY, T.c.expires_at > bindparam("b_now")
+)
+_DELETE_EXPIRED = delete(T).where(*_KEY, T.c.expires_at <= bindparam("b_now"))
+_TAKE_OVER = update(T).where(*_KEY).values(created_at=bindparam("b_now"))
+_FINISH = (
+    update(T)
+    .where(*_KEY)
+    .values(
+        intent_id=bindparam("b_intent"),
+        response=bindparam("b_response"),
+        finished_at=bindparam("b_now"),
+    )
+)
+_RELEASE = delete(T).where(*_KEY, T.c.finished_at.is_(None))
+
+
+def _key(merchant_id: str, operation: str, key: str) -> dict[str, Any]:
+    return {"b_merchant": merchant_id, "b_operation": operation, "b_key": key}
 
 
 async def find(
     conn: AsyncConnection, merchant_id: str, operation: str, key: str, now: datetime
 ) -> StoredKey | None:
-    row = (
-        await conn.execute(
-            select(T.c.request_hash, T.c.response, T.c.created_at, T.c.finished_at).where(
-                *_where(merchant_id, operation, key), T.c.expires_at > now
-            )
-        )
-    ).first()
+    row = (await conn.execute(_FIND, {**_key(merchant_id, operation, key), "b_now": now})).first()
     if row is None:
         return None
     return StoredKey(row.request_hash, row.response, row.created_at, row.finished_at is not None)
@@ -55,17 +73,18 @@ async def claim(
 ) -> bool:
     """Start a request under this key; False if some request already holds it."""
     # A key past its 7 days may linger until housekeeping: it is free again.
-    await conn.execute(delete(T).where(*_where(merchant_id, operation, key), T.c.expires_at <= now))
+    await conn.execute(_DELETE_EXPIRED, {**_key(merchant_id, operation, key), "b_now": now})
     result = await conn.execute(
-        insert_ignore(conn, T, ["merchant_id", "operation", "key"]).values(
-            merchant_id=merchant_id,
-            operation=operation,
-            key=key,
-            request_hash=request_hash,
-            response={},
-            created_at=now,
-            expires_at=expires_at,
-        )
+        insert_ignore(conn, T, ["merchant_id", "operation", "key"]),
+        {
+            "merchant_id": merchant_id,
+            "operation": operation,
+            "key": key,
+            "request_hash": request_hash,
+            "response": {},
+            "created_at": now,
+            "expires_at": expires_at,
+        },
     )
     return bool(result.rowcount)
 
@@ -74,7 +93,7 @@ async def take_over(
     conn: AsyncConnection, merchant_id: str, operation: str, key: str, now: datetime
 ) -> None:
     """Restart an unfinished claim whose request died."""
-    await conn.execute(update(T).where(*_where(merchant_id, operation, key)).values(created_at=now))
+    await conn.execute(_TAKE_OVER, {**_key(merchant_id, operation, key), "b_now": now})
 
 
 async def finish(
@@ -87,18 +106,23 @@ async def finish(
     response: dict[str, Any],
     now: datetime,
 ) -> None:
-    await conn.execute(
-        update(T)
-        .where(*_where(merchant_id, operation, key))
-        .values(intent_id=intent_id, response=response, finished_at=now)
+    """Written behind (app/db/write_behind.py): the caller claimed the key in this
+    transaction or holds its claim."""
+    await write_behind(
+        conn,
+        _FINISH,
+        {
+            **_key(merchant_id, operation, key),
+            "b_intent": intent_id,
+            "b_response": response,
+            "b_now": now,
+        },
     )
 
 
 async def release(conn: AsyncConnection, merchant_id: str, operation: str, key: str) -> None:
     """Forget an unfinished claim: the request failed and changed nothing."""
-    await conn.execute(
-        delete(T).where(*_where(merchant_id, operation, key), T.c.finished_at.is_(None))
-    )
+    await conn.execute(_RELEASE, _key(merchant_id, operation, key))
 
 
 async def purge_expired(conn: AsyncConnection, now: datetime) -> int:
