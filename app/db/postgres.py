@@ -435,7 +435,7 @@ class FastConnection:
         try:
             await self._adapter._start_transaction()
         except Exception as error:
-            if self._pool is not None and (not _answered(error) or self._raw.is_closed()):
+            if self._pool is not None and _broke(error, self._raw):
                 self._after_error(error)  # broken: never used again, whatever comes next
                 await self._pool.replace(self, begin=True)
                 return
@@ -466,8 +466,9 @@ class FastConnection:
         for column, callback in keyed:
             callback(records[0][column])
 
-    def forget(self) -> None:
-        """The transaction ended without them: drop the writes kept for later."""
+    def leave_transaction(self) -> None:
+        """The transaction is over: nothing more is kept for it, and what was kept and
+        not sent (the block failed) is dropped."""
         self.deferring = False
         self.lazy = False
         self._group.clear()
@@ -499,7 +500,7 @@ class FastConnection:
         if self.broken:
             return
         lost = began and self._adapter._transaction is None
-        if _answered(error) and not self._raw.is_closed() and not lost:
+        if not _broke(error, self._raw) and not lost:
             return
         self.broken = True
         with contextlib.suppress(Exception):
@@ -556,6 +557,12 @@ def _answered(error: BaseException) -> bool:
     if isinstance(driver, _ENCODING):
         return True  # a parameter asyncpg could not encode: raised before sending
     return isinstance(error, exc.SQLAlchemyError) and not isinstance(error, exc.DBAPIError)
+
+
+def _broke(error: BaseException, raw: Any) -> bool:
+    """True when the failure left the asyncpg connection `raw` unusable: anything but
+    PostgreSQL's own answer to a statement, or a connection closed meanwhile."""
+    return not _answered(error) or bool(raw.is_closed())
 
 
 # PostgreSQL ending the session (shutdown, crash, pg_terminate_backend): the message
@@ -743,7 +750,7 @@ class Connections:
             try:
                 await adapter._start_transaction()
             except BaseException as error:
-                broken = not _answered(error) or fast._raw.is_closed()
+                broken = _broke(error, fast._raw)
                 await self._discard(fast)
                 if not isinstance(error, Exception):
                     raise  # cancelled while beginning
@@ -780,10 +787,10 @@ class Connections:
             # all it did, as a statement of its own, without BEGIN and COMMIT.
             await fast.flush(alone=fast.lazy)
         except BaseException:
-            fast.forget()
+            fast.leave_transaction()
             await self._end(fast, commit=False)
             raise
-        fast.forget()
+        fast.leave_transaction()
         await self._end(fast, commit=True)
 
     @asynccontextmanager
@@ -882,7 +889,7 @@ async def _end(conn: AsyncConnection, adapter: Any, *, commit: bool) -> None:
                 translated,
                 adapter.dbapi.Error,
                 dialect=conn.dialect,
-                connection_invalidated=not _answered(error) or adapter._connection.is_closed(),
+                connection_invalidated=_broke(error, adapter._connection),
             ) from error
         raise
     finally:

@@ -70,7 +70,7 @@ class Shape:
         self.table = table.name
         # The table and those its foreign keys check: tables the write itself reads
         # beyond these must not have writes kept before it.
-        self.writes = frozenset([table.name, *(fk.column.table.name for fk in table.foreign_keys)])
+        self.writes = frozenset([table.name, *_checked_by(table)])
         self.row = row  # (start, end) of "(...)" after VALUES; None: one row only
         self.width = width  # parameters a row
 
@@ -105,10 +105,15 @@ def tables_of(statement: Any) -> frozenset[str]:
         if isinstance(element, Table):
             names.add(element.name)
             if element is target:
-                names.update(fk.column.table.name for fk in target.foreign_keys)
+                names.update(_checked_by(target))
         elif isinstance(element, Column) and isinstance(element.table, Table):
             names.add(element.table.name)
     return frozenset(names)
+
+
+def _checked_by(table: Table) -> list[str]:
+    """The tables `table`'s foreign keys read when a row of it is written."""
+    return [fk.column.table.name for fk in table.foreign_keys]
 
 
 class Group:

@@ -133,7 +133,7 @@ class OutboxRelay:
         # wait on the broker, nor subscribers on the database's answer about
         # endpoints; the batch is published once both are done. Queuing twice (after
         # a retry) is a no-op: one delivery per endpoint and event.
-        queued = asyncio.ensure_future(self.webhooks.enqueue(entries, self.clock.now()))
+        queued = asyncio.create_task(self.webhooks.enqueue(entries, self.clock.now()))
         try:
             await self._to_broker(entries, tracer)
         finally:
