@@ -813,6 +813,23 @@ class Connections:
         finally:
             await self._done(fast)
 
+    @asynccontextmanager
+    async def steps(self) -> AsyncIterator[Any]:
+        """No transaction, as `autocommit`, but writes are kept for later as in one
+        (app/db/write_behind.py): sent before a statement that touches their tables,
+        and at the block's end, each time as one statement committing on its own."""
+        async with self.autocommit() as conn:
+            fast: FastConnection | None = conn if isinstance(conn, FastConnection) else None
+            if fast is None:  # watched: SQLAlchemy runs every statement as it comes
+                yield conn
+                return
+            fast.deferring = True
+            try:
+                yield fast
+                await fast.flush(alone=True)
+            finally:
+                fast.leave_transaction()
+
     async def _done(self, fast: FastConnection) -> None:
         """After an autocommit block: SQLAlchemy's own bookkeeping of a statement it
         ran is closed (nothing is sent), then the connection is kept or discarded."""

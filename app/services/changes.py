@@ -40,10 +40,13 @@ async def record_change(
     after: PaymentIntent,
     events: list[NewAuditEvent],
     now: datetime,
+    *,
+    locked: bool = False,
 ) -> None:
+    """`locked`: `before` was read FOR UPDATE in this transaction (intents.save)."""
     if after.version != before.version + 1:
         raise ValueError("a change must bump the version by exactly one")
-    await intent_rows.save(conn, after, previous_version=before.version)
+    await intent_rows.save(conn, after, previous_version=before.version, locked=locked)
     INTENT_CHANGES.labels(after.status.value).inc()
     await audit.append(
         conn, intent_id=after.id, merchant_id=after.merchant_id, events=events, at=now

@@ -13,8 +13,10 @@
   transfer references and quotes cost nothing until paid, so those do fail over;
   if the silent PSP did issue one and the customer pays it, that money is found by
   its webhook (the PSP echoes our intent id) and recorded as a late payment.
-- The intent is leased for the confirmation, and its idempotency key claimed, in
-  one transaction, so no two confirmations run at once.
+- The idempotency key is claimed and the intent leased for the confirmation, so
+  no two confirmations run at once. The steps commit one by one on PostgreSQL
+  (Database.steps): a claim whose lease is refused is given back, and whatever a
+  crash leaves held lapses.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ class _Run:
 
 @dataclass(frozen=True, slots=True)
 class _FirstAttempt:
-    """The attempt a fresh confirmation starts with: recorded in the transaction that
-    leases the intent, so the common case costs one transaction before the PSP call."""
+    """The attempt a fresh confirmation starts with: recorded right after the lease,
+    in the same block, so the common case costs one block before the PSP call."""
 
     provider: str
     request: PaymentRequest
@@ -122,7 +124,7 @@ class ConfirmService:
         self.public_url = public_url
 
     async def confirm(self, principal: Principal | None, command: ConfirmIntent) -> MutationResult:
-        """A retried request gets its first result. Otherwise one transaction claims
+        """A retried request gets its first result. Otherwise one block (steps) claims
         the key, leases the intent and records the first attempt; attempts an earlier
         confirmation left unanswered are replayed first, then each PSP is tried in
         turn. Anything that ends it before an answer is applied frees intent and key."""
@@ -149,12 +151,19 @@ class ConfirmService:
             request, candidates = self.router.route_card(request, candidates)
         first = _FirstAttempt(candidates[0], request) if candidates else None
         now = self.clock.now()
-        async with self.db.transaction() as conn:
+        # Claiming the key, leasing the intent and recording the first attempt need
+        # not commit together: each step is safe alone, a lapse frees what a failure
+        # midway left (Database.steps).
+        async with self.db.steps() as conn:
             # A request with this key may have finished since the replay read above.
             answered = await idempotency.begin(conn, keyed, now, self.lease)
             if answered is not None:
                 return answered
-            started = await self._lease(conn, intent, keyed, now, first)
+            try:
+                started = await self._lease(conn, intent, keyed, now, first)
+            except InvalidState:
+                await idempotency.release(conn, keyed)  # claimed above, for nothing
+                raise
         run = started.run
         try:
             if started.unanswered:
@@ -480,7 +489,9 @@ class ConfirmService:
                 "intent.confirmed", provider=attempt.provider, data={"method": attempt.method}
             )
             status = status_event(after, code=error.code if error else None)
-            await record_change(conn, current, after, [response, confirmed, status], now)
+            await record_change(
+                conn, current, after, [response, confirmed, status], now, locked=True
+            )
             # A webhook that beat this commit waited in the inbox: apply it now.
             if await apply_waiting(conn, attempt.provider, names, now):
                 after = await intent_rows.get(conn, current.id) or after

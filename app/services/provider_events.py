@@ -164,7 +164,7 @@ async def apply_event(
         provider=event.provider,
         data={"reason": decision.reason} if decision.reason else None,
     )
-    await record_change(conn, intent, after, [received, note], now)
+    await record_change(conn, intent, after, [received, note], now, locked=True)
     return "applied", intent.id
 
 

@@ -4,9 +4,11 @@ charges or refunds twice, and nobody gets a 500."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from app.db.repositories import intents as intent_rows
 from app.db.tables import PaymentIntentRow, Refund
 from app.domain.errors import CobroError
 from app.domain.methods import PaymentMethodType
@@ -14,6 +16,8 @@ from app.services.auth import Principal
 from app.services.intents import CreateIntent
 from app.services.payment_requests import CardOptions, ConfirmIntent
 from app.services.refunds import RefundCommand
+
+LEASE = timedelta(seconds=60)
 
 
 async def merchant(runtime) -> Principal:
@@ -81,3 +85,24 @@ async def test_one_key_on_two_intents_at_once_confirms_one(runtime):
     store = runtime.sandbox.state.store
     charged = [pi for i in (a, b) for pi in await store.find("stripe", "payment_intent", i.id)]
     assert len(charged) == 1
+
+
+async def test_a_confirmation_turned_away_by_a_lease_frees_its_key(runtime):
+    """The key is claimed before the intent is leased, each step on its own
+    (Database.steps): when the lease is someone else's, the claim is given back, so
+    the client's retry with the same key runs instead of waiting for it to lapse."""
+    services = runtime.services
+    me = await merchant(runtime)
+    intent = (await services.intents.create(me, CreateIntent(amount="100.00"))).intent
+    now = services.clock.now()
+    async with services.db.transaction() as conn:  # another confirmation holds it
+        assert await intent_rows.take_lease(conn, intent.id, intent.version, now, now + LEASE)
+    command = ConfirmIntent(
+        intent.id, PaymentMethodType.CARD, CardOptions("tok_visa"), idempotency_key="retry-me"
+    )
+    outcomes = await asyncio.gather(services.confirm.confirm(me, command), return_exceptions=True)
+    assert codes(outcomes) == ["INVALID_STATE"]
+    async with services.db.transaction() as conn:
+        await intent_rows.release_lease(conn, intent.id, now + LEASE)
+    result = await services.confirm.confirm(me, command)
+    assert result.intent.status.value == "SUCCEEDED"

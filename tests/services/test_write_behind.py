@@ -243,3 +243,62 @@ async def test_on_postgresql_they_go_as_one_statement(
     assert [name for name, _ in stored] == list("abcde")
     at = {name: at for name, at in stored}
     assert at["a"] == at["b"] == at["c"] < at["d"] < at["e"]
+
+
+async def test_steps_commit_each_statement_on_postgresql_and_together_on_sqlite(
+    db: Database,
+) -> None:
+    """`Database.steps()`: on PostgreSQL every statement commits on its own (what went
+    before a failure stays) and what was written behind goes at the end; on SQLite the
+    block is one transaction. Either way what the block wrote and read is the same."""
+    keys: list[int] = []
+    async with db.steps() as conn:
+        await conn.execute(NEW_PARENT, {"id": "p1", "name": "one"})
+        await write_behind(conn, NEW_CHILD, {"parent_id": "p1", "name": "a"}, keys.append)
+        seen = [tuple(row) for row in await conn.execute(CHILDREN)]  # sends it first
+        await write_behind(conn, NEW_CHILD, {"parent_id": "p1", "name": "b"}, keys.append)
+    assert [(p, n) for _, p, n in seen] == [("p1", "a")]
+    stored = await rows(db)
+    assert [name for _, _, name in stored] == ["a", "b"]
+    assert keys == [stored[0][0], stored[1][0]]
+    with pytest.raises(IntegrityError):
+        async with db.steps() as conn:
+            await conn.execute(NEW_PARENT, {"id": "p2", "name": "two"})
+            await write_behind(conn, NEW_PARENT, {"id": "p1", "name": "again"})  # taken
+    parents_now = await rows(db, PARENTS)
+    assert parents_now == ([("p1", "one")] if db.is_sqlite else [("p1", "one"), ("p2", "two")])
+
+
+async def test_on_postgresql_steps_send_no_begin_or_commit(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    """A block in steps is its statements alone: a read, an update, and what it wrote
+    behind as one more at its end (PostgreSQL's own log)."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs a block in steps as one transaction")
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    postgres.sql(f"ALTER DATABASE {db.url.database} SET log_statement = 'all'")
+    logged = Database(db.url.render_as_string(hide_password=False))  # new sessions: logged
+    log = postgres.root / "server.log"
+    try:
+        await warm(logged)
+        async with logged.transaction() as conn:
+            await conn.execute(NEW_PARENT, {"id": "p1", "name": "one"})
+        start = log.stat().st_size
+        async with logged.steps() as conn:
+            await conn.execute(PARENTS)
+            await conn.execute(RENAME, {"b_id": "p1", "name": "renamed"})
+            await write_behind(conn, NEW_CHILD, {"parent_id": "p1", "name": "a"})
+            await write_behind(conn, NEW_NOTE, {"text": "n"})
+        lines = log.read_bytes()[start:].decode().splitlines()
+        sent = [line.split("LOG:  ", 1)[1] for line in lines if "LOG:  " in line]
+        assert [line.split(": ", 1)[1][:24] for line in sent] == [
+            "SELECT wb_parents.id, wb",
+            "UPDATE wb_parents SET na",
+            "WITH w0 AS (INSERT INTO ",
+        ], sent
+    finally:
+        await logged.dispose()
+        postgres.sql(f"ALTER DATABASE {db.url.database} RESET log_statement")
+    assert await rows(db, PARENTS) == [("p1", "renamed")]
+    assert [name for _, _, name in await rows(db)] == ["a"]
