@@ -18,16 +18,16 @@ logged them.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
-from base64 import urlsafe_b64encode
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
+
+from app.domain.ids import random_token
 
 FORMATS = ("json", "text")
 # Longest request id taken from a client's X-Request-Id; anything longer, or with
@@ -72,8 +72,9 @@ def request_id_from(header: bytes | str | None) -> str:
         text = header.decode("latin-1") if isinstance(header, bytes) else header
         if _REQUEST_ID.fullmatch(text):
             return text
-    # Base64 of random bytes: letters mostly, so never mistaken for a CLABE by `redact`.
-    return urlsafe_b64encode(os.urandom(12)).decode()
+    # Letters mostly, so never mistaken for a CLABE by `redact`; from the ids' block of
+    # OS randomness (a getrandom call per request was 0.7% of a payment's CPU).
+    return random_token(16)
 
 
 def note(

@@ -134,16 +134,15 @@ class ConfirmService:
         key = idempotency.check_key(command.idempotency_key)
         async with self.db.read() as conn:
             intent = await intent_rows.get(conn, command.intent_id)
-        if intent is None or not can_read(principal, intent):
-            raise NotFound(f"no payment intent {command.intent_id}", ("input", "id"))
-        request = build_request(
-            intent, command, self.clock.now(), self.spei_expiry, self.public_url
-        )
-        keyed = idempotency.keyed(intent.merchant_id, OPERATION, key, command.fingerprint)
-        async with self.db.read() as conn:
+            if intent is None or not can_read(principal, intent):
+                raise NotFound(f"no payment intent {command.intent_id}", ("input", "id"))
+            keyed = idempotency.keyed(intent.merchant_id, OPERATION, key, command.fingerprint)
             replayed = await idempotency.replay(conn, keyed, self.clock.now())
         if replayed is not None:
             return replayed
+        request = build_request(
+            intent, command, self.clock.now(), self.spei_expiry, self.public_url
+        )
         self._check_confirmable(intent, command.method)
         candidates = self.router.candidates(command.method)
         if request.method is PaymentMethodType.CARD:
@@ -239,17 +238,26 @@ class ConfirmService:
         now: datetime,
         first: _FirstAttempt | None = None,
     ) -> _Started:
-        """Lease the intent in the caller's transaction (the one that claimed the key)
-        and read what an earlier confirmation left unanswered; with nothing unanswered,
-        record `first` there too. InvalidState if someone else holds the intent."""
+        """Lease the intent in the caller's block (the one that claimed the key) and
+        read what an earlier confirmation left unanswered; with nothing unanswered,
+        record `first` there too. InvalidState if someone else holds the intent.
+
+        A fresh confirmation (the common case) asks for the lease only if nothing is
+        unanswered, one statement; when that is refused, the lease alone and the
+        unanswered attempts tell why."""
         until = now + self.lease
+        run = _Run(intent, keyed, until)
+        if first is not None and await intent_rows.take_lease(
+            conn, intent.id, intent.version, now, until, unless_pending=True
+        ):
+            recorded = await self._insert_attempt(conn, intent, first.provider, first.request, now)
+            return _Started(run, [], recorded)
         if not await intent_rows.take_lease(conn, intent.id, intent.version, now, until):
             raise InvalidState(
                 f"payment intent {intent.id} is being confirmed or just changed; "
                 "fetch it and retry",
                 ("input", "id"),
             )
-        run = _Run(intent, keyed, until)
         unanswered = await attempt_rows.pending_for(conn, intent.id)
         if unanswered or first is None:
             return _Started(run, unanswered)

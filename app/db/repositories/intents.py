@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, case, insert, null, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.repositories.claims import claim_ids
-from app.db.tables import PaymentIntentRow
+from app.db.tables import PaymentIntentRow, ProviderPayment
 from app.db.write_behind import write_behind
 from app.domain.codec import RULES
 from app.domain.intents import PaymentIntent, PaymentIntentStatus
@@ -45,6 +45,13 @@ _TAKE_LEASE = (
         or_(T.c.lease_until.is_(None), T.c.lease_until < bindparam("b_now")),
     )
     .values(lease_until=bindparam("b_until"))
+)
+
+_ATTEMPTS = ProviderPayment.__table__
+# The lease, taken only when no attempt on the intent awaits its answer: a fresh
+# confirmation learns that it has nothing to replay in the statement that leases.
+_TAKE_LEASE_IF_NONE_PENDING = _TAKE_LEASE.where(
+    ~exists().where(_ATTEMPTS.c.intent_id == bindparam("b_id"), _ATTEMPTS.c.status == "pending")
 )
 
 
@@ -101,12 +108,21 @@ async def save(
 
 
 async def take_lease(
-    conn: AsyncConnection, intent_id: str, version: int, now: datetime, until: datetime
+    conn: AsyncConnection,
+    intent_id: str,
+    version: int,
+    now: datetime,
+    until: datetime,
+    *,
+    unless_pending: bool = False,
 ) -> bool:
     """Hold the intent until `until` for our work on it; False if someone else holds it
-    (or it changed since we read it at `version`)."""
+    (or it changed since we read it at `version`). `unless_pending`: False as well
+    when an attempt on it still awaits its answer (attempts are written only under
+    the lease, so none can appear while we hold it)."""
     result = await conn.execute(
-        _TAKE_LEASE, {"b_id": intent_id, "b_version": version, "b_now": now, "b_until": until}
+        _TAKE_LEASE_IF_NONE_PENDING if unless_pending else _TAKE_LEASE,
+        {"b_id": intent_id, "b_version": version, "b_now": now, "b_until": until},
     )
     return result.rowcount == 1
 
