@@ -132,6 +132,12 @@ class Database:
             return self._pg.in_use, self._pg.size
         return pool.checkedout(), pool.size() + self._max_overflow
 
+    @property
+    def unplanned_statements(self) -> int:
+        """Statements PostgreSQL's short path has run through SQLAlchemy instead of as
+        kept statements (app/db/postgres.py); 0 elsewhere. For tests of hot paths."""
+        return self._pg.unplanned if not self.is_sqlite and self._pg is not None else 0
+
     def add_after_commit(self, callback: Callable[[list[Any]], None]) -> None:
         """Hand `callback` what each committed transaction queued with `after_commit`
         (the outbox relay's doorbell: it publishes rows the moment they are durable)."""

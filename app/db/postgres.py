@@ -349,6 +349,8 @@ class FastConnection:
         if self._group and (plan is None or self._group.touches(plan.tables)):
             await self.flush()  # the statement must see what they write
         if plan is None:
+            if self._pool is not None:
+                self._pool.unplanned += 1
             began = self._adapter._transaction is not None
             try:
                 return await self._conn.execute(statement, parameters)
@@ -626,6 +628,10 @@ class Connections:
         self._open = 0
         self._waiters: deque[asyncio.Future[FastConnection | None]] = deque()
         self._closing: set[asyncio.Task[None]] = set()
+        # Statements run through SQLAlchemy's own execution (not planned: seen once,
+        # built per call, or in a shape a plan cannot reproduce); a hot path that
+        # shows here pays SQLAlchemy's Python on every run.
+        self.unplanned = 0
 
     async def _acquire(self) -> FastConnection:
         while True:

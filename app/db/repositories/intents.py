@@ -51,7 +51,11 @@ _ATTEMPTS = ProviderPayment.__table__
 # The lease, taken only when no attempt on the intent awaits its answer: a fresh
 # confirmation learns that it has nothing to replay in the statement that leases.
 _TAKE_LEASE_IF_NONE_PENDING = _TAKE_LEASE.where(
-    ~exists().where(_ATTEMPTS.c.intent_id == bindparam("b_id"), _ATTEMPTS.c.status == "pending")
+    ~exists().where(
+        # Its own name: kept statements cannot plan one parameter used twice.
+        _ATTEMPTS.c.intent_id == bindparam("b_attempts_of"),
+        _ATTEMPTS.c.status == "pending",
+    )
 )
 
 
@@ -120,9 +124,11 @@ async def take_lease(
     (or it changed since we read it at `version`). `unless_pending`: False as well
     when an attempt on it still awaits its answer (attempts are written only under
     the lease, so none can appear while we hold it)."""
+    parameters = {"b_id": intent_id, "b_version": version, "b_now": now, "b_until": until}
+    if unless_pending:
+        parameters["b_attempts_of"] = intent_id
     result = await conn.execute(
-        _TAKE_LEASE_IF_NONE_PENDING if unless_pending else _TAKE_LEASE,
-        {"b_id": intent_id, "b_version": version, "b_now": now, "b_until": until},
+        _TAKE_LEASE_IF_NONE_PENDING if unless_pending else _TAKE_LEASE, parameters
     )
     return result.rowcount == 1
 
