@@ -11,9 +11,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import httpx
-import sniffio
-
 from app.clock import Clock
 from app.config import Settings
 from app.db.engine import Database
@@ -60,6 +57,7 @@ from providers.registry import ADAPTERS, build_provider
 from providers.sandbox.app import Sandbox, adapter_options
 from providers.sandbox.common import EmulatorConfig
 from providers.sandbox.state import SandboxState
+from providers.sandbox.transport import InProcess
 
 # Host name the embedded sandbox answers on through the in-process transport.
 SANDBOX_HOST = "http://sandbox.internal"
@@ -319,16 +317,6 @@ def _build_sandbox(settings: Settings, clock: Clock, db: Database) -> Sandbox:
     return Sandbox(state, configs)
 
 
-def _in_process(sandbox: Sandbox) -> httpx.AsyncBaseTransport:
-    """The sandbox's emulators through httpx's ASGI transport, in this process. The
-    transport asks sniffio which async library it runs under on every request, and
-    sniffio finds out by asking asyncio for the current task (1.2% of a payment's
-    CPU); this thread runs asyncio's loop for the process's life, which sniffio
-    lets a program say once (its `thread_local`)."""
-    sniffio.thread_local.name = "asyncio"
-    return httpx.ASGITransport(app=sandbox.app, raise_app_exceptions=False)
-
-
 def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> Provider:
     own = settings.provider(name)
     transport = None
@@ -337,7 +325,7 @@ def _build_provider(name: str, settings: Settings, sandbox: Sandbox | None) -> P
     if base_url is None:
         assert sandbox is not None, "outside the sandbox every provider needs a base_url"
         base_url = f"{SANDBOX_HOST}/{name}"
-        transport = _in_process(sandbox)
+        transport = InProcess(sandbox.app, sandbox.mounts)
     if settings.sandbox_enabled and not options:
         options = adapter_options(name)
     config = ProviderConfig(

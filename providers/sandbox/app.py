@@ -51,10 +51,13 @@ class Sandbox:
         self.emulators: dict[str, Emulator] = {
             name: cls(state, configs[name]) for name, cls in EMULATORS.items() if name in configs
         }
-        routes: list[BaseRoute] = [
+        # Each emulator under /{name}; the adapters' in-process transport finds its
+        # routes here too (providers/sandbox/transport.py).
+        self.mounts = [
             Mount(f"/{name}", routes=emulator.mounted_routes())
             for name, emulator in self.emulators.items()
         ]
+        routes: list[BaseRoute] = [*self.mounts]
         routes += [
             Route("/providers/{name}/faults", self.set_fault, methods=["POST"]),
             Route("/tokens", self.tokenize, methods=["POST"]),

@@ -40,6 +40,7 @@ from providers.sandbox.conekta import ConektaEmulator
 from providers.sandbox.state import SandboxState
 from providers.sandbox.stp import StpEmulator
 from providers.sandbox.stripe import StripeEmulator
+from providers.sandbox.transport import InProcess as InProcessTransport
 from tests.support.sandbox import receive, settle
 
 # The sandbox's credentials for every emulator (app/config.py SANDBOX_CREDENTIAL).
@@ -113,9 +114,11 @@ class Psp:
         if webhook_client is not None:
             state.webhook_client = webhook_client
         emulator = self.emulator(state, EmulatorConfig(SANDBOX, SANDBOX, SANDBOX))
-        app = Starlette(routes=[Mount(f"/{self.name}", routes=emulator.routes())])
+        # As the app serves its adapters: the in-process transport, straight to routes.
+        mount = Mount(f"/{self.name}", routes=emulator.routes())
+        app = Starlette(routes=[mount])
         adapter = self.adapter(
-            self.config(f"http://sandbox.test/{self.name}"), httpx.ASGITransport(app=app)
+            self.config(f"http://sandbox.test/{self.name}"), InProcessTransport(app, [mount])
         )
         return InProcess(self, emulator, adapter)
 
