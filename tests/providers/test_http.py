@@ -43,3 +43,45 @@ def test_paths_join_the_base_url_as_httpx_joins_them(base: str, path: str) -> No
     http = PspHttp("stripe", ProviderConfig(base_url=base, api_key="k"))
     url = http._url(path)
     assert http.client.build_request("GET", url).url == http.client.build_request("GET", path).url
+
+
+class _Signed(httpx.Auth):
+    """An auth flow, as Bitso's adapter brings one: it must still run."""
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        request.headers["Authorization"] = "Signed by the flow"
+        yield request
+
+
+async def test_a_call_over_its_own_transport_is_sent_as_the_client_would_send_it() -> None:
+    """Through a transport given to it (the sandbox's), a call skips the client's
+    sending but not what the client puts in a request: its base URL, its default
+    headers, the call's own; the answer comes back read, its request attached. A call
+    with an auth flow, or credentials in its URL, goes the client's whole way."""
+    seen: list[httpx.Request] = []
+
+    def psp(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"id": "pi_1"})
+
+    http = PspHttp(
+        "stripe",
+        ProviderConfig(base_url="https://psp.example/api", api_key="k"),
+        transport=httpx.MockTransport(psp),
+        headers={"Authorization": "Bearer default"},
+    )
+    plain = await http.request("POST", "/v1/things", idempotency_key="key-1", content=b"a=1")
+    flowed = await http.request("GET", "/v1/things/1", auth=_Signed())
+    userinfo = await http.request("GET", "https://user:secret@psp.example/api/v1/me")
+    await http.aclose()
+    assert (plain.status_code, plain.json()) == (201, {"id": "pi_1"})
+    assert plain.request is seen[0]
+    first = seen[0]
+    assert str(first.url) == "https://psp.example/api/v1/things"
+    assert (first.headers["authorization"], first.headers["idempotency-key"]) == (
+        "Bearer default",
+        "key-1",
+    )
+    assert first.content == b"a=1"
+    assert flowed.status_code == 201 and seen[1].headers["authorization"] == "Signed by the flow"
+    assert userinfo.status_code == 201 and seen[2].headers["authorization"].startswith("Basic ")
