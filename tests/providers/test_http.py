@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import httpx
 import pytest
 
@@ -48,7 +50,7 @@ def test_paths_join_the_base_url_as_httpx_joins_them(base: str, path: str) -> No
 class _Signed(httpx.Auth):
     """An auth flow, as Bitso's adapter brings one: it must still run."""
 
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = "Signed by the flow"
         yield request
 
