@@ -8,11 +8,15 @@ import httpx
 
 from tests.conftest import DEV_SECRET, start_server
 from tests.support.graphql import GET, GraphQLClient, confirm, create_intent
-from tests.support.server import free_port
+from tests.support.server import refused_port
 
 
 async def test_a_payment_whose_webhook_was_lost_is_found_by_reconciliation(database_url):
-    dead_end = f"http://127.0.0.1:{free_port()}"  # nothing listens: every webhook is lost
+    with refused_port() as port:  # every webhook is lost
+        await _a_lost_webhook_is_found(database_url, f"http://127.0.0.1:{port}")
+
+
+async def _a_lost_webhook_is_found(database_url: str, dead_end: str) -> None:
     thread = start_server(
         database_url,
         sandbox_webhook_url=dead_end,
