@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Route
 
 from app.domain.codec import json_bytes
 from app.domain.ids import random_token
-from providers.sandbox.faults import SLOW_SECONDS, FaultMode, unavailable
+from providers.sandbox import faults
+from providers.sandbox.faults import FaultMode, unavailable
 from providers.sandbox.state import SandboxState
 from providers.sandbox.store import Answer, Conflict, Tx
 
@@ -187,7 +188,7 @@ class Emulator:
                 self._background.add(work)
                 work.add_done_callback(self._done)
                 response = await asyncio.shield(work)
-                await asyncio.sleep(SLOW_SECONDS)
+                await asyncio.sleep(faults.SLOW_SECONDS)  # read now: a test may shorten it
                 return response
             except Conflict:
                 return JSONResponse(

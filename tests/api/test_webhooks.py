@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
+import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.db.tables import SandboxObject
+from providers.sandbox import faults
 from providers.stripe_wire import sign_payload
-from tests.support.graphql import GET, confirm, create_intent
+from tests.conftest import DEV_SECRET, start_server
+from tests.support.graphql import GET, GraphQLClient, confirm, create_intent
 
 
 def stripe_event(event_id: str, kind: str, pi: dict, created: int | None = None) -> bytes:
@@ -168,3 +175,60 @@ async def test_an_event_for_no_known_payment_is_kept_and_acknowledged(http):
     response = await post_stripe(http, body)
     assert response.status_code == 200
     assert response.json()["received"] == [{"id": "evt_orphan_1", "outcome": "unmatched"}]
+
+
+async def test_a_webhook_that_beats_the_confirmation_answer_settles_the_intent_once(
+    database_url, monkeypatch
+):
+    """Stripe has made the voucher but its answer is late (the slow fault), and the
+    customer pays at the store meanwhile: the event names Cobro's intent in its
+    metadata and settles it at once; the late answer is recorded and moves nothing."""
+    monkeypatch.setattr(faults, "SLOW_SECONDS", 2.0)
+    thread = start_server(database_url, provider_timeout_seconds=10.0)
+    try:
+        async with httpx.AsyncClient(base_url=thread.url, timeout=30) as http:
+            api = GraphQLClient(http, DEV_SECRET)
+            await http.post("/sandbox/providers/stripe/faults", json={"mode": "slow"})
+            intent = await create_intent(api, "250.00")
+            confirming = asyncio.ensure_future(confirm(api, intent["id"], "OXXO", oxxo={}))
+            voucher = await _stripe_voucher_of(database_url, intent["id"])
+            paid = await http.post(f"/sandbox/oxxo/{voucher}/pay")
+            assert paid.json()["webhook_status"] == 200  # applied before the answer came
+            assert not confirming.done()
+            payload = await confirming
+            await http.post("/sandbox/providers/stripe/faults", json={"mode": "ok"})
+            events = (await api.data(GET, {"id": intent["id"]}))["paymentIntent"]["events"]
+    finally:
+        thread.stop()
+    assert payload["errors"] == []
+    assert payload["paymentIntent"]["status"] == "SUCCEEDED"
+    types = [e["type"] for e in events]
+    assert types == [
+        "intent.created",
+        "provider.request",
+        "webhook.received",
+        "intent.succeeded",
+        "provider.response",
+    ]
+
+
+async def _stripe_voucher_of(database_url: str, intent_id: str) -> str:
+    """The OXXO number of the payment Stripe holds for this intent, read from the
+    sandbox's own records (asking its API would wait out the slow fault too)."""
+    engine = create_async_engine(database_url)
+    objects = SandboxObject.__table__
+    query = select(objects.c.body).where(
+        objects.c.provider == "stripe",
+        objects.c.kind == "payment_intent",
+        objects.c.ref == intent_id,
+    )
+    try:
+        for _ in range(250):
+            async with engine.connect() as conn:
+                body = (await conn.execute(query)).scalar()
+            if body is not None:
+                return str(json.loads(body)["next_action"]["oxxo_display_details"]["number"])
+            await asyncio.sleep(0.02)
+    finally:
+        await engine.dispose()
+    raise AssertionError("Stripe never made the voucher")
