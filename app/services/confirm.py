@@ -461,7 +461,10 @@ class ConfirmService:
                 error_code=error.code if error else None,
                 error_message=error.message if error else None,
             )
-            current = await intent_rows.get(conn, run.intent.id, for_update=True)
+            names = [n for n in (payment.provider_ref, *payment.lookup_keys) if n]
+            current, waiting = await intent_rows.get_locked_seeing(
+                conn, run.intent.id, attempt.provider, names
+            )
             assert current is not None
             response = NewAuditEvent(
                 "provider.response",
@@ -472,7 +475,6 @@ class ConfirmService:
                     "provider_status": payment.status.value,
                 },
             )
-            names = [payment.provider_ref, *payment.lookup_keys]
             await handles.remember(conn, attempt.provider, names, current.id, attempt.id)
             if current.status is not PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
                 # Only a replay finds the intent moved on (its webhook came first).
@@ -501,7 +503,7 @@ class ConfirmService:
                 conn, current, after, [response, confirmed, status], now, locked=True
             )
             # A webhook that beat this commit waited in the inbox: apply it now.
-            if await apply_waiting(conn, attempt.provider, names, now):
+            if waiting and await apply_waiting(conn, attempt.provider, names, now):
                 after = await intent_rows.get(conn, current.id) or after
             result = MutationResult(after, (_user_error(error, after),) if error else ())
             await idempotency.finish(conn, run.keyed, result, now)

@@ -184,7 +184,8 @@ async def apply_waiting(
     conn: AsyncConnection, provider: str, names: list[str], now: datetime
 ) -> bool:
     """Apply events that arrived before we knew these handles, oldest first; say
-    whether any was waiting."""
+    whether any was waiting. A caller that read with intents.get_locked_seeing
+    asks only when it said so."""
     waiting = await inbox.unmatched(conn, provider, [n for n in names if n])
     for row in waiting:
         outcome, intent_id = await apply_event(conn, ProviderEvent.from_dict(row.event), now)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Exists, bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
@@ -96,7 +96,16 @@ async def set_outcome(
     )
 
 
-# Asked on every confirmation: built once.
+# Whether any event awaits these handles: asked inside the read that locks the
+# intent a confirmation settles (intents.get_locked_seeing), a statement fewer than
+# asking apart; bound as `inbox_provider` and `inbox_handles`.
+ANY_UNMATCHED: Exists = exists().where(
+    T.c.outcome == "unmatched",
+    T.c.provider == bindparam("inbox_provider"),
+    T.c.handle.in_(bindparam("inbox_handles", expanding=True)),
+)
+
+# Asked on every confirmation that found something waiting: built once.
 _UNMATCHED = (
     select(T.c.id, T.c.event)
     .where(

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, case, exists, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.repositories import inbox
 from app.db.repositories.claims import claim_ids
 from app.db.tables import PaymentIntentRow, ProviderPayment
 from app.db.write_behind import write_behind
@@ -20,6 +21,11 @@ _COLUMNS = [c for c in T.c if c.name not in ("lease_until", "checked_at")]
 # new statement on every request.
 _GET = select(*_COLUMNS).where(T.c.id == bindparam("id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
+_GET_FOR_UPDATE_SEEING_INBOX = (
+    select(*_COLUMNS, inbox.ANY_UNMATCHED.label("inbox_waiting"))
+    .where(T.c.id == bindparam("id"))
+    .with_for_update(of=T)
+)
 _INSERT = insert(T)
 # A new version, only over the one we read (another writer would have bumped it).
 _SAVE = update(T).where(T.c.id == bindparam("b_id"), T.c.version == bindparam("b_version"))
@@ -84,6 +90,21 @@ async def get(
     statement = _GET_FOR_UPDATE if for_update else _GET
     row = (await conn.execute(statement, {"id": intent_id})).mappings().first()
     return from_row(row) if row else None
+
+
+async def get_locked_seeing(
+    conn: AsyncConnection, intent_id: str, provider: str, handles: list[str]
+) -> tuple[PaymentIntent | None, bool]:
+    """The intent read FOR UPDATE, and whether the webhook inbox holds an event for
+    one of `handles` that arrived before they were known (inbox.ANY_UNMATCHED), in
+    one statement: a confirmation settling its intent asks both."""
+    if not handles:
+        return await get(conn, intent_id, for_update=True), False
+    values = {"id": intent_id, "inbox_provider": provider, "inbox_handles": handles}
+    row = (await conn.execute(_GET_FOR_UPDATE_SEEING_INBOX, values)).mappings().first()
+    if row is None:
+        return None, False
+    return from_row(row), bool(row["inbox_waiting"])
 
 
 async def get_many(conn: AsyncConnection, intent_ids: list[str]) -> dict[str, PaymentIntent]:
