@@ -8,7 +8,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # One pytest worker per core and one more (pytest-xdist): tests spend part of their
 # time waiting on processes they start and on sockets, and a spare worker fills it
 # (2 cores: 5:24 with two workers, 4:47 with three and work stealing, which hands a
-# worker left idle the queue of a busy one). `make test PYTEST_ARGS=` runs in one process.
+# worker left idle the queue of a busy one; on the slower Xeon VM of 2026-12-02,
+# 5:00 with three and 5:27 with four). `make test PYTEST_ARGS=` runs in one process.
 PYTEST_ARGS ?= -n $(shell echo $$(( $$(nproc) + 1 ))) --dist worksteal
 
 .PHONY: run test install system-deps bench-deps schema lint clean bench
@@ -38,7 +39,7 @@ system-deps:
 	  $(SUDO) apt-get install -y -qq redis-server postgresql chromium >/dev/null; }
 
 # The benchmark suite (bench/run.py): real servers on loopback, wrk and a WebSocket
-# client in their own processes. `make bench QUICK=1` runs in under 2 minutes.
+# client in their own processes. `make bench QUICK=1` runs in about 2.5 minutes.
 bench: $(BENCH_STAMP) bench-deps
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick)
 

@@ -47,7 +47,7 @@ WEBHOOK_SECRET = "sandbox"  # the sandbox's Stripe signing secret (contract sect
 
 @dataclass(frozen=True)
 class Plan:
-    """How long and how large each scenario runs: the full run, or QUICK (< 2 min)."""
+    """How long and how large each scenario runs: the full run, or QUICK (about 2.5 min)."""
 
     quick: bool
     read_seconds: int
@@ -657,7 +657,7 @@ def _short_version(line: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a run under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="a run of about 2.5 minutes")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
