@@ -8,6 +8,8 @@ are the same."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,6 +191,23 @@ async def test_a_block_that_raises_writes_nothing_it_kept(db: Database) -> None:
     assert await rows(db, PARENTS) == [("p2", "two")]
 
 
+@asynccontextmanager
+async def logged_statements(
+    db: Database, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Database, Path]]:
+    """A warm Database on `db` whose sessions PostgreSQL logs statement by statement,
+    and the server's log file."""
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    postgres.sql(f"ALTER DATABASE {db.url.database} SET log_statement = 'all'")
+    logged = Database(db.url.render_as_string(hide_password=False))  # new sessions: logged
+    try:
+        await warm(logged)
+        yield logged, postgres.root / "server.log"
+    finally:
+        await logged.dispose()
+        postgres.sql(f"ALTER DATABASE {db.url.database} RESET log_statement")
+
+
 async def test_on_postgresql_they_go_as_one_statement(
     db: Database, request: pytest.FixtureRequest
 ) -> None:
@@ -199,12 +218,7 @@ async def test_on_postgresql_they_go_as_one_statement(
     ones before it, so rows are numbered in the order they were given."""
     if db.is_sqlite:
         pytest.skip("SQLite runs each write at once: there is no round trip to save")
-    postgres: PostgresServer = request.getfixturevalue("postgres")
-    postgres.sql(f"ALTER DATABASE {db.url.database} SET log_statement = 'all'")
-    logged = Database(db.url.render_as_string(hide_password=False))  # new sessions: logged
-    log = postgres.root / "server.log"
-    try:
-        await warm(logged)
+    async with logged_statements(db, request) as (logged, log):
 
         async def statements_of(block: Callable[[Any], Awaitable[None]]) -> list[str]:
             start = log.stat().st_size
@@ -234,9 +248,6 @@ async def test_on_postgresql_they_go_as_one_statement(
             "INSERT INTO wb_children ",
             "COMMIT;",
         ], sent
-    finally:
-        await logged.dispose()
-        postgres.sql(f"ALTER DATABASE {db.url.database} RESET log_statement")
     times = select(children.c.name, children.c.statement_at).order_by(children.c.id)
     async with db.read() as conn:
         stored = [(name, at) for name, at in await conn.execute(times)]
@@ -276,12 +287,7 @@ async def test_on_postgresql_steps_send_no_begin_or_commit(
     behind as one more at its end (PostgreSQL's own log)."""
     if db.is_sqlite:
         pytest.skip("SQLite runs a block in steps as one transaction")
-    postgres: PostgresServer = request.getfixturevalue("postgres")
-    postgres.sql(f"ALTER DATABASE {db.url.database} SET log_statement = 'all'")
-    logged = Database(db.url.render_as_string(hide_password=False))  # new sessions: logged
-    log = postgres.root / "server.log"
-    try:
-        await warm(logged)
+    async with logged_statements(db, request) as (logged, log):
         async with logged.transaction() as conn:
             await conn.execute(NEW_PARENT, {"id": "p1", "name": "one"})
         start = log.stat().st_size
@@ -297,8 +303,5 @@ async def test_on_postgresql_steps_send_no_begin_or_commit(
             "UPDATE wb_parents SET na",
             "WITH w0 AS (INSERT INTO ",
         ], sent
-    finally:
-        await logged.dispose()
-        postgres.sql(f"ALTER DATABASE {db.url.database} RESET log_statement")
     assert await rows(db, PARENTS) == [("p1", "renamed")]
     assert [name for _, _, name in await rows(db)] == ["a"]
