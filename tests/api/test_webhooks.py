@@ -8,10 +8,9 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db.tables import SandboxObject
+from app.db.engine import Database
+from app.services.sandbox_store import DatabaseSandboxStore
 from providers.sandbox import faults
 from providers.stripe_wire import sign_payload
 from tests.conftest import DEV_SECRET, start_server
@@ -214,21 +213,15 @@ async def test_a_webhook_that_beats_the_confirmation_answer_settles_the_intent_o
 
 async def _stripe_voucher_of(database_url: str, intent_id: str) -> str:
     """The OXXO number of the payment Stripe holds for this intent, read from the
-    sandbox's own records (asking its API would wait out the slow fault too)."""
-    engine = create_async_engine(database_url)
-    objects = SandboxObject.__table__
-    query = select(objects.c.body).where(
-        objects.c.provider == "stripe",
-        objects.c.kind == "payment_intent",
-        objects.c.ref == intent_id,
-    )
+    sandbox's own store (asking its API would wait out the slow fault too)."""
+    store = DatabaseSandboxStore(Database(database_url))
     try:
         for _ in range(250):
-            async with engine.connect() as conn:
-                body = (await conn.execute(query)).scalar()
-            if body is not None:
-                return str(json.loads(body)["next_action"]["oxxo_display_details"]["number"])
+            found = await store.find("stripe", "payment_intent", intent_id)
+            if found:
+                ((_, doc),) = found
+                return str(doc.body["next_action"]["oxxo_display_details"]["number"])
             await asyncio.sleep(0.02)
     finally:
-        await engine.dispose()
+        await store.db.dispose()
     raise AssertionError("Stripe never made the voucher")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Exists, bindparam, exists, select, update
+from sqlalchemy import Exists, and_, bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
@@ -96,25 +96,17 @@ async def set_outcome(
     )
 
 
-# Whether any event awaits these handles: asked inside the read that locks the
-# intent a confirmation settles (intents.get_locked_seeing), a statement fewer than
-# asking apart; bound as `inbox_provider` and `inbox_handles`.
-ANY_UNMATCHED: Exists = exists().where(
+# Events that came for these handles before they were known (bound as `provider`
+# and `handles`): read on a confirmation that found some waiting, and asked about
+# inside the read that locks the intent it settles (intents.get_locked_seeing), a
+# statement fewer than asking apart. Built once.
+_WAITING = and_(
     T.c.outcome == "unmatched",
-    T.c.provider == bindparam("inbox_provider"),
-    T.c.handle.in_(bindparam("inbox_handles", expanding=True)),
+    T.c.provider == bindparam("provider"),
+    T.c.handle.in_(bindparam("handles", expanding=True)),
 )
-
-# Asked on every confirmation that found something waiting: built once.
-_UNMATCHED = (
-    select(T.c.id, T.c.event)
-    .where(
-        T.c.outcome == "unmatched",
-        T.c.provider == bindparam("provider"),
-        T.c.handle.in_(bindparam("handles", expanding=True)),
-    )
-    .order_by(T.c.id)
-)
+ANY_UNMATCHED: Exists = exists().where(_WAITING)
+_UNMATCHED = select(T.c.id, T.c.event).where(_WAITING).order_by(T.c.id)
 
 
 async def unmatched(conn: AsyncConnection, provider: str, handles: list[str]) -> list[InboxRow]:

@@ -100,7 +100,7 @@ async def get_locked_seeing(
     one statement: a confirmation settling its intent asks both."""
     if not handles:
         return await get(conn, intent_id, for_update=True), False
-    values = {"id": intent_id, "inbox_provider": provider, "inbox_handles": handles}
+    values = {"id": intent_id, "provider": provider, "handles": handles}
     row = (await conn.execute(_GET_FOR_UPDATE_SEEING_INBOX, values)).mappings().first()
     if row is None:
         return None, False
