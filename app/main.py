@@ -28,6 +28,7 @@ from app.runtime import Runtime, build_runtime
 from app.services.persisted_queries import PersistedQueries
 from app.tracing import Tracing
 from app.web.pages import CheckoutPages
+from providers.http import tls_context
 from resolvers.schema import build_schema
 from resolvers.view import SUBSCRIPTION_PROTOCOLS, CobroGraphQL
 
@@ -145,5 +146,7 @@ def _settle_garbage_collector() -> None:
 def _sandbox_webhook_client(settings: Settings, app: Starlette) -> httpx.AsyncClient:
     """How the sandbox's PSPs reach /webhooks: this app in-process, or a URL."""
     if settings.sandbox_webhook_url:
-        return httpx.AsyncClient(base_url=settings.sandbox_webhook_url, timeout=10)
+        return httpx.AsyncClient(
+            base_url=settings.sandbox_webhook_url, timeout=10, verify=tls_context()
+        )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.base_url)

@@ -38,6 +38,7 @@ from app.domain.refunds import is_refund_dict
 from app.metrics import WEBHOOK_DELIVERIES
 from app.services.url_guard import pinned, resolve_public
 from app.services.webhook_events import event_body, event_id
+from providers.http import tls_context
 
 log = logging.getLogger("cobro.deliveries")
 
@@ -77,6 +78,7 @@ class MerchantWebhooks:
             timeout=TIMEOUT_SECONDS,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
+            verify=tls_context(),
         )
         self._in_flight: set[asyncio.Task[None]] = set()
 

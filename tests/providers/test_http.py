@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Generator
 
 import httpx
 import pytest
 
 from providers.base import ProviderConfig
-from providers.http import PspHttp
+from providers.http import PspHttp, tls_context
 
 
 async def test_a_cookie_a_psp_sets_is_never_sent_back() -> None:
@@ -87,3 +88,12 @@ async def test_a_call_over_its_own_transport_is_sent_as_the_client_would_send_it
     assert first.content == b"a=1"
     assert flowed.status_code == 201 and seen[1].headers["authorization"] == "Signed by the flow"
     assert userinfo.status_code == 201 and seen[2].headers["authorization"].startswith("Basic ")
+
+
+def test_the_one_tls_context_verifies_as_httpx_default_would() -> None:
+    shared = tls_context()
+    assert shared is tls_context()
+    assert (shared.verify_mode, shared.check_hostname) == (ssl.CERT_REQUIRED, True)
+    # The same certificate authorities as httpx's own default context.
+    assert shared.cert_store_stats() == httpx.create_ssl_context().cert_store_stats()
+    assert shared.cert_store_stats()["x509_ca"] > 0
