@@ -51,12 +51,14 @@ BATCH = 100
 USER_AGENT = "Cobro-Webhooks/1.0"
 # Outcome of an attempt -> its metric label (pending again means it will be retried).
 _RESULTS = {"delivered": "delivered", "pending": "retrying", "failed": "failed"}
+# Jitter from a generator of our own: the process-wide one is left to whoever seeds it.
+_jitter = random.Random()
 
 
 def backoff(attempts: int, base_seconds: float) -> timedelta:
     """The wait after the `attempts`-th failure: doubling, capped, with ±50% jitter."""
     delay = min(base_seconds * 2 ** (attempts - 1), MAX_BACKOFF.total_seconds())
-    return timedelta(seconds=delay * (0.5 + random.random()))
+    return timedelta(seconds=delay * (0.5 + _jitter.random()))
 
 
 class MerchantWebhooks:

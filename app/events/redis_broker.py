@@ -25,6 +25,8 @@ log = logging.getLogger("cobro.broker")
 # Reconnect backoff: from a tenth of a second up to five, with jitter.
 BACKOFF_START = 0.1
 BACKOFF_MAX = 5.0
+# Jitter from a generator of our own: the process-wide one is left to whoever seeds it.
+_jitter = random.Random()
 # How long a new subscriber waits for Redis to confirm SUBSCRIBE before going on
 # (marked to catch up from the database once the link is back).
 SUBSCRIBE_TIMEOUT = 2.0
@@ -127,7 +129,7 @@ class RedisBroker:
             # Subscribers catch up once the link is back (see _connect), not on every
             # failed try: that would send them all to the database again and again.
             self._connected.clear()
-            await asyncio.sleep(delay * (0.5 + random.random()))
+            await asyncio.sleep(delay * (0.5 + _jitter.random()))
             delay = min(delay * 2, BACKOFF_MAX)
 
     async def _connect(self) -> None:
