@@ -42,11 +42,20 @@ async def record_change(
     now: datetime,
     *,
     locked: bool = False,
+    unless_waiting: tuple[str, list[str]] | None = None,
 ) -> None:
-    """`locked`: `before` was read FOR UPDATE in this transaction (intents.save)."""
+    """`locked`: `before` was read FOR UPDATE in this transaction; `unless_waiting`:
+    it was read before, and the change is refused while the webhook inbox holds an
+    event for those (PSP, handles) (intents.save)."""
     if after.version != before.version + 1:
         raise ValueError("a change must bump the version by exactly one")
-    await intent_rows.save(conn, after, previous_version=before.version, locked=locked)
+    await intent_rows.save(
+        conn,
+        after,
+        previous_version=before.version,
+        locked=locked,
+        unless_waiting=unless_waiting,
+    )
     INTENT_CHANGES.labels(after.status.value).inc()
     await audit.append(
         conn, intent_id=after.id, merchant_id=after.merchant_id, events=events, at=now

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
@@ -442,14 +443,31 @@ class ConfirmService:
             await record_events(conn, intent, [_error_event(attempt, exc)], now)
 
     async def _apply(self, run: _Run, attempt: Attempt, payment: ProviderPayment) -> MutationResult:
-        """Store what the PSP answered and move the intent accordingly, in one transaction."""
-        target = CONFIRM_OUTCOMES[payment.status]
+        """Store what the PSP answered and move the intent accordingly, in one
+        transaction. First from the intent as read before the lease, without reading
+        it again (on PostgreSQL one statement: no BEGIN, locked read or COMMIT of its
+        own); that is refused if the intent moved meanwhile or a webhook for the
+        payment waits in the inbox, and then it is read, locked and settled as it is
+        now."""
         now = self.clock.now()
+        if run.intent.status is PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
+            try:
+                return await self._settle(run, attempt, payment, now, read=False)
+            except IntegrityError as error:
+                if not intent_rows.moved_meanwhile(error):
+                    raise
+        return await self._settle(run, attempt, payment, now, read=True)
+
+    async def _settle(
+        self, run: _Run, attempt: Attempt, payment: ProviderPayment, now: datetime, *, read: bool
+    ) -> MutationResult:
+        target = CONFIRM_OUTCOMES[payment.status]
         error = None
         if target is PaymentIntentStatus.FAILED:
             code = payment.error_code or "PAYMENT_FAILED"
             message = payment.error_message or "the payment failed"
             error = PaymentError(code, message, attempt.provider)
+        names = [n for n in (payment.provider_ref, *payment.lookup_keys) if n]
         async with self.db.transaction() as conn:
             await attempt_rows.finish(
                 conn,
@@ -461,11 +479,13 @@ class ConfirmService:
                 error_code=error.code if error else None,
                 error_message=error.message if error else None,
             )
-            names = [n for n in (payment.provider_ref, *payment.lookup_keys) if n]
-            current, waiting = await intent_rows.get_locked_seeing(
-                conn, run.intent.id, attempt.provider, names
-            )
-            assert current is not None
+            current, waiting = run.intent, False
+            if read:
+                locked, waiting = await intent_rows.get_locked_seeing(
+                    conn, run.intent.id, attempt.provider, names
+                )
+                assert locked is not None
+                current = locked
             response = NewAuditEvent(
                 "provider.response",
                 provider=attempt.provider,
@@ -500,7 +520,13 @@ class ConfirmService:
             )
             status = status_event(after, code=error.code if error else None)
             await record_change(
-                conn, current, after, [response, confirmed, status], now, locked=True
+                conn,
+                current,
+                after,
+                [response, confirmed, status],
+                now,
+                locked=read,
+                unless_waiting=None if read else (attempt.provider, names),
             )
             # A webhook that beat this commit waited in the inbox: apply it now.
             if waiting and await apply_waiting(conn, attempt.provider, names, now):

@@ -96,15 +96,20 @@ async def set_outcome(
     )
 
 
-# Events that came for these handles before they were known (bound as `provider`
-# and `handles`): read on a confirmation that found some waiting, and asked about
-# inside the read that locks the intent it settles (intents.get_locked_seeing), a
-# statement fewer than asking apart. Built once.
-_WAITING = and_(
-    T.c.outcome == "unmatched",
-    T.c.provider == bindparam("provider"),
-    T.c.handle.in_(bindparam("handles", expanding=True)),
-)
+def waiting(provider: str = "provider", handles: str = "handles") -> Any:
+    """Events that came for these handles before they were known, bound under the
+    names given (an UPDATE must not reuse its columns' names): asked about inside
+    the statement that settles a confirmation's intent (intents.get_locked_seeing,
+    intents.save), a statement fewer than asking apart."""
+    return and_(
+        T.c.outcome == "unmatched",
+        T.c.provider == bindparam(provider),
+        T.c.handle.in_(bindparam(handles, expanding=True)),
+    )
+
+
+# Built once: read on a confirmation that found some waiting.
+_WAITING = waiting()
 ANY_UNMATCHED: Exists = exists().where(_WAITING)
 _UNMATCHED = select(T.c.id, T.c.event).where(_WAITING).order_by(T.c.id)
 

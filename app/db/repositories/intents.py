@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from asyncpg import exceptions as asyncpg_errors
 from sqlalchemy import and_, bindparam, case, exists, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +40,26 @@ _SAVE_LOCKED = (
     .values(
         version=case(
             (T.c.version == bindparam("b_version"), bindparam("b_next", type_=T.c.version.type)),
+            else_=null(),
+        )
+    )
+)
+# The same over a row read before this transaction (a confirmation's, whose lease
+# keeps other confirmations off it), guarded like the locked save and refused as
+# well while the webhook inbox holds an event for the payment's handles: either
+# way the transaction fails (`moved_meanwhile`) and the caller reads and locks.
+_SAVE_UNLESS_WAITING = (
+    update(T)
+    .where(T.c.id == bindparam("b_id"))
+    .values(
+        version=case(
+            (
+                and_(
+                    T.c.version == bindparam("b_version"),
+                    ~exists().where(inbox.waiting("b_inbox_provider", "b_inbox_handles")),
+                ),
+                bindparam("b_next", type_=T.c.version.type),
+            ),
             else_=null(),
         )
     )
@@ -113,16 +134,29 @@ async def get_many(conn: AsyncConnection, intent_ids: list[str]) -> dict[str, Pa
 
 
 async def save(
-    conn: AsyncConnection, intent: PaymentIntent, *, previous_version: int, locked: bool = False
+    conn: AsyncConnection,
+    intent: PaymentIntent,
+    *,
+    previous_version: int,
+    locked: bool = False,
+    unless_waiting: tuple[str, list[str]] | None = None,
 ) -> None:
     """Write a new version; refuse if someone else wrote one since we read it.
     `locked`: the caller read the row FOR UPDATE in this transaction (`get`), so
     nobody can have: the write goes behind (app/db/write_behind.py), a round trip
-    fewer on PostgreSQL."""
+    fewer on PostgreSQL. `unless_waiting` (a PSP and handles): the caller read it
+    before the transaction; written behind too, and the transaction fails
+    (`moved_meanwhile`) if the version moved or an event for those handles waits
+    in the webhook inbox."""
     values = _values(intent)
     for column in _UNCHANGING:
         del values[column]
     values |= {"lease_until": None, "b_id": intent.id, "b_version": previous_version}
+    if unless_waiting is not None:
+        values["b_next"] = values.pop("version")
+        values["b_inbox_provider"], values["b_inbox_handles"] = unless_waiting
+        await write_behind(conn, _SAVE_UNLESS_WAITING, values)
+        return
     if locked:
         values["b_next"] = values.pop("version")
         await write_behind(conn, _SAVE_LOCKED, values)
@@ -130,6 +164,17 @@ async def save(
     result = await conn.execute(_SAVE, values)
     if result.rowcount != 1:
         raise ConcurrentUpdate(intent.id)
+
+
+def moved_meanwhile(error: BaseException) -> bool:
+    """Whether `error` is a guarded save's refusal (`_SAVE_LOCKED`,
+    `_SAVE_UNLESS_WAITING`): the version it would write came out NULL, which the
+    column refuses."""
+    driver = getattr(error, "orig", None)
+    driver = getattr(driver, "__cause__", None) or driver  # asyncpg's, behind SQLAlchemy's
+    if isinstance(driver, asyncpg_errors.NotNullViolationError):
+        return driver.table_name == T.name and driver.column_name == T.c.version.name
+    return f"NOT NULL constraint failed: {T.name}.{T.c.version.name}" in str(driver)
 
 
 async def take_lease(

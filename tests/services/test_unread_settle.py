@@ -1,0 +1,207 @@
+"""A confirmation settles its intent from the intent as it read it before the lease,
+without reading it again (intents.save with `unless_waiting`: on PostgreSQL one
+statement, no BEGIN, locked read or COMMIT of its own). That save is refused when
+the intent moved meanwhile or a webhook for the payment waits in the inbox; the
+transaction then writes nothing, and the confirmation reads, locks and settles the
+intent as it is now. Both databases."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.db.repositories import audit, handles, inbox
+from app.db.repositories import intents as intent_rows
+from app.db.tables import ProviderHandle
+from app.domain.intents import PaymentIntentStatus
+from app.domain.methods import PaymentMethodType
+from app.main import build_runtime
+from app.services.intents import CreateIntent
+from app.services.payment_requests import CardOptions, ConfirmIntent
+from providers.base import ProviderEvent, ProviderStatus
+from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, make_settings
+
+
+async def _waiting_event(services, handle: str, event_id: str = "evt_early") -> int:
+    """An event for `handle` that came before the handle was known: unmatched."""
+    async with services.db.transaction() as conn:
+        row_id = await inbox.store(
+            conn,
+            provider="stripe",
+            event_id=event_id,
+            event_type="payment_intent.succeeded",
+            handle=handle,
+            body="{}",
+            event={},
+            now=services.intents.clock.now(),
+        )
+        assert row_id is not None
+        await inbox.set_outcome(conn, row_id, "unmatched", None)
+    return row_id
+
+
+async def _handles_of(services, intent_id: str) -> int:
+    T = ProviderHandle.__table__
+    async with services.db.read() as conn:
+        count = select(func.count()).select_from(T).where(T.c.intent_id == intent_id)
+        return int((await conn.execute(count)).scalar_one())
+
+
+async def test_the_unread_save_is_refused_when_the_intent_moved_or_an_event_waits(
+    runtime,
+) -> None:
+    services = runtime.services
+    me = await services.auth.principal_for("sk_test_dev")
+    intent = (await services.intents.create(me, CreateIntent(amount="10.00"))).intent
+    now = services.intents.clock.now()
+    moved = intent.moved_to(PaymentIntentStatus.CANCELED, now)
+
+    async def save(before_version: int, waiting_for: tuple[str, list[str]]) -> None:
+        async with services.db.transaction() as conn:
+            await handles.remember(conn, "stripe", ["pi_psp_new"], intent.id, "pp_x")
+            await intent_rows.save(
+                conn, moved, previous_version=before_version, unless_waiting=waiting_for
+            )
+
+    await _waiting_event(services, "pi_psp_1")
+    for waiting_for in (("stripe", ["ch_other", "pi_psp_1"]), ("stripe", ["pi_psp_1"])):
+        with pytest.raises(IntegrityError) as refused:
+            await save(intent.version, waiting_for)
+        assert intent_rows.moved_meanwhile(refused.value)
+    with pytest.raises(IntegrityError) as refused:  # a version that is not the row's
+        await save(intent.version + 1, ("stripe", ["pi_psp_2"]))
+    assert intent_rows.moved_meanwhile(refused.value)
+    # Refused: nothing of the transaction was written, the handle included.
+    assert await _handles_of(services, intent.id) == 0
+    async with services.db.read() as conn:
+        assert (await intent_rows.get(conn, intent.id)) == intent
+
+    # Another PSP's name, or other handles: nothing waits for them.
+    await save(intent.version, ("conekta", ["pi_psp_1"]))
+    async with services.db.read() as conn:
+        stored = await intent_rows.get(conn, intent.id)
+    assert stored is not None
+    assert (stored.status, stored.version) == (PaymentIntentStatus.CANCELED, intent.version + 1)
+    assert await _handles_of(services, intent.id) == 1
+
+
+async def test_only_the_guard_s_refusal_counts_as_moved_meanwhile(runtime) -> None:
+    services = runtime.services
+    await _waiting_event(services, "pi_psp_1", "evt_twice")
+    with pytest.raises(IntegrityError) as duplicate:
+        async with services.db.transaction() as conn:
+            await conn.execute(
+                inbox.T.insert().values(
+                    provider="stripe",
+                    event_id="evt_twice",
+                    event_type="x",
+                    body="{}",
+                    event={},
+                    outcome="received",
+                    received_at=services.intents.clock.now(),
+                )
+            )
+    assert not intent_rows.moved_meanwhile(duplicate.value)
+
+
+async def test_a_confirmation_whose_webhook_came_first_applies_it_when_it_settles(
+    runtime, monkeypatch
+) -> None:
+    """The PSP answers that the card needs 3-D Secure, and its event that the payment
+    succeeded arrives before the answer is applied, naming only the PSP's reference:
+    unmatched, it waits. Settling refuses the unread save, reads and locks the
+    intent, and applies the waiting event in the same transaction."""
+    services = runtime.services
+    me = await services.auth.principal_for("sk_test_dev")
+    intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
+    stripe = services.confirm.router.providers["stripe"]
+    real_send = stripe.send_payment
+
+    async def send_then_early_event(request, wire):
+        payment = await real_send(request, wire)  # the sandbox, over its transport
+        early = ProviderEvent(
+            provider="stripe",
+            event_id="evt_before_the_answer",
+            type="payment_intent.succeeded",
+            status=ProviderStatus.SUCCEEDED,
+            provider_ref=payment.provider_ref,
+        )
+        (received,) = await services.provider_events.receive([early], b"{}")
+        assert received.outcome == "unmatched"
+        return payment
+
+    monkeypatch.setattr(stripe, "send_payment", send_then_early_event)
+    card = CardOptions("tok_threeDSecureRequired")
+    result = await services.confirm.confirm(
+        me, ConfirmIntent(intent.id, PaymentMethodType.CARD, card=card)
+    )
+    assert result.intent.status is PaymentIntentStatus.SUCCEEDED
+    outcome = select(inbox.T.c.outcome, inbox.T.c.intent_id).where(
+        inbox.T.c.event_id == "evt_before_the_answer"
+    )
+    async with services.db.read() as conn:
+        stored = await intent_rows.get(conn, intent.id)
+        applied = (await conn.execute(outcome)).one()
+        trail = (await audit.for_intents(conn, [intent.id]))[intent.id]
+    assert stored is not None and stored.status is PaymentIntentStatus.SUCCEEDED
+    assert tuple(applied) == ("applied", intent.id)
+    events = [e.type for e in trail]
+    assert events[-4:] == [
+        "intent.confirmed",
+        "intent.requires_action",
+        "webhook.received",
+        "intent.succeeded",
+    ], events
+
+
+async def test_on_postgresql_a_card_payment_settles_in_one_statement(
+    databases, database_url, request
+) -> None:
+    """PostgreSQL's own log of a warm card payment's confirmation: no BEGIN, COMMIT or
+    locked read; the attempt's outcome, the handles, the new version, its audit
+    events and its outbox row go as one statement."""
+    if not databases.is_postgres:
+        pytest.skip("SQLite has no round trips to count")
+    postgres = request.getfixturevalue("postgres")
+    name = database_url.rsplit("/", 1)[1]
+    postgres.sql(f"ALTER DATABASE {name} SET log_statement = 'all'")  # its new sessions
+    runtime = build_runtime(make_settings(database_url))
+    try:
+        services = runtime.services
+        await services.merchants.ensure_dev_merchant(DEV_SECRET, DEV_PUBLISHABLE)
+        me = await services.auth.principal_for(DEV_SECRET)
+        log = postgres.root / "server.log"
+
+        async def confirmation() -> list[str]:
+            intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
+            start = log.stat().st_size
+            card = ConfirmIntent(intent.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
+            result = await services.confirm.confirm(me, card)
+            assert result.intent.status is PaymentIntentStatus.SUCCEEDED
+            entries: list[str] = []  # a statement's later lines continue its entry
+            for line in log.read_bytes()[start:].decode().splitlines():
+                if "LOG:  " in line or "DETAIL:  " in line:
+                    entries.append(line)
+                elif entries:
+                    entries[-1] += "\n" + line
+            sent = [e.split("LOG:  ", 1)[1] for e in entries if "LOG:  " in e]
+            return [e.split(": ", 1)[1] for e in sent if ": " in e]
+
+        await confirmation()  # kept statements are planned the second time they run
+        await confirmation()
+        sent = await confirmation()
+    finally:
+        for close in runtime.closers:
+            await close()
+        postgres.sql(f"ALTER DATABASE {name} RESET log_statement")
+    mine = [s for s in sent if "payment_intents" in s or s.startswith(("BEGIN", "COMMIT"))]
+    assert [s[:28] for s in mine] == [
+        "SELECT payment_intents.id, p",  # the read before the lease
+        "UPDATE payment_intents SET l",  # the lease
+        "WITH w0 AS (UPDATE provider_",  # the answer, settled
+    ], mine
+    settle = mine[-1]
+    for table in ("provider_handles", "payment_intents", "audit_events", "outbox"):
+        assert f"INSERT INTO {table}" in settle or f"UPDATE {table}" in settle, table
+    assert "FOR UPDATE" not in " ".join(sent)
