@@ -175,9 +175,11 @@ async def test_on_postgresql_a_card_payment_settles_in_one_statement(
 
         async def confirmation() -> list[str]:
             intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
+            assert intent is not None
             start = log.stat().st_size
             card = ConfirmIntent(intent.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
             result = await services.confirm.confirm(me, card)
+            assert result.intent is not None
             assert result.intent.status is PaymentIntentStatus.SUCCEEDED
             entries: list[str] = []  # a statement's later lines continue its entry
             for line in log.read_bytes()[start:].decode().splitlines():
