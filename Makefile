@@ -29,14 +29,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests start themselves: a private redis-server and a throw-away
-# PostgreSQL cluster per run (tests/support/postgres.py), never the system's own; and
-# chromium, which tests/browser/ drive through Playwright (never `playwright install`).
+# PostgreSQL cluster per run (tests/support/postgres.py), never the system's own;
+# chromium, which tests/browser/ drive through Playwright (never `playwright install`);
+# and nginx, whose `nginx -t` checks deploy/nginx.conf (tests/test_deploy.py).
 system-deps:
 	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
-	  && test -x /usr/bin/chromium || { \
-	  echo "installing redis-server, postgresql and chromium"; \
+	  && test -x /usr/bin/chromium && test -x /usr/sbin/nginx || { \
+	  echo "installing redis-server, postgresql, chromium and nginx"; \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) apt-get install -y -qq redis-server postgresql chromium >/dev/null; }
+	  $(SUDO) apt-get install -y -qq redis-server postgresql chromium nginx-light >/dev/null; }
 
 # The benchmark suite (bench/run.py): real servers on loopback, wrk and a WebSocket
 # client in their own processes. `make bench QUICK=1` runs in about 2.5 minutes.
