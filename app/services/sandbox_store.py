@@ -23,6 +23,7 @@ from providers.sandbox.store import (
     Answer,
     Conflict,
     Doc,
+    Faulty,
     Handle,
     Writes,
     decode,
@@ -57,6 +58,8 @@ class DatabaseSandboxStore:
         p = writes.provider
         try:
             async with self.db.transaction() as conn:
+                if writes.only_if_healthy:
+                    await rows.only_if_healthy(conn, p)
                 for (kind, key), w in sorted(writes.objects.items()):
                     if w.version is None:
                         await rows.add_object(conn, p, kind, key, w.ref, w.body)
@@ -82,6 +85,8 @@ class DatabaseSandboxStore:
                 for body in writes.webhooks:
                     await rows.add_webhook(conn, p, body, REDELIVERY_MEMORY)
         except IntegrityError as error:
+            if rows.refused_by_fault(error):
+                raise Faulty(p) from error
             if is_unique_violation(error):  # an object, handle or key another call took
                 raise Conflict(f"{p}: {error.orig}") from error
             raise

@@ -197,10 +197,10 @@ class BitsoEmulator(Emulator):
             return _error(401, "0206", "Invalid nonce type")
         return None
 
-    async def guard(self, request: Request) -> Response | None:
-        """The header (Emulator.guard), then what needs the body: the signature, and
-        only then the nonce, so a forged request cannot spend one."""
-        if (refused := await super().guard(request)) is not None:
+    async def authenticate(self, request: Request) -> Response | None:
+        """The header (Emulator.authenticate), then what needs the body: the signature,
+        and only then the nonce, so a forged request cannot spend one."""
+        if (refused := await super().authenticate(request)) is not None:
             return refused
         key, nonce, signature = _authorization(request) or ("", "", "")
         query = request.url.query

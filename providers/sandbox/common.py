@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ from app.domain.ids import random_token
 from providers.sandbox import faults
 from providers.sandbox.faults import FaultMode, unavailable
 from providers.sandbox.state import SandboxState
-from providers.sandbox.store import Answer, Conflict, Tx
+from providers.sandbox.store import Answer, Conflict, Faulty, Tx
 
 T = TypeVar("T")
 log = logging.getLogger("cobro.sandbox")
@@ -110,10 +111,14 @@ class Emulator:
         for _ in range(MAX_TRIES):
             tx = Tx(self.store, self.name)
             result = await work(tx)
+            checking = _FAULT_CHECK.get()
+            tx.writes.only_if_healthy = checking is not None
             try:
                 await tx.commit()
             except Conflict:
                 continue
+            if checking is not None and tx.writes:
+                checking.checked = True
             status = None
             for body in tx.writes.webhooks:
                 status = await self.state.post(self.name, body, self.sign)
@@ -173,12 +178,15 @@ class Emulator:
         async def answer(request: Request) -> Response:
             # Read the body first: a slow answer must not find its client gone mid-read.
             await request.body()
-            mode = FaultMode(await self.store.fault(self.name))
-            if mode is FaultMode.DOWN:
-                return unavailable(self.name)
-            if mode is FaultMode.FLAKY and await self.store.count_call(self.name) % 2 == 1:
-                return unavailable(self.name)
             try:
+                healthy = await self._if_healthy(endpoint, request)
+                if healthy is not None:
+                    return healthy
+                mode = FaultMode(await self.store.fault(self.name))
+                if mode is FaultMode.DOWN:
+                    return unavailable(self.name)
+                if mode is FaultMode.FLAKY and await self.store.count_call(self.name) % 2 == 1:
+                    return unavailable(self.name)
                 if mode is not FaultMode.SLOW:
                     return await endpoint(request)
                 # A slow PSP does the work at once and answers late, and a caller that
@@ -198,6 +206,25 @@ class Emulator:
 
         return answer
 
+    async def _if_healthy(
+        self, endpoint: Callable[[Request], Awaitable[Response]], request: Request
+    ) -> Response | None:
+        """The endpoint's answer if the PSP is healthy (its fault mode `ok`), else None
+        with nothing of the call written. Nearly every call finds it healthy, and
+        learns so in the statement that commits its writes (`only_if_healthy`); a call
+        that wrote nothing asks after it is done."""
+        checking = _FaultCheck()
+        token = _FAULT_CHECK.set(checking)
+        try:
+            response = await endpoint(request)
+        except Faulty:
+            return None
+        finally:
+            _FAULT_CHECK.reset(token)
+        if checking.checked or await self.store.fault(self.name) == FaultMode.OK:
+            return response
+        return None
+
     def _done(self, work: asyncio.Future[Any]) -> None:
         """Forget finished background work; what failed is logged, not lost silently."""
         self._background.discard(work)
@@ -205,9 +232,18 @@ class Emulator:
             log.error("sandbox %s: background work failed", self.name, exc_info=work.exception())
 
     async def guard(self, request: Request) -> Response | None:
-        """An auth failure answered instead of the real handler, or None (faults are
-        answered before any handler runs: `mounted_routes`)."""
+        """An auth failure answered instead of the real handler, or None. A request let
+        through is not checked again if its call runs a second time (a fault mode
+        found as it committed: `_if_healthy`), so a nonce it spent stays its own."""
+        if getattr(request.state, "sandbox_authenticated", False):
+            return None
         await request.body()
+        refused = await self.authenticate(request)
+        if refused is None:
+            request.state.sandbox_authenticated = True
+        return refused
+
+    async def authenticate(self, request: Request) -> Response | None:
         return self.check_auth(request)
 
     def check_auth(self, request: Request) -> Response | None:
@@ -217,6 +253,19 @@ class Emulator:
                 status_code=401,
             )
         return None
+
+
+class _FaultCheck:
+    """Set while a call runs in `Emulator._if_healthy`: its commits are refused in a
+    fault mode, and `checked` says one of them wrote (so the PSP was healthy)."""
+
+    __slots__ = ("checked",)
+
+    def __init__(self) -> None:
+        self.checked = False
+
+
+_FAULT_CHECK: ContextVar[_FaultCheck | None] = ContextVar("sandbox_fault_check", default=None)
 
 
 def _replay(stored: Answer, fingerprint: str, conflict: Callable[[], Response]) -> Response:

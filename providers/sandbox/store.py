@@ -33,6 +33,11 @@ class Conflict(Exception):
     """Another writer changed or took first what this call wanted: run it again."""
 
 
+class Faulty(Exception):
+    """The PSP is in a fault mode: writes committed only while it is healthy
+    (`Writes.only_if_healthy`) were refused, and nothing was written."""
+
+
 @dataclass(frozen=True, slots=True)
 class Doc:
     body: dict[str, Any]
@@ -76,6 +81,9 @@ class Writes:
     replace_handles: set[str] = field(default_factory=set)  # may point elsewhere already
     webhooks: list[bytes] = field(default_factory=list)
     answer: tuple[str, Answer] | None = None
+    # Refused with Faulty, all of it, if the provider's fault mode is not `ok` when
+    # they commit: the call learns its PSP is healthy in the statement that writes.
+    only_if_healthy: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.objects or self.handles or self.webhooks or self.answer)
@@ -93,7 +101,8 @@ class SandboxStore(Protocol):
     async def answer(self, provider: str, key: str) -> Answer | None: ...
 
     async def commit(self, writes: Writes) -> None:
-        """Write all of it or nothing; Conflict if a version, handle or key moved."""
+        """Write all of it or nothing; Conflict if a version, handle or key moved;
+        Faulty if `writes.only_if_healthy` and the provider is in a fault mode."""
         ...
 
     async def fault(self, provider: str) -> str: ...
@@ -211,6 +220,8 @@ class MemoryStore:
 
     async def commit(self, writes: Writes) -> None:
         p = writes.provider
+        if writes.only_if_healthy and self.faults.get(p, ("ok", 0))[0] != "ok":
+            raise Faulty(p)
         for w in writes.objects.values():
             current = self.objects.get((p, w.kind, w.key))
             if (current[2] if current else None) != w.version:

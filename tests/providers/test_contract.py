@@ -175,11 +175,25 @@ async def test_credentials_the_psp_refuses_are_our_misconfiguration(psp, base_ur
 
 @over()
 async def test_a_psp_that_is_down_is_retryable_and_did_nothing(psp, adapter, fault):
+    created = await adapter.create_payment(psp.pending(new_intent_id(), None), new_key())
+    intent_id, key = new_intent_id(), new_key()
     await fault("down")
     with pytest.raises(ProviderError) as caught:
-        await adapter.create_payment(psp.pending(new_intent_id(), None), new_key())
+        await adapter.create_payment(psp.pending(intent_id, None), key)
     assert caught.value.retryable and not caught.value.outcome_unknown
     assert "503" in caught.value.message
+    with pytest.raises(ProviderError) as reading:  # a call that writes nothing, too
+        await adapter.fetch_payment(created.provider_ref)
+    assert "503" in reading.value.message
+    await fault("ok")
+    # It did nothing: no payment to find, and the key has no answer to replay.
+    if psp.keeps_our_ids:
+        assert await adapter.search_payments(intent_id) == []
+    again = await adapter.create_payment(psp.pending(intent_id, None), key)
+    assert again.status is ProviderStatus.REQUIRES_ACTION
+    if psp.keeps_our_ids:
+        found = await adapter.search_payments(intent_id)
+        assert [p.provider_ref for p in found or []] == [again.provider_ref]
 
 
 @over()

@@ -18,6 +18,7 @@ from providers.base import ProviderConfig, ProviderError, RefundRequest
 from providers.sandbox.app import Sandbox
 from providers.sandbox.common import EmulatorConfig
 from providers.sandbox.state import SandboxState
+from providers.sandbox.store import Answer, Faulty, MemoryStore, ObjectWrite, Writes, encode
 from providers.stripe import StripeProvider
 from tests.providers.test_stripe import card
 
@@ -89,3 +90,40 @@ async def test_refunds_racing_through_both_processes_never_refund_too_much(two_p
     assert len(refunded) == 1  # 6,000 twice would be more than the 10,000 paid
     stored = await sandbox.state.store.find("stripe", "refund", paid.provider_ref)
     assert [doc.body["amount"] for _, doc in stored] == [6_000]
+
+
+@pytest.mark.parametrize("store_of", ["database", "memory"])
+async def test_writes_only_while_healthy_are_refused_whole_in_a_fault_mode(
+    database_url, store_of
+) -> None:
+    """A call learns its PSP is healthy in the statement that writes
+    (`Writes.only_if_healthy`): in any fault mode all of it is refused (Faulty) and
+    nothing is written, the idempotency answer included; with the mode `ok` again,
+    or without the guard, it is written."""
+    db = Database(database_url)
+    await upgrade(db)
+    store = DatabaseSandboxStore(db) if store_of == "database" else MemoryStore()
+
+    def writes(key: str, *, guarded: bool = True) -> Writes:
+        staged = Writes("stripe", only_if_healthy=guarded)
+        staged.objects[("payment_intent", key)] = ObjectWrite(
+            "payment_intent", key, "pi_ref", encode({"id": key}), None
+        )
+        staged.answer = (f"idem-{key}", Answer("f", 200, b"{}"))
+        return staged
+
+    try:
+        await store.commit(writes("pi_1"))  # no fault was ever set: healthy
+        for mode in ("down", "slow", "flaky"):
+            await store.set_fault("stripe", mode)
+            with pytest.raises(Faulty):
+                await store.commit(writes(f"pi_{mode}"))
+            assert await store.get("stripe", "payment_intent", f"pi_{mode}") is None
+            assert await store.answer("stripe", f"idem-pi_{mode}") is None
+        await store.commit(writes("pi_unguarded", guarded=False))  # the fault's own runs
+        await store.set_fault("stripe", "ok")
+        await store.commit(writes("pi_down"))
+        for key in ("pi_1", "pi_unguarded", "pi_down"):
+            assert await store.get("stripe", "payment_intent", key) is not None
+    finally:
+        await db.dispose()

@@ -10,7 +10,8 @@ once, here, so SQLite runs them as prepared statements.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from asyncpg import exceptions as asyncpg_errors
+from sqlalchemy import bindparam, delete, exists, func, insert, null, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
@@ -50,6 +51,18 @@ _ANSWER = select(A.c.fingerprint, A.c.status, A.c.body).where(
     A.c.provider == bindparam("p"), A.c.key == bindparam("ky")
 )
 _MODE = select(F.c.mode).where(F.c.provider == bindparam("p"))
+# Written behind with a call's writes that count only while its PSP is healthy: inserts
+# nothing then; in a fault mode it inserts a row without `calls`, which the column
+# refuses, failing the whole transaction (`refused_by_fault`). Reads, locks nothing.
+_ONLY_IF_HEALTHY = insert(F).from_select(
+    ["provider", "mode", "calls"],
+    select(
+        # Named as the column: a kept INSERT names its primary key (app/db/postgres.py).
+        bindparam("provider", type_=F.c.provider.type),
+        bindparam("gm", type_=F.c.mode.type),
+        null(),
+    ).where(exists().where(F.c.provider == bindparam("p"), F.c.mode != bindparam("ok"))),
+)
 _SET_MODE = update(F).where(F.c.provider == bindparam("p")).values(mode=bindparam("m"), calls=0)
 _COUNT = update(F).where(F.c.provider == bindparam("p")).values(calls=F.c.calls + 1)
 _CALLS = select(F.c.calls).where(F.c.provider == bindparam("p"))
@@ -140,6 +153,22 @@ async def store_answer(
             "body": body,
         },
     )
+
+
+async def only_if_healthy(conn: AsyncConnection, provider: str) -> None:
+    """The transaction fails (`refused_by_fault`) if `provider` is in a fault mode."""
+    await write_behind(
+        conn, _ONLY_IF_HEALTHY, {"provider": provider, "gm": "guard", "p": provider, "ok": "ok"}
+    )
+
+
+def refused_by_fault(error: BaseException) -> bool:
+    """Whether `error` is `only_if_healthy`'s refusal: no `calls` in a fault's row."""
+    driver = getattr(error, "orig", None)
+    driver = getattr(driver, "__cause__", None) or driver  # asyncpg's, behind SQLAlchemy's
+    if isinstance(driver, asyncpg_errors.NotNullViolationError):
+        return driver.table_name == F.name and driver.column_name == F.c.calls.name
+    return f"NOT NULL constraint failed: {F.name}.{F.c.calls.name}" in str(driver)
 
 
 async def fault(conn: AsyncConnection, provider: str) -> str | None:
