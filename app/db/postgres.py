@@ -422,7 +422,7 @@ class FastConnection:
             ) from error
         group = self._group
         reads = plan.tables - shape.writes  # a subquery's tables, say
-        if group and (not group.accepts(shape, len(rows)) or group.touches(reads)):
+        if group and (not group.accepts(shape, len(rows)) or group.writes_any(reads)):
             await self.flush()
         if not group.accepts(shape, len(rows)):
             return False  # too large for one statement even alone

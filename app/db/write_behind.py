@@ -119,7 +119,7 @@ def _checked_by(table: Table) -> list[str]:
 class Group:
     """A transaction's writes kept for later, in the order they were given."""
 
-    __slots__ = ("items", "parameters", "tables")
+    __slots__ = ("items", "parameters", "tables", "written")
 
     def __init__(self) -> None:
         # (SQL, shape, rows of arguments, on_key)
@@ -127,6 +127,7 @@ class Group:
         # The tables they write, and those they read (beyond what their foreign keys
         # check): a statement touching any of them must not run before they do.
         self.tables: set[str] = set()
+        self.written: set[str] = set()  # the tables they write
         self.parameters = 0
 
     def __bool__(self) -> bool:
@@ -136,8 +137,10 @@ class Group:
         """False when the write must wait for the kept ones to go first: another write
         of its table is kept (the parts of one statement run in no set order, so rows
         would not be numbered in the order they were given, and one statement may
-        not change a row twice), or it would pass the parameters of one statement."""
-        if shape.table in self.tables:
+        not change a row twice), or it would pass the parameters of one statement.
+        A kept write that only reads its table does not stop it: that read came
+        first, and the parts of one statement see the table as it was before it."""
+        if shape.table in self.written:
             return False
         return self.parameters + shape.width * rows <= MAX_PARAMETERS
 
@@ -151,16 +154,21 @@ class Group:
     ) -> None:
         self.items.append((sql, shape, rows, on_key))
         self.tables.add(shape.table)
+        self.written.add(shape.table)
         self.tables.update(reads)
         self.parameters += shape.width * len(rows)
 
     def clear(self) -> None:
         self.items = []
         self.tables = set()
+        self.written = set()
         self.parameters = 0
 
     def touches(self, tables: frozenset[str]) -> bool:
         return not tables.isdisjoint(self.tables)
+
+    def writes_any(self, tables: frozenset[str]) -> bool:
+        return not tables.isdisjoint(self.written)
 
     def take(self) -> tuple[str, list[Any], list[tuple[int, KeyCallback]]]:
         """The group as one statement: its SQL, its arguments, and (column, callback)

@@ -151,20 +151,20 @@ class ConfirmService:
             request, candidates = self.router.route_card(request, candidates)
         first = _FirstAttempt(candidates[0], request) if candidates else None
         now = self.clock.now()
-        # Claiming the key, leasing the intent and recording the first attempt need
-        # not commit together: each step is safe alone, a lapse frees what a failure
-        # midway left (Database.steps).
-        async with self.db.steps() as conn:
-            # A request with this key may have finished since the replay read above.
-            answered = await idempotency.begin(conn, keyed, now, self.lease)
-            if answered is not None:
-                return answered
-            try:
-                started = await self._lease(conn, intent, keyed, now, first)
-            except InvalidState:
-                await idempotency.release(conn, keyed)  # claimed above, for nothing
+        try:
+            begun = await self._begin(intent, keyed, now, first, at_once=first is not None)
+        except IntegrityError as error:
+            if not intent_rows.moved_meanwhile(error):
                 raise
-        run = started.run
+            # The lease was not free: the key goes back (on PostgreSQL its claim had
+            # committed on its own), and the lease alone tells why.
+            async with self.db.autocommit() as conn:
+                await idempotency.release(conn, keyed)
+            begun = await self._begin(intent, keyed, now, first, at_once=False)
+        if isinstance(begun, MutationResult):
+            return begun
+        run = begun.run
+        started = begun
         try:
             if started.unanswered:
                 recovered = await self._recover(run, started.unanswered)
@@ -230,6 +230,38 @@ class ConfirmService:
         self.router.check_amount(method, intent.amount)
 
     # -- the lease and the key -------------------------------------------------------
+
+    async def _begin(
+        self,
+        intent: PaymentIntent,
+        keyed: idempotency.Keyed,
+        now: datetime,
+        first: _FirstAttempt | None,
+        *,
+        at_once: bool,
+    ) -> MutationResult | _Started:
+        """Claim the key, lease the intent and record the first attempt, or the answer
+        a finished request with this key gave. These need not commit together: each
+        step is safe alone, a lapse frees what a failure midway left (Database.steps).
+        `at_once`: the lease goes with the attempt, one statement on PostgreSQL, and a
+        lease that is not free fails the block (`intents.moved_meanwhile`)."""
+        async with self.db.steps() as conn:
+            # A request with this key may have finished since the replay read above.
+            answered = await idempotency.begin(conn, keyed, now, self.lease)
+            if answered is not None:
+                return answered
+            if at_once and first is not None:
+                until = now + self.lease
+                await intent_rows.lease_unless_busy(conn, intent.id, intent.version, now, until)
+                recorded = await self._insert_attempt(
+                    conn, intent, first.provider, first.request, now
+                )
+                return _Started(_Run(intent, keyed, until), [], recorded)
+            try:
+                return await self._lease(conn, intent, keyed, now, first)
+            except InvalidState:
+                await idempotency.release(conn, keyed)  # claimed above, for nothing
+                raise
 
     async def _lease(
         self,

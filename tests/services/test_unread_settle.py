@@ -7,13 +7,17 @@ intent as it is now. Both databases."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.db.repositories import attempts as attempt_rows
 from app.db.repositories import audit, handles, inbox
 from app.db.repositories import intents as intent_rows
 from app.db.tables import ProviderHandle
+from app.domain.errors import InvalidState
 from app.domain.intents import PaymentIntentStatus
 from app.domain.methods import PaymentMethodType
 from app.main import build_runtime
@@ -155,12 +159,14 @@ async def test_a_confirmation_whose_webhook_came_first_applies_it_when_it_settle
     ], events
 
 
-async def test_on_postgresql_a_card_payment_settles_in_one_statement(
+async def test_on_postgresql_a_card_payment_is_confirmed_in_three_statements(
     databases, database_url, request
 ) -> None:
-    """PostgreSQL's own log of a warm card payment's confirmation: no BEGIN, COMMIT or
-    locked read; the attempt's outcome, the handles, the new version, its audit
-    events and its outbox row go as one statement."""
+    """PostgreSQL's own log of a warm card payment's confirmation, but for the PSP's
+    own: no BEGIN, COMMIT or locked read. The intent is read; the lease goes with the
+    first attempt and its audit event (intents.lease_unless_busy); the attempt's
+    outcome, the handles, the new version, its audit events and its outbox row go
+    as one statement."""
     if not databases.is_postgres:
         pytest.skip("SQLite has no round trips to count")
     postgres = request.getfixturevalue("postgres")
@@ -200,10 +206,44 @@ async def test_on_postgresql_a_card_payment_settles_in_one_statement(
     mine = [s for s in sent if "payment_intents" in s or s.startswith(("BEGIN", "COMMIT"))]
     assert [s[:28] for s in mine] == [
         "SELECT payment_intents.id, p",  # the read before the lease
-        "UPDATE payment_intents SET l",  # the lease
+        "WITH w0 AS (UPDATE payment_i",  # the lease and the first attempt
         "WITH w0 AS (UPDATE provider_",  # the answer, settled
     ], mine
-    settle = mine[-1]
+    _, lease, settle = mine
+    for table in ("provider_payments", "audit_events"):
+        assert f"INSERT INTO {table}" in lease, table
     for table in ("provider_handles", "payment_intents", "audit_events", "outbox"):
         assert f"INSERT INTO {table}" in settle or f"UPDATE {table}" in settle, table
     assert "FOR UPDATE" not in " ".join(sent)
+
+
+async def test_a_lease_held_elsewhere_refuses_the_confirmation_and_gives_the_key_back(
+    runtime,
+) -> None:
+    """The lease goes with the first attempt; when another confirmation holds it,
+    nothing of that statement is written (no attempt, no audit event), the request
+    is refused as before, and its idempotency key is free again: the same request
+    succeeds once the lease is back."""
+    services = runtime.services
+    me = await services.auth.principal_for(DEV_SECRET)
+    intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
+    assert intent is not None
+    now = services.intents.clock.now()
+    until = now + timedelta(seconds=30)
+    async with services.db.transaction() as conn:  # another confirmation's lease
+        assert await intent_rows.take_lease(conn, intent.id, intent.version, now, until)
+    card = ConfirmIntent(
+        intent.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"), idempotency_key="k-1"
+    )
+    with pytest.raises(InvalidState):
+        await services.confirm.confirm(me, card)
+    async with services.db.read() as conn:
+        trail = (await audit.for_intents(conn, [intent.id]))[intent.id]
+        attempts = await attempt_rows.pending_for(conn, intent.id)
+    assert [e.type for e in trail] == ["intent.created"]
+    assert attempts == []
+    async with services.db.transaction() as conn:
+        await intent_rows.release_lease(conn, intent.id, until)
+    result = await services.confirm.confirm(me, card)
+    assert result.intent is not None
+    assert result.intent.status is PaymentIntentStatus.SUCCEEDED

@@ -305,3 +305,26 @@ async def test_on_postgresql_steps_send_no_begin_or_commit(
         ], sent
     assert await rows(db, PARENTS) == [("p1", "renamed")]
     assert [name for _, _, name in await rows(db)] == ["a"]
+
+
+async def test_a_write_of_a_table_a_kept_write_only_reads_goes_with_it(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    """A kept write that reads a table (a subquery) and a later write of that table go
+    as one statement on PostgreSQL: the read came first, and the parts of one
+    statement see the table as it was before it, as running them in turn would."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs each write at once: there is no round trip to save")
+    async with logged_statements(db, request) as (logged, log):
+        async with logged.transaction() as conn:
+            await write_behind(conn, NEW_PARENT, {"id": "p1", "name": "one"})
+            await write_behind(conn, NEW_NOTE, {"text": "a"})
+        start = log.stat().st_size
+        async with logged.transaction() as conn:
+            await write_behind(conn, NOTES_AS_NAME, {"b_id": "p1"})  # one note so far
+            await write_behind(conn, NEW_NOTE, {"text": "b"})
+        lines = log.read_bytes()[start:].decode().splitlines()
+        sent = [line.split("LOG:  ", 1)[1] for line in lines if "LOG:  " in line]
+        assert [line.split(": ", 1)[1][:24] for line in sent] == ["WITH w0 AS (UPDATE wb_pa"]
+    assert await rows(db, PARENTS) == [("p1", "1")]
+    assert len(await rows(db, select(notes.c.id))) == 2

@@ -86,6 +86,33 @@ _TAKE_LEASE_IF_NONE_PENDING = _TAKE_LEASE.where(
 )
 
 
+# The same lease written behind, with the work it guards (a confirmation's first
+# attempt), as one statement: when it cannot be taken (the version moved, someone
+# holds it, an attempt awaits its answer) the version comes out NULL, the column
+# refuses it and nothing of the statement is written (`moved_meanwhile`).
+_LEASE_UNLESS_BUSY = (
+    update(T)
+    .where(T.c.id == bindparam("b_id"))
+    .values(
+        lease_until=bindparam("b_until", type_=T.c.lease_until.type),
+        version=case(
+            (
+                and_(
+                    T.c.version == bindparam("b_version"),
+                    or_(T.c.lease_until.is_(None), T.c.lease_until < bindparam("b_now")),
+                    ~exists().where(
+                        _ATTEMPTS.c.intent_id == bindparam("b_attempts_of"),
+                        _ATTEMPTS.c.status == "pending",
+                    ),
+                ),
+                T.c.version,
+            ),
+            else_=null(),
+        ),
+    )
+)
+
+
 class ConcurrentUpdate(Exception):
     """The row changed under us (another process moved the intent first)."""
 
@@ -197,6 +224,22 @@ async def take_lease(
         _TAKE_LEASE_IF_NONE_PENDING if unless_pending else _TAKE_LEASE, parameters
     )
     return result.rowcount == 1
+
+
+async def lease_unless_busy(
+    conn: AsyncConnection, intent_id: str, version: int, now: datetime, until: datetime
+) -> None:
+    """`take_lease(unless_pending=True)` written behind, with no answer: when the
+    lease cannot be taken the transaction fails (`moved_meanwhile`), and a block in
+    steps (Database.steps) writes nothing of what it kept with it."""
+    parameters = {
+        "b_id": intent_id,
+        "b_version": version,
+        "b_now": now,
+        "b_until": until,
+        "b_attempts_of": intent_id,
+    }
+    await write_behind(conn, _LEASE_UNLESS_BUSY, parameters)
 
 
 async def release_lease(conn: AsyncConnection, intent_id: str, until: datetime) -> None:
