@@ -86,6 +86,9 @@ class PayoutLive:
             return await payout_rows.get(conn, payout_id)
 
     async def _versions(self, payout_id: str, after: int, up_to: int | None) -> list[Payout]:
+        """As LiveService._versions: none asked for, none read."""
+        if up_to is not None and up_to <= after:
+            return []
         async with self.db.read() as conn:
             rows = await outbox.versions_between(conn, payout_id, after, up_to)
         return [payout_from_dict(row.payload) for row in rows]

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from app.db.repositories import outbox
 from app.db.tables import Outbox
 from app.domain.methods import PaymentMethodType
 from app.events.messages import intent_channel
@@ -78,3 +79,50 @@ async def test_a_deposit_learnt_by_webhook_and_by_reconciliation_counts_once(run
     await services.provider_events.receive(as_events(waiting, clabe, deposit), b"{}")
     after = await services.intents.get(me, intent.id)
     assert (after.status.value, after.amount_received.minor) == ("REQUIRES_ACTION", 30_000)
+
+
+async def test_a_subscriber_reads_the_outbox_only_for_versions_it_missed(runtime, monkeypatch):
+    """Each change comes with the intent as it is; the outbox is read only for versions
+    a change skipped (on PostgreSQL a read is a round trip on every push)."""
+    services = runtime.services
+    me = await merchant(runtime)
+    intent = (await services.intents.create(me, CreateIntent("500.00"))).intent
+    reads: list[tuple[int, int | None]] = []
+    real = outbox.versions_between
+
+    async def counted(conn, subject_id, after, up_to):
+        reads.append((after, up_to))
+        return await real(conn, subject_id, after, up_to)
+
+    monkeypatch.setattr(outbox, "versions_between", counted)
+    stream = services.live.intent_updates(me, intent.id, None)
+    assert (await anext(stream)).version == 1
+    spei = ConfirmIntent(intent.id, PaymentMethodType.SPEI, spei=SpeiOptions())
+    waiting = (await services.confirm.confirm(me, spei)).intent
+    await runtime.relay.publish_backlog()  # the relay's work (no relay runs here)
+    assert (await asyncio.wait_for(anext(stream), 2)).version == 2
+    assert reads == []
+
+    def deposited(total: int, *tracks: str) -> list:
+        deposits = tuple(
+            Deposit(f"abono:20261127:4001{n}:{t}", 25_000) for n, t in enumerate(tracks)
+        )
+        clabe = waiting.next_action.clabe
+        payment = ProviderPayment(
+            provider_ref=clabe,
+            status=ProviderStatus.REQUIRES_ACTION if total < 50_000 else ProviderStatus.SUCCEEDED,
+            amount_received=total,
+            deposits=deposits,
+        )
+        return as_events(waiting, clabe, payment)
+
+    # Version 3 (half paid) never reaches the broker; version 4 (paid) does, and 3 is
+    # read back from the outbox.
+    await services.provider_events.receive(deposited(25_000, "T1"), b"{}")
+    runtime.relay._backlog.clear()
+    await services.provider_events.receive(deposited(50_000, "T1", "T2"), b"{}")
+    await runtime.relay.publish_backlog()
+    versions = [(await asyncio.wait_for(anext(stream), 2)).version for _ in range(2)]
+    assert versions == [3, 4]
+    assert reads == [(2, 3)]
+    await stream.aclose()
