@@ -28,6 +28,7 @@ from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
 from app.services.capture import CaptureService
 from app.services.cards import catalog_from
+from app.services.changes import count_committed
 from app.services.charge_search import ChargeSearch
 from app.services.confirm import ConfirmService
 from app.services.container import Services
@@ -141,6 +142,7 @@ def build_runtime(
         retry_base_seconds=settings.webhook_retry_base_seconds,
     )
     relay = OutboxRelay(db, broker, clock, webhooks, tracer)
+    db.add_after_commit(count_committed)  # cobro_intent_changes_total
     cards = catalog_from(
         settings, providers, settings.base_url if settings.sandbox_enabled else None
     )

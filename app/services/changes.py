@@ -4,6 +4,7 @@ can be written without its trail."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,7 +28,6 @@ async def record_new(
     conn: AsyncConnection, intent: PaymentIntent, events: list[NewAuditEvent], now: datetime
 ) -> None:
     await intent_rows.insert_intent(conn, intent)
-    INTENT_CHANGES.labels(intent.status.value).inc()
     await audit.append(
         conn, intent_id=intent.id, merchant_id=intent.merchant_id, events=events, at=now
     )
@@ -56,7 +56,6 @@ async def record_change(
         locked=locked,
         unless_waiting=unless_waiting,
     )
-    INTENT_CHANGES.labels(after.status.value).inc()
     await audit.append(
         conn, intent_id=after.id, merchant_id=after.merchant_id, events=events, at=now
     )
@@ -80,6 +79,7 @@ async def _log(
         traceparent=trace_context.traceparent(),
     )
     Database.after_commit(conn, entry)
+    Database.after_commit(conn, _Changed(after.status.value))
 
 
 async def record_events(
@@ -89,6 +89,22 @@ async def record_events(
     await audit.append(
         conn, intent_id=intent.id, merchant_id=intent.merchant_id, events=events, at=now
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Changed:
+    """An intent change, counted once its transaction commits (`count_committed`)."""
+
+    status: str
+
+
+def count_committed(items: list[object]) -> None:
+    """After a commit (Database.add_after_commit): count the intent changes it held,
+    by the status each left its intent in. Counted here, not as they were written, so
+    a transaction that fails (a guarded save refused, then done again) counts none."""
+    for item in items:
+        if isinstance(item, _Changed):
+            INTENT_CHANGES.labels(item.status).inc()
 
 
 def status_event(intent: PaymentIntent, **data: object) -> NewAuditEvent:

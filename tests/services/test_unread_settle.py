@@ -21,6 +21,7 @@ from app.domain.errors import InvalidState
 from app.domain.intents import PaymentIntentStatus
 from app.domain.methods import PaymentMethodType
 from app.main import build_runtime
+from app.metrics import REGISTRY
 from app.services.intents import CreateIntent
 from app.services.payment_requests import CardOptions, ConfirmIntent
 from providers.base import ProviderEvent, ProviderStatus
@@ -135,6 +136,16 @@ async def test_a_confirmation_whose_webhook_came_first_applies_it_when_it_settle
         assert received.outcome == "unmatched"
         return payment
 
+    def changes(status: str) -> float:
+        labels = {"status": status}
+        return REGISTRY.get_sample_value("cobro_intent_changes_total", labels) or 0.0
+
+    for _ in range(2):  # warm: kept statements are written behind from their second run
+        other = (await services.intents.create(me, CreateIntent(amount="10.00"))).intent
+        assert other is not None
+        paid = ConfirmIntent(other.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
+        await services.confirm.confirm(me, paid)
+    counted = {s: changes(s) for s in ("REQUIRES_ACTION", "SUCCEEDED")}
     monkeypatch.setattr(stripe, "send_payment", send_then_early_event)
     card = CardOptions("tok_threeDSecureRequired")
     result = await services.confirm.confirm(
@@ -150,6 +161,11 @@ async def test_a_confirmation_whose_webhook_came_first_applies_it_when_it_settle
         trail = (await audit.for_intents(conn, [intent.id]))[intent.id]
     assert stored is not None and stored.status is PaymentIntentStatus.SUCCEEDED
     assert tuple(applied) == ("applied", intent.id)
+    # Each change counted once, as it committed: the refused save counted nothing.
+    assert {s: changes(s) - n for s, n in counted.items()} == {
+        "REQUIRES_ACTION": 1,
+        "SUCCEEDED": 1,
+    }
     events = [e.type for e in trail]
     assert events[-4:] == [
         "intent.confirmed",
