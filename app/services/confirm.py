@@ -157,9 +157,11 @@ class ConfirmService:
             if not intent_rows.moved_meanwhile(error):
                 raise
             # The lease was not free: the key goes back (on PostgreSQL its claim had
-            # committed on its own), and the lease alone tells why.
+            # committed on its own; on SQLite it went with the block, and the claim
+            # another request may have made since is not ours to give back), and the
+            # lease alone tells why.
             async with self.db.autocommit() as conn:
-                await idempotency.release(conn, keyed)
+                await idempotency.release(conn, keyed, claimed_at=now)
             begun = await self._begin(intent, keyed, now, first, at_once=False)
         if isinstance(begun, MutationResult):
             return begun

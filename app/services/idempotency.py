@@ -167,9 +167,10 @@ async def finish_stored(
     )
 
 
-async def release(conn: AsyncConnection, keyed: Keyed) -> None:
+async def release(conn: AsyncConnection, keyed: Keyed, claimed_at: datetime | None = None) -> None:
+    """Give the key's unfinished claim back (`claimed_at`: only the one made then)."""
     if keyed.key is not None:
-        await rows.release(conn, keyed.merchant_id, keyed.operation, keyed.key)
+        await rows.release(conn, keyed.merchant_id, keyed.operation, keyed.key, claimed_at)
 
 
 def _same_request(stored: rows.StoredKey, keyed: Keyed) -> None:

@@ -112,6 +112,8 @@ class Emulator:
             tx = Tx(self.store, self.name)
             result = await work(tx)
             checking = _FAULT_CHECK.get()
+            if checking is not None and checking.task is not asyncio.current_task():
+                checking = None  # work the call handed to a task of its own (a settle later)
             tx.writes.only_if_healthy = checking is not None
             try:
                 await tx.commit()
@@ -213,12 +215,18 @@ class Emulator:
         with nothing of the call written. Nearly every call finds it healthy, and
         learns so in the statement that commits its writes (`only_if_healthy`); a call
         that wrote nothing asks after it is done."""
-        checking = _FaultCheck()
+        checking = _FaultCheck(asyncio.current_task())
         token = _FAULT_CHECK.set(checking)
         try:
             response = await endpoint(request)
         except Faulty:
             return None
+        except Exception:
+            # A PSP in a fault mode answers as the mode says, whatever its call ran into
+            # (a Conflict its refused commit left, say); a healthy one raises it.
+            if await self.store.fault(self.name) != FaultMode.OK:
+                return None
+            raise
         finally:
             _FAULT_CHECK.reset(token)
         if checking.checked or await self.store.fault(self.name) == FaultMode.OK:
@@ -256,13 +264,16 @@ class Emulator:
 
 
 class _FaultCheck:
-    """Set while a call runs in `Emulator._if_healthy`: its commits are refused in a
-    fault mode, and `checked` says one of them wrote (so the PSP was healthy)."""
+    """Set while a call runs in `Emulator._if_healthy`: the commits of the call's own
+    task are refused in a fault mode, and `checked` says one of them wrote (so the
+    PSP was healthy). Tasks the call starts (a settlement 0.2 s later) inherit the
+    variable but are not its task: their commits are not checked, as before."""
 
-    __slots__ = ("checked",)
+    __slots__ = ("checked", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
         self.checked = False
+        self.task = task
 
 
 _FAULT_CHECK: ContextVar[_FaultCheck | None] = ContextVar("sandbox_fault_check", default=None)

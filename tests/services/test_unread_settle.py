@@ -17,11 +17,12 @@ from app.db.repositories import attempts as attempt_rows
 from app.db.repositories import audit, handles, inbox
 from app.db.repositories import intents as intent_rows
 from app.db.tables import ProviderHandle
-from app.domain.errors import InvalidState
+from app.domain.errors import IdempotencyInProgress, InvalidState
 from app.domain.intents import PaymentIntentStatus
 from app.domain.methods import PaymentMethodType
 from app.main import build_runtime
 from app.metrics import REGISTRY
+from app.services import idempotency
 from app.services.intents import CreateIntent
 from app.services.payment_requests import CardOptions, ConfirmIntent
 from providers.base import ProviderEvent, ProviderStatus
@@ -263,3 +264,76 @@ async def test_a_lease_held_elsewhere_refuses_the_confirmation_and_gives_the_key
     result = await services.confirm.confirm(me, card)
     assert result.intent is not None
     assert result.intent.status is PaymentIntentStatus.SUCCEEDED
+
+
+async def test_a_webhook_that_moved_the_intent_first_is_found_when_settling(
+    runtime, monkeypatch
+) -> None:
+    """A PSP event that names our intent (its metadata) settles it while the card call
+    is in flight, so the version the unread save assumed has moved; on a warm
+    PostgreSQL the save's outbox row may collide with that change's before the guard
+    refuses, and that counts as moved too. The confirmation reads, locks and answers
+    the intent as it is, records the attempt's answer, and leaves nothing pending."""
+    services = runtime.services
+    me = await services.auth.principal_for(DEV_SECRET)
+    stripe = services.confirm.router.providers["stripe"]
+    real_send = stripe.send_payment
+    for _ in range(2):  # warm: kept statements are written behind from their second run
+        other = (await services.intents.create(me, CreateIntent(amount="10.00"))).intent
+        assert other is not None
+        paid = ConfirmIntent(other.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
+        await services.confirm.confirm(me, paid)
+    intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
+    assert intent is not None
+
+    async def send_then_event(request, wire):
+        payment = await real_send(request, wire)
+        first = ProviderEvent(
+            provider="stripe",
+            event_id="evt_names_our_intent",
+            type="payment_intent.succeeded",
+            status=ProviderStatus.SUCCEEDED,
+            intent_hint=intent.id,
+        )
+        (received,) = await services.provider_events.receive([first], b"{}")
+        assert received.outcome == "applied"
+        return payment
+
+    monkeypatch.setattr(stripe, "send_payment", send_then_event)
+    card = ConfirmIntent(intent.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
+    result = await services.confirm.confirm(me, card)
+    assert result.intent is not None
+    assert result.intent.status is PaymentIntentStatus.SUCCEEDED
+    async with services.db.read() as conn:
+        pending = await attempt_rows.pending_for(conn, intent.id)
+        trail = (await audit.for_intents(conn, [intent.id]))[intent.id]
+    assert pending == []
+    assert [e.type for e in trail] == [
+        "intent.created",
+        "provider.request",
+        "webhook.received",
+        "intent.succeeded",
+        "provider.response",
+    ]
+    assert await _handles_of(services, intent.id) == 1  # the PSP's name for it, kept
+
+
+async def test_giving_a_key_back_spares_a_claim_made_since_by_another_request(runtime) -> None:
+    """The refused lease's fallback gives back only the claim it made (`claimed_at`):
+    on SQLite that claim went with the refused block, and a same-key request may have
+    claimed the key meanwhile."""
+    services = runtime.services
+    keyed = idempotency.keyed("m_dev", "confirmPaymentIntent", "k-shared", lambda: {"x": 1})
+    ours = services.intents.clock.now()
+    theirs = ours + timedelta(milliseconds=3)
+    async with services.db.transaction() as conn:
+        assert await idempotency.begin(conn, keyed, theirs) is None  # the other request's
+    async with services.db.transaction() as conn:
+        await idempotency.release(conn, keyed, claimed_at=ours)
+    async with services.db.transaction() as conn:
+        with pytest.raises(IdempotencyInProgress):  # still theirs
+            await idempotency.begin(conn, keyed, theirs + timedelta(milliseconds=1))
+    async with services.db.transaction() as conn:
+        await idempotency.release(conn, keyed, claimed_at=theirs)
+    async with services.db.transaction() as conn:
+        assert await idempotency.begin(conn, keyed, theirs) is None  # free again

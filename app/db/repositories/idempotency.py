@@ -46,6 +46,7 @@ _FINISH = (
     )
 )
 _RELEASE = delete(T).where(*_KEY, T.c.finished_at.is_(None))
+_RELEASE_MINE = _RELEASE.where(T.c.created_at == bindparam("b_claimed_at"))
 
 
 def _key(merchant_id: str, operation: str, key: str) -> dict[str, Any]:
@@ -120,9 +121,20 @@ async def finish(
     )
 
 
-async def release(conn: AsyncConnection, merchant_id: str, operation: str, key: str) -> None:
-    """Forget an unfinished claim: the request failed and changed nothing."""
-    await conn.execute(_RELEASE, _key(merchant_id, operation, key))
+async def release(
+    conn: AsyncConnection,
+    merchant_id: str,
+    operation: str,
+    key: str,
+    claimed_at: datetime | None = None,
+) -> None:
+    """Forget an unfinished claim: the request failed and changed nothing.
+    `claimed_at`: only the claim made then (not one another request made since)."""
+    if claimed_at is None:
+        await conn.execute(_RELEASE, _key(merchant_id, operation, key))
+        return
+    mine = {**_key(merchant_id, operation, key), "b_claimed_at": claimed_at}
+    await conn.execute(_RELEASE_MINE, mine)
 
 
 async def purge_expired(conn: AsyncConnection, now: datetime) -> int:

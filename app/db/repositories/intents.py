@@ -5,12 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 
 from asyncpg import exceptions as asyncpg_errors
-from sqlalchemy import and_, bindparam, case, exists, insert, null, or_, select, update
+from sqlalchemy import (
+    UniqueConstraint,
+    and_,
+    bindparam,
+    case,
+    exists,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.repositories import inbox
 from app.db.repositories.claims import claim_ids
-from app.db.tables import PaymentIntentRow, ProviderPayment
+from app.db.tables import Outbox, PaymentIntentRow, ProviderPayment
 from app.db.write_behind import write_behind
 from app.domain.codec import RULES
 from app.domain.intents import PaymentIntent, PaymentIntentStatus
@@ -75,6 +86,13 @@ _TAKE_LEASE = (
 )
 
 _ATTEMPTS = ProviderPayment.__table__
+# The outbox's one row per (intent, version), by the name the tables give it.
+OUTBOX_VERSION_TAKEN = next(
+    str(c.name)
+    for c in Outbox.__table__.constraints
+    if isinstance(c, UniqueConstraint)
+    and [col.name for col in c.columns] == ["intent_id", "version"]
+)
 # The lease, taken only when no attempt on the intent awaits its answer: a fresh
 # confirmation learns that it has nothing to replay in the statement that leases.
 _TAKE_LEASE_IF_NONE_PENDING = _TAKE_LEASE.where(
@@ -195,13 +213,22 @@ async def save(
 
 def moved_meanwhile(error: BaseException) -> bool:
     """Whether `error` is a guarded save's refusal (`_SAVE_LOCKED`,
-    `_SAVE_UNLESS_WAITING`): the version it would write came out NULL, which the
-    column refuses."""
+    `_SAVE_UNLESS_WAITING`, `_LEASE_UNLESS_BUSY`): the version it would write came out
+    NULL, which the column refuses; or, for a save sent as one statement with its
+    outbox row, that row's version was taken, by the writer that moved the intent
+    (PostgreSQL runs the parts of one statement in no set order, so that refusal may
+    come first)."""
     driver = getattr(error, "orig", None)
     driver = getattr(driver, "__cause__", None) or driver  # asyncpg's, behind SQLAlchemy's
     if isinstance(driver, asyncpg_errors.NotNullViolationError):
         return driver.table_name == T.name and driver.column_name == T.c.version.name
-    return f"NOT NULL constraint failed: {T.name}.{T.c.version.name}" in str(driver)
+    if isinstance(driver, asyncpg_errors.UniqueViolationError):
+        return driver.constraint_name == OUTBOX_VERSION_TAKEN
+    text = str(driver)
+    return (
+        f"NOT NULL constraint failed: {T.name}.{T.c.version.name}" in text
+        or "UNIQUE constraint failed: outbox.intent_id, outbox.version" in text
+    )
 
 
 async def take_lease(
