@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
@@ -153,7 +153,7 @@ class ConfirmService:
         now = self.clock.now()
         try:
             begun = await self._begin(intent, keyed, now, first, at_once=first is not None)
-        except IntegrityError as error:
+        except DBAPIError as error:
             if not intent_rows.moved_meanwhile(error):
                 raise
             # The lease was not free: the key goes back (on PostgreSQL its claim had
@@ -487,7 +487,7 @@ class ConfirmService:
         if run.intent.status is PaymentIntentStatus.REQUIRES_PAYMENT_METHOD:
             try:
                 return await self._settle(run, attempt, payment, now, read=False)
-            except IntegrityError as error:
+            except DBAPIError as error:
                 if not intent_rows.moved_meanwhile(error):
                     raise
         return await self._settle(run, attempt, payment, now, read=True)

@@ -7,6 +7,7 @@ intent as it is now. Both databases."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -23,6 +24,7 @@ from app.domain.methods import PaymentMethodType
 from app.main import build_runtime
 from app.metrics import REGISTRY
 from app.services import idempotency
+from app.services.changes import record_change, status_event
 from app.services.intents import CreateIntent
 from app.services.payment_requests import CardOptions, ConfirmIntent
 from providers.base import ProviderEvent, ProviderStatus
@@ -337,3 +339,63 @@ async def test_giving_a_key_back_spares_a_claim_made_since_by_another_request(ru
         await idempotency.release(conn, keyed, claimed_at=theirs)
     async with services.db.transaction() as conn:
         assert await idempotency.begin(conn, keyed, theirs) is None  # free again
+
+
+async def test_a_change_that_holds_the_intent_while_the_settle_waits_ends_well_either_way(
+    runtime, monkeypatch
+) -> None:
+    """Another writer (a webhook, say) holds the intent FOR UPDATE while the card call
+    returns, then moves it. On PostgreSQL the settle's statement holds its outbox row
+    for the next version and waits for the intent, while the other writer's outbox row
+    waits for that one: a deadlock, which PostgreSQL ends by aborting one of them. If
+    it is the settle's, the confirmation goes the locked way; if the other's, the
+    settle goes through. On SQLite the other writer commits first and the unread save
+    is refused. Either way the answer is the intent as stored, nothing is left pending
+    and the PSP's answer is recorded."""
+    services = runtime.services
+    me = await services.auth.principal_for(DEV_SECRET)
+    stripe = services.confirm.router.providers["stripe"]
+    real_send = stripe.send_payment
+    for _ in range(2):  # warm: kept statements are written behind from their second run
+        other = (await services.intents.create(me, CreateIntent(amount="10.00"))).intent
+        assert other is not None
+        paid = ConfirmIntent(other.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
+        await services.confirm.confirm(me, paid)
+    intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
+    assert intent is not None
+    holding = asyncio.Event()
+    holders: list[asyncio.Future[None]] = []
+
+    async def hold_then_cancel() -> None:
+        now = services.intents.clock.now()
+        async with services.db.transaction() as conn:
+            current = await intent_rows.get(conn, intent.id, for_update=True)
+            assert current is not None
+            holding.set()
+            await asyncio.sleep(0.3)  # the settle is sent meanwhile, and waits
+            after = current.moved_to(PaymentIntentStatus.CANCELED, now)
+            await record_change(conn, current, after, [status_event(after)], now, locked=True)
+
+    async def send_then_hold(request, wire):
+        payment = await real_send(request, wire)
+        holders.append(asyncio.ensure_future(hold_then_cancel()))
+        await holding.wait()
+        return payment
+
+    monkeypatch.setattr(stripe, "send_payment", send_then_hold)
+    card = ConfirmIntent(intent.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
+    result = await services.confirm.confirm(me, card)
+    (held,) = await asyncio.gather(*holders, return_exceptions=True)
+    async with services.db.read() as conn:
+        stored = await intent_rows.get(conn, intent.id)
+        pending = await attempt_rows.pending_for(conn, intent.id)
+        trail = (await audit.for_intents(conn, [intent.id]))[intent.id]
+    assert stored is not None and result.intent is not None
+    assert result.intent.status is stored.status
+    assert pending == []
+    assert "provider.response" in [e.type for e in trail]
+    if stored.status is PaymentIntentStatus.CANCELED:
+        assert held is None  # the other writer went first
+    else:
+        assert stored.status is PaymentIntentStatus.SUCCEEDED
+        assert isinstance(held, Exception)  # the other writer was the one aborted

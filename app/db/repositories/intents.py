@@ -217,9 +217,12 @@ def moved_meanwhile(error: BaseException) -> bool:
     NULL, which the column refuses; or, for a save sent as one statement with its
     outbox row, that row's version was taken, by the writer that moved the intent
     (PostgreSQL runs the parts of one statement in no set order, so that refusal may
-    come first)."""
+    come first); or PostgreSQL ended a deadlock with that writer by aborting ours
+    (its outbox row waited for ours while ours waited for the intent it held)."""
     driver = getattr(error, "orig", None)
     driver = getattr(driver, "__cause__", None) or driver  # asyncpg's, behind SQLAlchemy's
+    if isinstance(driver, asyncpg_errors.DeadlockDetectedError):
+        return True
     if isinstance(driver, asyncpg_errors.NotNullViolationError):
         return driver.table_name == T.name and driver.column_name == T.c.version.name
     if isinstance(driver, asyncpg_errors.UniqueViolationError):
