@@ -83,6 +83,7 @@ class _Run:
     intent: PaymentIntent
     keyed: idempotency.Keyed
     lease_until: datetime
+    started_at: datetime  # when the key was claimed (giving back only that claim)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,11 +259,11 @@ class ConfirmService:
                 recorded = await self._insert_attempt(
                     conn, intent, first.provider, first.request, now
                 )
-                return _Started(_Run(intent, keyed, until), [], recorded)
+                return _Started(_Run(intent, keyed, until, now), [], recorded)
             try:
                 return await self._lease(conn, intent, keyed, now, first)
             except InvalidState:
-                await idempotency.release(conn, keyed)  # claimed above, for nothing
+                await idempotency.release(conn, keyed, claimed_at=now)  # claimed above, for nothing
                 raise
 
     async def _lease(
@@ -281,7 +282,7 @@ class ConfirmService:
         unanswered, one statement; when that is refused, the lease alone and the
         unanswered attempts tell why."""
         until = now + self.lease
-        run = _Run(intent, keyed, until)
+        run = _Run(intent, keyed, until, now)
         if first is not None and await intent_rows.take_lease(
             conn, intent.id, intent.version, now, until, unless_pending=True
         ):
@@ -310,7 +311,7 @@ class ConfirmService:
         """The confirmation changed nothing: free the intent and the key."""
         async with self.db.transaction() as conn:
             await intent_rows.release_lease(conn, run.intent.id, run.lease_until)
-            await idempotency.release(conn, run.keyed)
+            await idempotency.release(conn, run.keyed, claimed_at=run.started_at)
 
     # -- calling PSPs ----------------------------------------------------------------
 
