@@ -3,7 +3,6 @@ reads the callbacks the emulator sends). Its pure wire pieces: test_stp_wire.py.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -21,10 +20,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_pem_public_key,
 )
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
-from app.clock import Clock
 from app.domain.clabe import is_valid_clabe
 from app.domain.errors import InvalidClabe
 from app.domain.ids import new_id
@@ -39,8 +35,6 @@ from providers.base import (
     ProviderStatus,
     RefundRequest,
 )
-from providers.sandbox.common import EmulatorConfig
-from providers.sandbox.state import SandboxState
 from providers.sandbox.stp import SANDBOX_PUBLIC_PEM, StpEmulator
 from providers.stp import StpProvider
 from providers.stp_wire import (
@@ -307,37 +301,3 @@ def test_the_adapter_refuses_to_start_without_its_options():
         StpProvider(
             ProviderConfig("http://stp.test", "", options={"empresa": "COBRO"}),
         )
-
-
-async def test_an_order_accepted_while_healthy_settles_though_stp_goes_down_meanwhile():
-    """The emulator settles a registered order 0.2 s later, in a task of its own: a
-    fault mode set meanwhile refuses calls, not the settling of what was accepted
-    (the call's fault check is its own task's, not its children's)."""
-    posted: list[httpx.Request] = []
-
-    def cobro(request: httpx.Request) -> httpx.Response:
-        posted.append(request)
-        return httpx.Response(200)
-
-    client = httpx.AsyncClient(transport=httpx.MockTransport(cobro), base_url="http://cobro.test")
-    state = SandboxState(clock=Clock(), public_url="http://cobro.test", webhook_client=client)
-    emulator = StpEmulator(state, EmulatorConfig("unused", "unused", "whsec_stp"))
-    app = Starlette(routes=[Mount("/stp", routes=emulator.mounted_routes())])
-    config = ProviderConfig(
-        "http://sandbox.test/stp",
-        "",
-        webhook_secrets=("whsec_stp",),
-        options=StpEmulator.ADAPTER_OPTIONS,
-    )
-    adapter = StpProvider(config, transport=httpx.ASGITransport(app))
-    try:
-        await adapter.refund(refund_request(), "key-settles-later")
-        await state.store.set_fault("stp", "down")
-        for _ in range(100):
-            if posted:
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        await adapter.aclose()
-        await client.aclose()
-    assert len(posted) == 1  # the order's LIQUIDACION callback

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -124,15 +125,35 @@ def test_order_status_callbacks_map_to_the_refund(stp, estado, status):
 # -- the emulator's callbacks verify with the adapter, end to end -------------------------
 
 
-async def test_emulator_callbacks_for_deposits_and_refunds_verify_and_parse():
+@dataclass
+class Emulated:
+    """STP's emulator in-process (its store in memory), its adapter over ASGI, and the
+    callbacks it posted to a recording Cobro."""
+
+    state: SandboxState
+    emulator: StpEmulator
+    adapter: StpProvider
+    client: httpx.AsyncClient
+    posted: list[httpx.Request]
+
+    async def aclose(self) -> None:
+        await self.adapter.aclose()
+        await self.client.aclose()
+
+
+def emulated(*, with_faults: bool = False) -> Emulated:
+    """`with_faults`: its routes answer through the fault modes, as mounted in the app."""
     posted: list[httpx.Request] = []
-    client = httpx.AsyncClient(
-        transport=httpx.MockTransport(lambda r: posted.append(r) or httpx.Response(200)),
-        base_url="http://cobro.test",
-    )
+
+    def cobro(request: httpx.Request) -> httpx.Response:
+        posted.append(request)
+        return httpx.Response(200)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(cobro), base_url="http://cobro.test")
     state = SandboxState(clock=Clock(), public_url="http://cobro.test", webhook_client=client)
     emulator = StpEmulator(state, EmulatorConfig("unused", "unused", "whsec_stp"))
-    app = Starlette(routes=[Mount("/stp", routes=emulator.routes())])
+    routes = emulator.mounted_routes() if with_faults else emulator.routes()
+    app = Starlette(routes=[Mount("/stp", routes=routes)])
     config = ProviderConfig(
         "http://sandbox.test/stp",
         "",
@@ -140,6 +161,12 @@ async def test_emulator_callbacks_for_deposits_and_refunds_verify_and_parse():
         options=StpEmulator.ADAPTER_OPTIONS,
     )
     adapter = StpProvider(config, transport=httpx.ASGITransport(app))
+    return Emulated(state, emulator, adapter, client, posted)
+
+
+async def test_emulator_callbacks_for_deposits_and_refunds_verify_and_parse():
+    stp = emulated()
+    emulator, adapter, posted = stp.emulator, stp.adapter, stp.posted
     payment = await adapter.create_payment(spei(7), "emu-1")
     assert await receive(emulator, f"clabe:{payment.provider_ref}", 12_345) == 200
     assert await receive(emulator, f"clabe:{payment.provider_ref}", 655) == 200  # once more
@@ -149,8 +176,7 @@ async def test_emulator_callbacks_for_deposits_and_refunds_verify_and_parse():
         if len(posted) == 3:
             break
         await asyncio.sleep(0.05)
-    await adapter.aclose()
-    await client.aclose()
+    await stp.aclose()
     first, second, orden = (adapter.parse_webhook(r.headers, r.content, 0)[0] for r in posted)
     assert posted[0].url.path == "/webhooks/stp"
     assert (first.lookup_key, first.amount, second.amount) == (payment.provider_ref, 12_345, 655)
@@ -162,3 +188,20 @@ async def test_emulator_callbacks_for_deposits_and_refunds_verify_and_parse():
     ]
     assert first.event_id != second.event_id
     assert fetched.amount_received == 13_000
+
+
+async def test_an_order_accepted_while_healthy_settles_though_stp_goes_down_meanwhile():
+    """The emulator settles a registered order 0.2 s later, in a task of its own: a
+    fault mode set meanwhile refuses calls, not the settling of what was accepted
+    (the call's fault check is its own task's, not its children's)."""
+    stp = emulated(with_faults=True)
+    try:
+        await stp.adapter.refund(refund_request(), "key-settles-later")
+        await stp.state.store.set_fault("stp", "down")
+        for _ in range(100):
+            if stp.posted:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await stp.aclose()
+    assert len(stp.posted) == 1  # the order's LIQUIDACION callback

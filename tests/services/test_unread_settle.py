@@ -8,6 +8,7 @@ intent as it is now. Both databases."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -27,7 +28,7 @@ from app.services import idempotency
 from app.services.changes import record_change, status_event
 from app.services.intents import CreateIntent
 from app.services.payment_requests import CardOptions, ConfirmIntent
-from providers.base import ProviderEvent, ProviderStatus
+from providers.base import ProviderEvent, ProviderPayment, ProviderStatus
 from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, make_settings
 
 
@@ -54,6 +55,48 @@ async def _handles_of(services, intent_id: str) -> int:
     async with services.db.read() as conn:
         count = select(func.count()).select_from(T).where(T.c.intent_id == intent_id)
         return int((await conn.execute(count)).scalar_one())
+
+
+async def _warm_then_a_new_intent(services):
+    """The dev merchant and a new 250.00 intent, after two card payments: kept
+    statements are written behind from their second run, as in a warm process."""
+    me = await services.auth.principal_for(DEV_SECRET)
+    for _ in range(2):
+        other = (await services.intents.create(me, CreateIntent(amount="10.00"))).intent
+        assert other is not None
+        paid = ConfirmIntent(other.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
+        await services.confirm.confirm(me, paid)
+    intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
+    assert intent is not None
+    return me, intent
+
+
+def _an_event_as_the_card_call_returns(
+    services,
+    monkeypatch,
+    naming: Callable[[ProviderPayment], dict[str, str | None]],
+    outcome: str,
+) -> None:
+    """Stripe's adapter, with a "succeeded" event for the payment received after the
+    sandbox answered and before Cobro applies the answer: `naming` says how the event
+    names it (ProviderEvent's fields), `outcome` what the inbox makes of it."""
+    stripe = services.confirm.router.providers["stripe"]
+    real_send = stripe.send_payment
+
+    async def send_then_event(request, wire):
+        payment = await real_send(request, wire)  # the sandbox, over its transport
+        event = ProviderEvent(
+            provider="stripe",
+            event_id="evt_as_the_call_returns",
+            type="payment_intent.succeeded",
+            status=ProviderStatus.SUCCEEDED,
+            **naming(payment),
+        )
+        (received,) = await services.provider_events.receive([event], b"{}")
+        assert received.outcome == outcome
+        return payment
+
+    monkeypatch.setattr(stripe, "send_payment", send_then_event)
 
 
 async def test_the_unread_save_is_refused_when_the_intent_moved_or_an_event_waits(
@@ -121,42 +164,23 @@ async def test_a_confirmation_whose_webhook_came_first_applies_it_when_it_settle
     unmatched, it waits. Settling refuses the unread save, reads and locks the
     intent, and applies the waiting event in the same transaction."""
     services = runtime.services
-    me = await services.auth.principal_for("sk_test_dev")
-    intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
-    stripe = services.confirm.router.providers["stripe"]
-    real_send = stripe.send_payment
-
-    async def send_then_early_event(request, wire):
-        payment = await real_send(request, wire)  # the sandbox, over its transport
-        early = ProviderEvent(
-            provider="stripe",
-            event_id="evt_before_the_answer",
-            type="payment_intent.succeeded",
-            status=ProviderStatus.SUCCEEDED,
-            provider_ref=payment.provider_ref,
-        )
-        (received,) = await services.provider_events.receive([early], b"{}")
-        assert received.outcome == "unmatched"
-        return payment
+    me, intent = await _warm_then_a_new_intent(services)
 
     def changes(status: str) -> float:
         labels = {"status": status}
         return REGISTRY.get_sample_value("cobro_intent_changes_total", labels) or 0.0
 
-    for _ in range(2):  # warm: kept statements are written behind from their second run
-        other = (await services.intents.create(me, CreateIntent(amount="10.00"))).intent
-        assert other is not None
-        paid = ConfirmIntent(other.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
-        await services.confirm.confirm(me, paid)
     counted = {s: changes(s) for s in ("REQUIRES_ACTION", "SUCCEEDED")}
-    monkeypatch.setattr(stripe, "send_payment", send_then_early_event)
+    naming = lambda payment: {"provider_ref": payment.provider_ref}  # noqa: E731
+    # The PSP's name for the payment alone, not yet known to Cobro: unmatched, it waits.
+    _an_event_as_the_card_call_returns(services, monkeypatch, naming, "unmatched")
     card = CardOptions("tok_threeDSecureRequired")
     result = await services.confirm.confirm(
         me, ConfirmIntent(intent.id, PaymentMethodType.CARD, card=card)
     )
     assert result.intent.status is PaymentIntentStatus.SUCCEEDED
     outcome = select(inbox.T.c.outcome, inbox.T.c.intent_id).where(
-        inbox.T.c.event_id == "evt_before_the_answer"
+        inbox.T.c.event_id == "evt_as_the_call_returns"
     )
     async with services.db.read() as conn:
         stored = await intent_rows.get(conn, intent.id)
@@ -277,31 +301,10 @@ async def test_a_webhook_that_moved_the_intent_first_is_found_when_settling(
     refuses, and that counts as moved too. The confirmation reads, locks and answers
     the intent as it is, records the attempt's answer, and leaves nothing pending."""
     services = runtime.services
-    me = await services.auth.principal_for(DEV_SECRET)
-    stripe = services.confirm.router.providers["stripe"]
-    real_send = stripe.send_payment
-    for _ in range(2):  # warm: kept statements are written behind from their second run
-        other = (await services.intents.create(me, CreateIntent(amount="10.00"))).intent
-        assert other is not None
-        paid = ConfirmIntent(other.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
-        await services.confirm.confirm(me, paid)
-    intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
-    assert intent is not None
-
-    async def send_then_event(request, wire):
-        payment = await real_send(request, wire)
-        first = ProviderEvent(
-            provider="stripe",
-            event_id="evt_names_our_intent",
-            type="payment_intent.succeeded",
-            status=ProviderStatus.SUCCEEDED,
-            intent_hint=intent.id,
-        )
-        (received,) = await services.provider_events.receive([first], b"{}")
-        assert received.outcome == "applied"
-        return payment
-
-    monkeypatch.setattr(stripe, "send_payment", send_then_event)
+    me, intent = await _warm_then_a_new_intent(services)
+    # Our intent, named in the payment's metadata: applied at once.
+    naming = lambda _: {"intent_hint": intent.id}  # noqa: E731
+    _an_event_as_the_card_call_returns(services, monkeypatch, naming, "applied")
     card = ConfirmIntent(intent.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
     result = await services.confirm.confirm(me, card)
     assert result.intent is not None
@@ -353,16 +356,9 @@ async def test_a_change_that_holds_the_intent_while_the_settle_waits_ends_well_e
     is refused. Either way the answer is the intent as stored, nothing is left pending
     and the PSP's answer is recorded."""
     services = runtime.services
-    me = await services.auth.principal_for(DEV_SECRET)
+    me, intent = await _warm_then_a_new_intent(services)
     stripe = services.confirm.router.providers["stripe"]
     real_send = stripe.send_payment
-    for _ in range(2):  # warm: kept statements are written behind from their second run
-        other = (await services.intents.create(me, CreateIntent(amount="10.00"))).intent
-        assert other is not None
-        paid = ConfirmIntent(other.id, PaymentMethodType.CARD, card=CardOptions("tok_visa"))
-        await services.confirm.confirm(me, paid)
-    intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
-    assert intent is not None
     holding = asyncio.Event()
     holders: list[asyncio.Future[None]] = []
 
