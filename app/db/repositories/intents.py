@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from asyncpg import exceptions as asyncpg_errors
 from sqlalchemy import (
     UniqueConstraint,
     and_,
@@ -19,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.dialect import is_deadlock, key_taken, refused_null
 from app.db.repositories import inbox
 from app.db.repositories.claims import claim_ids
 from app.db.tables import Outbox, PaymentIntentRow, ProviderPayment
@@ -86,9 +86,9 @@ _TAKE_LEASE = (
 )
 
 _ATTEMPTS = ProviderPayment.__table__
-# The outbox's one row per (intent, version), by the name the tables give it.
-OUTBOX_VERSION_TAKEN = next(
-    str(c.name)
+# The outbox's one row per (intent, version).
+_OUTBOX_VERSION = next(
+    c
     for c in Outbox.__table__.constraints
     if isinstance(c, UniqueConstraint)
     and [col.name for col in c.columns] == ["intent_id", "version"]
@@ -219,18 +219,8 @@ def moved_meanwhile(error: BaseException) -> bool:
     (PostgreSQL runs the parts of one statement in no set order, so that refusal may
     come first); or PostgreSQL ended a deadlock with that writer by aborting ours
     (its outbox row waited for ours while ours waited for the intent it held)."""
-    driver = getattr(error, "orig", None)
-    driver = getattr(driver, "__cause__", None) or driver  # asyncpg's, behind SQLAlchemy's
-    if isinstance(driver, asyncpg_errors.DeadlockDetectedError):
-        return True
-    if isinstance(driver, asyncpg_errors.NotNullViolationError):
-        return driver.table_name == T.name and driver.column_name == T.c.version.name
-    if isinstance(driver, asyncpg_errors.UniqueViolationError):
-        return driver.constraint_name == OUTBOX_VERSION_TAKEN
-    text = str(driver)
     return (
-        f"NOT NULL constraint failed: {T.name}.{T.c.version.name}" in text
-        or "UNIQUE constraint failed: outbox.intent_id, outbox.version" in text
+        refused_null(error, T.c.version) or key_taken(error, _OUTBOX_VERSION) or is_deadlock(error)
     )
 
 

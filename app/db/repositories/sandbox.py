@@ -10,11 +10,10 @@ once, here, so SQLite runs them as prepared statements.
 
 from __future__ import annotations
 
-from asyncpg import exceptions as asyncpg_errors
 from sqlalchemy import bindparam, delete, exists, func, insert, null, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.dialect import insert_ignore
+from app.db.dialect import insert_ignore, refused_null
 from app.db.tables import (
     SandboxFault,
     SandboxHandle,
@@ -164,11 +163,7 @@ async def only_if_healthy(conn: AsyncConnection, provider: str) -> None:
 
 def refused_by_fault(error: BaseException) -> bool:
     """Whether `error` is `only_if_healthy`'s refusal: no `calls` in a fault's row."""
-    driver = getattr(error, "orig", None)
-    driver = getattr(driver, "__cause__", None) or driver  # asyncpg's, behind SQLAlchemy's
-    if isinstance(driver, asyncpg_errors.NotNullViolationError):
-        return driver.table_name == F.name and driver.column_name == F.c.calls.name
-    return f"NOT NULL constraint failed: {F.name}.{F.c.calls.name}" in str(driver)
+    return refused_null(error, F.c.calls)
 
 
 async def fault(conn: AsyncConnection, provider: str) -> str | None:
