@@ -153,7 +153,7 @@ class ConfirmService:
         first = _FirstAttempt(candidates[0], request) if candidates else None
         now = self.clock.now()
         try:
-            begun = await self._begin(intent, keyed, now, first, at_once=first is not None)
+            started = await self._begin(intent, keyed, now, first, at_once=first is not None)
         except DBAPIError as error:
             if not intent_rows.moved_meanwhile(error):
                 raise
@@ -163,11 +163,10 @@ class ConfirmService:
             # lease alone tells why.
             async with self.db.autocommit() as conn:
                 await idempotency.release(conn, keyed, claimed_at=now)
-            begun = await self._begin(intent, keyed, now, first, at_once=False)
-        if isinstance(begun, MutationResult):
-            return begun
-        run = begun.run
-        started = begun
+            started = await self._begin(intent, keyed, now, first, at_once=False)
+        if isinstance(started, MutationResult):
+            return started  # a request with this key finished meanwhile
+        run = started.run
         try:
             if started.unanswered:
                 recovered = await self._recover(run, started.unanswered)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     UniqueConstraint,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Update
 
 from app.db.dialect import is_deadlock, key_taken, refused_null
 from app.db.repositories import inbox
@@ -39,71 +41,54 @@ _GET_FOR_UPDATE_SEEING_INBOX = (
     .with_for_update(of=T)
 )
 _INSERT = insert(T)
+# The version this writer read is still the row's.
+_UNMOVED = T.c.version == bindparam("b_version")
 # A new version, only over the one we read (another writer would have bumped it).
-_SAVE = update(T).where(T.c.id == bindparam("b_id"), T.c.version == bindparam("b_version"))
-# The same over a row this transaction read FOR UPDATE, where the version cannot
-# have moved: written behind, with no row count to check, so a version that moved
-# after all (a caller that did not lock) writes NULL, which the column refuses: the
-# transaction fails instead of overwriting another writer's version.
-_SAVE_LOCKED = (
-    update(T)
-    .where(T.c.id == bindparam("b_id"))
-    .values(
-        version=case(
-            (T.c.version == bindparam("b_version"), bindparam("b_next", type_=T.c.version.type)),
-            else_=null(),
-        )
+_SAVE = update(T).where(T.c.id == bindparam("b_id"), _UNMOVED)
+
+
+def _guarded(condition: Any) -> Update:
+    """A new version written behind, with no row count to check: where `condition`
+    does not hold it writes NULL, which the column refuses, so the transaction fails
+    instead of overwriting another writer's version."""
+    next_version = bindparam("b_next", type_=T.c.version.type)
+    return (
+        update(T)
+        .where(T.c.id == bindparam("b_id"))
+        .values(version=case((condition, next_version), else_=null()))
     )
+
+
+# Over a row this transaction read FOR UPDATE, where the version cannot have moved
+# (the guard catches a caller that did not lock).
+_SAVE_LOCKED = _guarded(_UNMOVED)
+# Over a row read before this transaction (a confirmation's, whose lease keeps other
+# confirmations off it), refused as well while the webhook inbox holds an event for
+# the payment's handles: either way the transaction fails (`moved_meanwhile`) and
+# the caller reads and locks.
+_SAVE_UNLESS_WAITING = _guarded(
+    and_(_UNMOVED, ~exists().where(inbox.waiting("b_inbox_provider", "b_inbox_handles")))
 )
-# The same over a row read before this transaction (a confirmation's, whose lease
-# keeps other confirmations off it), guarded like the locked save and refused as
-# well while the webhook inbox holds an event for the payment's handles: either
-# way the transaction fails (`moved_meanwhile`) and the caller reads and locks.
-_SAVE_UNLESS_WAITING = (
-    update(T)
-    .where(T.c.id == bindparam("b_id"))
-    .values(
-        version=case(
-            (
-                and_(
-                    T.c.version == bindparam("b_version"),
-                    ~exists().where(inbox.waiting("b_inbox_provider", "b_inbox_handles")),
-                ),
-                bindparam("b_next", type_=T.c.version.type),
-            ),
-            else_=null(),
-        )
-    )
+_ATTEMPTS = ProviderPayment.__table__
+# The lease is free to whoever read the intent at `b_version`: nobody holds it, or
+# the holder's ran out.
+_LEASE_FREE = and_(
+    _UNMOVED,
+    or_(T.c.lease_until.is_(None), T.c.lease_until < bindparam("b_now")),
+)
+# No attempt on the intent awaits its answer (attempts are written only under the
+# lease). Its own name: kept statements cannot plan one parameter used twice.
+_NONE_PENDING = ~exists().where(
+    _ATTEMPTS.c.intent_id == bindparam("b_attempts_of"), _ATTEMPTS.c.status == "pending"
 )
 _TAKE_LEASE = (
     update(T)
-    .where(
-        T.c.id == bindparam("b_id"),
-        T.c.version == bindparam("b_version"),
-        or_(T.c.lease_until.is_(None), T.c.lease_until < bindparam("b_now")),
-    )
+    .where(T.c.id == bindparam("b_id"), _LEASE_FREE)
     .values(lease_until=bindparam("b_until"))
-)
-
-_ATTEMPTS = ProviderPayment.__table__
-# The outbox's one row per (intent, version).
-_OUTBOX_VERSION = next(
-    c
-    for c in Outbox.__table__.constraints
-    if isinstance(c, UniqueConstraint)
-    and [col.name for col in c.columns] == ["intent_id", "version"]
 )
 # The lease, taken only when no attempt on the intent awaits its answer: a fresh
 # confirmation learns that it has nothing to replay in the statement that leases.
-_TAKE_LEASE_IF_NONE_PENDING = _TAKE_LEASE.where(
-    ~exists().where(
-        # Its own name: kept statements cannot plan one parameter used twice.
-        _ATTEMPTS.c.intent_id == bindparam("b_attempts_of"),
-        _ATTEMPTS.c.status == "pending",
-    )
-)
-
-
+_TAKE_LEASE_IF_NONE_PENDING = _TAKE_LEASE.where(_NONE_PENDING)
 # The same lease written behind, with the work it guards (a confirmation's first
 # attempt), as one statement: when it cannot be taken (the version moved, someone
 # holds it, an attempt awaits its answer) the version comes out NULL, the column
@@ -113,21 +98,15 @@ _LEASE_UNLESS_BUSY = (
     .where(T.c.id == bindparam("b_id"))
     .values(
         lease_until=bindparam("b_until", type_=T.c.lease_until.type),
-        version=case(
-            (
-                and_(
-                    T.c.version == bindparam("b_version"),
-                    or_(T.c.lease_until.is_(None), T.c.lease_until < bindparam("b_now")),
-                    ~exists().where(
-                        _ATTEMPTS.c.intent_id == bindparam("b_attempts_of"),
-                        _ATTEMPTS.c.status == "pending",
-                    ),
-                ),
-                T.c.version,
-            ),
-            else_=null(),
-        ),
+        version=case((and_(_LEASE_FREE, _NONE_PENDING), T.c.version), else_=null()),
     )
+)
+# The outbox's one row per (intent, version).
+_OUTBOX_VERSION = next(
+    c
+    for c in Outbox.__table__.constraints
+    if isinstance(c, UniqueConstraint)
+    and [col.name for col in c.columns] == ["intent_id", "version"]
 )
 
 
