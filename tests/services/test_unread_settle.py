@@ -30,6 +30,7 @@ from app.services.intents import CreateIntent
 from app.services.payment_requests import CardOptions, ConfirmIntent
 from providers.base import ProviderEvent, ProviderPayment, ProviderStatus
 from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, make_settings
+from tests.support.postgres import statements_logged
 
 
 async def _waiting_event(services, handle: str, event_id: str = "evt_early") -> int:
@@ -230,13 +231,7 @@ async def test_on_postgresql_a_card_payment_is_confirmed_in_three_statements(
             result = await services.confirm.confirm(me, card)
             assert result.intent is not None
             assert result.intent.status is PaymentIntentStatus.SUCCEEDED
-            entries: list[str] = []  # a statement's later lines continue its entry
-            for line in log.read_bytes()[start:].decode().splitlines():
-                if "LOG:  " in line or "DETAIL:  " in line:
-                    entries.append(line)
-                elif entries:
-                    entries[-1] += "\n" + line
-            sent = [e.split("LOG:  ", 1)[1] for e in entries if "LOG:  " in e]
+            sent = statements_logged(log, start)
             return [e.split(": ", 1)[1] for e in sent if ": " in e]
 
         await confirmation()  # kept statements are planned the second time they run

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.engine import Database
 from app.db.write_behind import write_behind
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, statements_logged
 
 metadata = MetaData()
 parents = Table(
@@ -224,8 +224,7 @@ async def test_on_postgresql_they_go_as_one_statement(
             start = log.stat().st_size
             async with logged.transaction() as conn:
                 await block(conn)
-            lines = log.read_bytes()[start:].decode().splitlines()
-            return [line.split("LOG:  ", 1)[1][:100] for line in lines if "LOG:  " in line]
+            return [line[:100] for line in statements_logged(log, start)]
 
         async def alone(conn: Any) -> None:
             await write_behind(conn, NEW_PARENT, {"id": "p1", "name": "one"})
@@ -296,8 +295,7 @@ async def test_on_postgresql_steps_send_no_begin_or_commit(
             await conn.execute(RENAME, {"b_id": "p1", "name": "renamed"})
             await write_behind(conn, NEW_CHILD, {"parent_id": "p1", "name": "a"})
             await write_behind(conn, NEW_NOTE, {"text": "n"})
-        lines = log.read_bytes()[start:].decode().splitlines()
-        sent = [line.split("LOG:  ", 1)[1] for line in lines if "LOG:  " in line]
+        sent = statements_logged(log, start)
         assert [line.split(": ", 1)[1][:24] for line in sent] == [
             "SELECT wb_parents.id, wb",
             "UPDATE wb_parents SET na",
@@ -323,8 +321,7 @@ async def test_a_write_of_a_table_a_kept_write_only_reads_goes_with_it(
         async with logged.transaction() as conn:
             await write_behind(conn, NOTES_AS_NAME, {"b_id": "p1"})  # one note so far
             await write_behind(conn, NEW_NOTE, {"text": "b"})
-        lines = log.read_bytes()[start:].decode().splitlines()
-        sent = [line.split("LOG:  ", 1)[1] for line in lines if "LOG:  " in line]
+        sent = statements_logged(log, start)
         assert [line.split(": ", 1)[1][:24] for line in sent] == ["WITH w0 AS (UPDATE wb_pa"]
     assert await rows(db, PARENTS) == [("p1", "1")]
     assert len(await rows(db, select(notes.c.id))) == 2

@@ -321,3 +321,16 @@ class Admin:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+
+
+def statements_logged(log: Path, start: int) -> list[str]:
+    """What PostgreSQL's log (log_statement = all) says was run since byte `start`, one
+    entry each ("statement: ..." or "execute <name>: ..."), a statement's later lines
+    joined to it; the DETAIL lines with its parameters left out."""
+    entries: list[str] = []
+    for line in log.read_bytes()[start:].decode().splitlines():
+        if "LOG:  " in line or "DETAIL:  " in line:
+            entries.append(line)
+        elif entries:
+            entries[-1] += "\n" + line
+    return [entry.split("LOG:  ", 1)[1] for entry in entries if "LOG:  " in entry]
