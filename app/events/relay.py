@@ -81,9 +81,12 @@ class OutboxRelay:
         if self.tracer is not None:
             scan_orphans = trace_context.traced_job("outbox-orphans", scan_orphans, self.tracer)
         while True:
-            timeout = max(0.0, next_scan - loop.time())
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for, woken and cancelled
+            # in one turn, returns and drops the cancellation, and shutdown would wait
+            # for this loop for good.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout_at(next_scan):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.publish_backlog()
