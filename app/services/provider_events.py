@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
 from app.db.engine import Database
-from app.db.repositories import handles, inbox
+from app.db.repositories import inbox
 from app.db.repositories import intents as intent_rows
 from app.db.repositories import payouts as payout_rows
 from app.db.repositories import refunds as refund_rows
@@ -171,13 +171,10 @@ async def apply_event(
 async def _intent_of(conn: AsyncConnection, event: ProviderEvent) -> PaymentIntent | None:
     """The intent an event is about: by a handle we recorded, else by the intent id
     the PSP echoed back (a payment whose creating call timed out has no handle)."""
-    found = await handles.find(
-        conn, event.provider, [event.provider_ref or "", event.lookup_key or ""]
+    hint = event.intent_hint if looks_like_id(event.intent_hint or "", "pi") else None
+    return await intent_rows.get_locked_by_handle(
+        conn, event.provider, [event.provider_ref or "", event.lookup_key or ""], hint
     )
-    intent_id = found.intent_id if found else event.intent_hint
-    if intent_id is None or not looks_like_id(intent_id, "pi"):
-        return None
-    return await intent_rows.get(conn, intent_id, for_update=True)
 
 
 async def apply_waiting(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_ignore
@@ -12,12 +9,6 @@ from app.db.tables import ProviderHandle
 from app.db.write_behind import write_behind
 
 T = ProviderHandle.__table__
-
-
-@dataclass(frozen=True, slots=True)
-class Handle:
-    intent_id: str
-    attempt_id: str
 
 
 async def remember(
@@ -30,17 +21,3 @@ async def remember(
     ]
     if rows:  # written behind (app/db/write_behind.py): a name known already is kept
         await write_behind(conn, insert_ignore(conn, T, ["provider", "handle"]), rows)
-
-
-async def find(conn: AsyncConnection, provider: str, handles: list[str]) -> Handle | None:
-    wanted = [h for h in handles if h]
-    if not wanted:
-        return None
-    row = (
-        await conn.execute(
-            select(T.c.intent_id, T.c.attempt_id)
-            .where(T.c.provider == provider, T.c.handle.in_(wanted))
-            .limit(1)
-        )
-    ).first()
-    return Handle(row.intent_id, row.attempt_id) if row else None

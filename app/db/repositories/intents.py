@@ -11,6 +11,7 @@ from sqlalchemy import (
     bindparam,
     case,
     exists,
+    func,
     insert,
     null,
     or_,
@@ -23,7 +24,7 @@ from sqlalchemy.sql.dml import Update
 from app.db.dialect import is_deadlock, key_taken, refused_null
 from app.db.repositories import inbox
 from app.db.repositories.claims import claim_ids
-from app.db.tables import Outbox, PaymentIntentRow, ProviderPayment
+from app.db.tables import Outbox, PaymentIntentRow, ProviderHandle, ProviderPayment
 from app.db.write_behind import write_behind
 from app.domain.codec import RULES
 from app.domain.intents import PaymentIntent, PaymentIntentStatus
@@ -38,6 +39,24 @@ _GET_FOR_UPDATE = _GET.with_for_update()
 _GET_FOR_UPDATE_SEEING_INBOX = (
     select(*_COLUMNS, inbox.ANY_UNMATCHED.label("inbox_waiting"))
     .where(T.c.id == bindparam("id"))
+    .with_for_update(of=T)
+)
+# The intent a PSP's event is about, read FOR UPDATE in one statement: by the handle
+# recorded for the payment (provider_handles), else by the intent id the PSP echoed
+# back (`hint`: a payment whose creating call timed out has no handle).
+_H = ProviderHandle.__table__
+_BY_HANDLE = (
+    select(_H.c.intent_id)
+    .where(
+        _H.c.provider == bindparam("provider"),
+        _H.c.handle.in_(bindparam("handles", expanding=True)),
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_GET_FOR_UPDATE_BY_HANDLE = (
+    select(*_COLUMNS)
+    .where(T.c.id == func.coalesce(_BY_HANDLE, bindparam("hint", type_=T.c.id.type)))
     .with_for_update(of=T)
 )
 _INSERT = insert(T)
@@ -134,6 +153,17 @@ async def get(
 ) -> PaymentIntent | None:
     statement = _GET_FOR_UPDATE if for_update else _GET
     row = (await conn.execute(statement, {"id": intent_id})).mappings().first()
+    return from_row(row) if row else None
+
+
+async def get_locked_by_handle(
+    conn: AsyncConnection, provider: str, handles: list[str], hint: str | None
+) -> PaymentIntent | None:
+    """The intent a PSP's event names, by one of its `handles` for the payment, else
+    by `hint` (the intent id it echoed back), read FOR UPDATE: a round trip fewer
+    than finding the handle first."""
+    values = {"provider": provider, "handles": [h for h in handles if h], "hint": hint}
+    row = (await conn.execute(_GET_FOR_UPDATE_BY_HANDLE, values)).mappings().first()
     return from_row(row) if row else None
 
 
