@@ -10,11 +10,11 @@ import pytest
 
 from app.db.repositories import handles
 from app.db.repositories import intents as intent_rows
-from app.main import build_runtime
 from app.services.intents import CreateIntent
 from providers.base import ProviderEvent, ProviderStatus
-from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, make_settings
+from tests.conftest import DEV_SECRET
 from tests.support.postgres import statements_logged
+from tests.support.statement_log import logged_runtime
 
 
 async def _two_intents(runtime) -> tuple[str, str]:
@@ -79,18 +79,16 @@ async def test_on_postgresql_an_event_reads_its_intent_in_one_statement(
     locked read of the intent, not in a statement before it."""
     if not databases.is_postgres:
         pytest.skip("SQLite has no round trips to count")
-    postgres = request.getfixturevalue("postgres")
-    name = database_url.rsplit("/", 1)[1]
-    postgres.sql(f"ALTER DATABASE {name} SET log_statement = 'all'")  # its new sessions
-    runtime = build_runtime(make_settings(database_url))
-    try:
+    async with logged_runtime(request.getfixturevalue("postgres"), database_url) as (
+        runtime,
+        log,
+    ):
         services = runtime.services
-        await services.merchants.ensure_dev_merchant(DEV_SECRET, DEV_PUBLISHABLE)
         me = await services.auth.principal_for(DEV_SECRET)
-        log = postgres.root / "server.log"
 
         async def event(n: int) -> list[str]:
             intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
+            assert intent is not None
             async with services.db.transaction() as conn:
                 await handles.remember(conn, "stripe", [f"pi_psp_{n}"], intent.id, f"att_{n}")
             start = log.stat().st_size
@@ -105,10 +103,6 @@ async def test_on_postgresql_an_event_reads_its_intent_in_one_statement(
         await event(1)  # kept statements are planned the second time they run
         await event(2)
         sent = await event(3)
-    finally:
-        for close in runtime.closers:
-            await close()
-        postgres.sql(f"ALTER DATABASE {name} RESET log_statement")
     bodies = [entry.split(": ", 1)[1] for entry in sent if ": " in entry]
     reads = [
         s for s in bodies if s.startswith("SELECT") and ("payment_int" in s or "provider_h" in s)

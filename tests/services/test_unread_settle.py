@@ -22,15 +22,15 @@ from app.db.tables import ProviderHandle
 from app.domain.errors import IdempotencyInProgress, InvalidState
 from app.domain.intents import PaymentIntentStatus
 from app.domain.methods import PaymentMethodType
-from app.main import build_runtime
 from app.metrics import REGISTRY
 from app.services import idempotency
 from app.services.changes import record_change, status_event
 from app.services.intents import CreateIntent
 from app.services.payment_requests import CardOptions, ConfirmIntent
 from providers.base import ProviderEvent, ProviderPayment, ProviderStatus
-from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, make_settings
+from tests.conftest import DEV_SECRET
 from tests.support.postgres import statements_logged
+from tests.support.statement_log import logged_runtime
 
 
 async def _waiting_event(services, handle: str, event_id: str = "evt_early") -> int:
@@ -213,15 +213,12 @@ async def test_on_postgresql_a_card_payment_is_confirmed_in_three_statements(
     as one statement."""
     if not databases.is_postgres:
         pytest.skip("SQLite has no round trips to count")
-    postgres = request.getfixturevalue("postgres")
-    name = database_url.rsplit("/", 1)[1]
-    postgres.sql(f"ALTER DATABASE {name} SET log_statement = 'all'")  # its new sessions
-    runtime = build_runtime(make_settings(database_url))
-    try:
+    async with logged_runtime(request.getfixturevalue("postgres"), database_url) as (
+        runtime,
+        log,
+    ):
         services = runtime.services
-        await services.merchants.ensure_dev_merchant(DEV_SECRET, DEV_PUBLISHABLE)
         me = await services.auth.principal_for(DEV_SECRET)
-        log = postgres.root / "server.log"
 
         async def confirmation() -> list[str]:
             intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
@@ -237,10 +234,6 @@ async def test_on_postgresql_a_card_payment_is_confirmed_in_three_statements(
         await confirmation()  # kept statements are planned the second time they run
         await confirmation()
         sent = await confirmation()
-    finally:
-        for close in runtime.closers:
-            await close()
-        postgres.sql(f"ALTER DATABASE {name} RESET log_statement")
     mine = [s for s in sent if "payment_intents" in s or s.startswith(("BEGIN", "COMMIT"))]
     assert [s[:28] for s in mine] == [
         "SELECT payment_intents.id, p",  # the read before the lease
