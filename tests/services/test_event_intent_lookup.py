@@ -12,9 +12,8 @@ from app.db.repositories import handles
 from app.db.repositories import intents as intent_rows
 from app.services.intents import CreateIntent
 from providers.base import ProviderEvent, ProviderStatus
-from tests.conftest import DEV_SECRET
 from tests.support.postgres import statements_logged
-from tests.support.statement_log import logged_runtime
+from tests.support.statement_log import logged_services
 
 
 async def _two_intents(runtime) -> tuple[str, str]:
@@ -77,14 +76,7 @@ async def test_on_postgresql_an_event_reads_its_intent_in_one_statement(
 ) -> None:
     """PostgreSQL's own log of a warm PSP event: the handle is looked up inside the
     locked read of the intent, not in a statement before it."""
-    if not databases.is_postgres:
-        pytest.skip("SQLite has no round trips to count")
-    async with logged_runtime(request.getfixturevalue("postgres"), database_url) as (
-        runtime,
-        log,
-    ):
-        services = runtime.services
-        me = await services.auth.principal_for(DEV_SECRET)
+    async with logged_services(request, databases, database_url) as (services, me, log):
 
         async def event(n: int) -> list[str]:
             intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent

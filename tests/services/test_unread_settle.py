@@ -30,7 +30,7 @@ from app.services.payment_requests import CardOptions, ConfirmIntent
 from providers.base import ProviderEvent, ProviderPayment, ProviderStatus
 from tests.conftest import DEV_SECRET
 from tests.support.postgres import statements_logged
-from tests.support.statement_log import logged_runtime
+from tests.support.statement_log import logged_services
 
 
 async def _waiting_event(services, handle: str, event_id: str = "evt_early") -> int:
@@ -211,14 +211,7 @@ async def test_on_postgresql_a_card_payment_is_confirmed_in_three_statements(
     first attempt and its audit event (intents.lease_unless_busy); the attempt's
     outcome, the handles, the new version, its audit events and its outbox row go
     as one statement."""
-    if not databases.is_postgres:
-        pytest.skip("SQLite has no round trips to count")
-    async with logged_runtime(request.getfixturevalue("postgres"), database_url) as (
-        runtime,
-        log,
-    ):
-        services = runtime.services
-        me = await services.auth.principal_for(DEV_SECRET)
+    async with logged_services(request, databases, database_url) as (services, me, log):
 
         async def confirmation() -> list[str]:
             intent = (await services.intents.create(me, CreateIntent(amount="250.00"))).intent
