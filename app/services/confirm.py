@@ -277,16 +277,11 @@ class ConfirmService:
         read what an earlier confirmation left unanswered; with nothing unanswered,
         record `first` there too. InvalidState if someone else holds the intent.
 
-        A fresh confirmation (the common case) asks for the lease only if nothing is
-        unanswered, one statement; when that is refused, the lease alone and the
-        unanswered attempts tell why."""
+        A fresh confirmation (the common case) first tries the lease and its first
+        attempt as one statement (`_begin(at_once=True)`); when that is refused, it
+        comes here, where the lease alone and the unanswered attempts tell why."""
         until = now + self.lease
         run = _Run(intent, keyed, until, now)
-        if first is not None and await intent_rows.take_lease(
-            conn, intent.id, intent.version, now, until, unless_pending=True
-        ):
-            recorded = await self._insert_attempt(conn, intent, first.provider, first.request, now)
-            return _Started(run, [], recorded)
         if not await intent_rows.take_lease(conn, intent.id, intent.version, now, until):
             raise InvalidState(
                 f"payment intent {intent.id} is being confirmed or just changed; "

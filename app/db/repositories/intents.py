@@ -105,13 +105,12 @@ _TAKE_LEASE = (
     .where(T.c.id == bindparam("b_id"), _LEASE_FREE)
     .values(lease_until=bindparam("b_until"))
 )
-# The lease, taken only when no attempt on the intent awaits its answer: a fresh
-# confirmation learns that it has nothing to replay in the statement that leases.
-_TAKE_LEASE_IF_NONE_PENDING = _TAKE_LEASE.where(_NONE_PENDING)
-# The same lease written behind, with the work it guards (a confirmation's first
-# attempt), as one statement: when it cannot be taken (the version moved, someone
-# holds it, an attempt awaits its answer) the version comes out NULL, the column
-# refuses it and nothing of the statement is written (`moved_meanwhile`).
+# The lease, taken only when no attempt on the intent awaits its answer (a fresh
+# confirmation learns that it has nothing to replay in the statement that leases),
+# written behind with the work it guards (its first attempt), as one statement: when
+# it cannot be taken (the version moved, someone holds it, an attempt awaits its
+# answer) the version comes out NULL, the column refuses it and nothing of the
+# statement is written (`moved_meanwhile`).
 _LEASE_UNLESS_BUSY = (
     update(T)
     .where(T.c.id == bindparam("b_id"))
@@ -239,28 +238,22 @@ async def take_lease(
     version: int,
     now: datetime,
     until: datetime,
-    *,
-    unless_pending: bool = False,
 ) -> bool:
     """Hold the intent until `until` for our work on it; False if someone else holds it
-    (or it changed since we read it at `version`). `unless_pending`: False as well
-    when an attempt on it still awaits its answer (attempts are written only under
-    the lease, so none can appear while we hold it)."""
+    (or it changed since we read it at `version`)."""
     parameters = {"b_id": intent_id, "b_version": version, "b_now": now, "b_until": until}
-    if unless_pending:
-        parameters["b_attempts_of"] = intent_id
-    result = await conn.execute(
-        _TAKE_LEASE_IF_NONE_PENDING if unless_pending else _TAKE_LEASE, parameters
-    )
+    result = await conn.execute(_TAKE_LEASE, parameters)
     return result.rowcount == 1
 
 
 async def lease_unless_busy(
     conn: AsyncConnection, intent_id: str, version: int, now: datetime, until: datetime
 ) -> None:
-    """`take_lease(unless_pending=True)` written behind, with no answer: when the
-    lease cannot be taken the transaction fails (`moved_meanwhile`), and a block in
-    steps (Database.steps) writes nothing of what it kept with it."""
+    """`take_lease`, also refused while an attempt on the intent awaits its answer
+    (attempts are written only under the lease, so none can appear while we hold
+    it), written behind with no answer: when the lease cannot be taken the
+    transaction fails (`moved_meanwhile`), and a block in steps (Database.steps)
+    writes nothing of what it kept with it."""
     parameters = {
         "b_id": intent_id,
         "b_version": version,
