@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.engine import Database
 from app.db.write_behind import write_behind
-from tests.support.postgres import PostgresServer, statements_logged
+from tests.support.postgres import PostgresServer, logging_statements, statements_logged
 
 metadata = MetaData()
 parents = Table(
@@ -198,14 +198,14 @@ async def logged_statements(
     """A warm Database on `db` whose sessions PostgreSQL logs statement by statement,
     and the server's log file."""
     postgres: PostgresServer = request.getfixturevalue("postgres")
-    postgres.sql(f"ALTER DATABASE {db.url.database} SET log_statement = 'all'")
-    logged = Database(db.url.render_as_string(hide_password=False))  # new sessions: logged
-    try:
-        await warm(logged)
-        yield logged, postgres.root / "server.log"
-    finally:
-        await logged.dispose()
-        postgres.sql(f"ALTER DATABASE {db.url.database} RESET log_statement")
+    assert db.url.database is not None
+    with logging_statements(postgres, db.url.database) as log:
+        logged = Database(db.url.render_as_string(hide_password=False))  # new sessions
+        try:
+            await warm(logged)
+            yield logged, log
+        finally:
+            await logged.dispose()
 
 
 async def test_on_postgresql_they_go_as_one_statement(

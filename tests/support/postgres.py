@@ -30,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from glob import glob
 from pathlib import Path
@@ -334,3 +334,14 @@ def statements_logged(log: Path, start: int) -> list[str]:
         elif entries:
             entries[-1] += "\n" + line
     return [entry.split("LOG:  ", 1)[1] for entry in entries if "LOG:  " in entry]
+
+
+@contextlib.contextmanager
+def logging_statements(postgres: PostgresServer, database: str) -> Iterator[Path]:
+    """Every statement of `database`'s sessions opened inside the block goes to
+    PostgreSQL's log (log_statement = all); the log's path, for statements_logged."""
+    postgres.sql(f"ALTER DATABASE {database} SET log_statement = 'all'")
+    try:
+        yield postgres.root / "server.log"
+    finally:
+        postgres.sql(f"ALTER DATABASE {database} RESET log_statement")

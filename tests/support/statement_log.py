@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,6 +13,7 @@ from app.runtime import build_runtime
 from app.services.auth import Principal
 from app.services.container import Services
 from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, Databases, make_settings
+from tests.support.postgres import PostgresServer, logging_statements
 
 
 @asynccontextmanager
@@ -25,15 +25,13 @@ async def logged_services(
     on SQLite is skipped: it has no round trips to count."""
     if not databases.is_postgres:
         pytest.skip("SQLite has no round trips to count")
-    postgres: Any = request.getfixturevalue("postgres")
-    name = database_url.rsplit("/", 1)[1]
-    postgres.sql(f"ALTER DATABASE {name} SET log_statement = 'all'")  # its new sessions
-    runtime = build_runtime(make_settings(database_url))
-    try:
-        services = runtime.services
-        await services.merchants.ensure_dev_merchant(DEV_SECRET, DEV_PUBLISHABLE)
-        yield services, await services.auth.principal_for(DEV_SECRET), postgres.root / "server.log"
-    finally:
-        for close in runtime.closers:
-            await close()
-        postgres.sql(f"ALTER DATABASE {name} RESET log_statement")
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    with logging_statements(postgres, database_url.rsplit("/", 1)[1]) as log:
+        runtime = build_runtime(make_settings(database_url))
+        try:
+            services = runtime.services
+            await services.merchants.ensure_dev_merchant(DEV_SECRET, DEV_PUBLISHABLE)
+            yield services, await services.auth.principal_for(DEV_SECRET), log
+        finally:
+            for close in runtime.closers:
+                await close()
