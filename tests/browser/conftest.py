@@ -1,18 +1,27 @@
 """A real browser for the hosted pages: Debian's chromium (`make system-deps`) driven
 by Playwright, never a browser Playwright downloads. A failing test leaves a
-screenshot of its page in var/test-screenshots/."""
+screenshot of its page in var/test-screenshots/.
+
+One browser per pytest worker, driven through Playwright's async API on the
+worker's session event loop: the tests here run on that loop
+(`pytest.mark.asyncio(loop_scope="session")` in each module), and the other async
+tests of the worker keep their own loops. Playwright's sync API could not be kept
+open across tests: it holds an event loop running in the thread, which the async
+tests sharing the worker need gone, so each test paid for a new driver and a new
+Chromium (about 1 s of its setup)."""
 
 from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+import pytest_asyncio
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
 from tests.conftest import DEV_SECRET
 
@@ -28,24 +37,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    """One browser per test: Playwright's sync API keeps an event loop running in this
-    thread while it is open, and the async tests that share a worker need it gone."""
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """The worker's browser, launched when its first browser test needs it."""
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
-    with sync_playwright() as playwright:
+    async with async_playwright() as playwright:
         # --no-sandbox: the tests run as root in CI, where Chromium's sandbox refuses.
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield launched
-        launched.close()
+        await launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A phone-sized page; its screenshot is kept when the test fails."""
-    context = browser.new_context(viewport=PHONE, locale="es-MX")
-    opened = context.new_page()
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[Page]:
+    """A phone-sized page in a context of its own (no cookies, storage or routes
+    shared with another test); its screenshot is kept when the test fails."""
+    context = await browser.new_context(viewport=PHONE, locale="es-MX")
+    opened = await context.new_page()
     opened.set_default_timeout(15_000)
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
@@ -54,8 +63,8 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     if report is not None and report.failed:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
-        opened.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-    context.close()
+        await opened.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    await context.close()
     assert errors == [], f"the page's script failed: {errors}"
 
 

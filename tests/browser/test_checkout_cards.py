@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.async_api import Page, Request, expect
 
 from tests.browser.conftest import Merchant
+
+# On the worker's session loop, with its one browser (tests/browser/conftest.py).
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 PAID = re.compile("Pago recibido")
 CARD_PSPS = {"stripe", "conekta"}
@@ -52,21 +55,21 @@ def intent(merchant: Merchant, intent_id: str) -> dict[str, Any]:
     return found
 
 
-def fill_card(page: Page, number: str = "4242 4242 4242 4242") -> None:
-    page.get_by_label("Tarjeta de crédito o débito").check()
-    page.get_by_label("Número de tarjeta").fill(number)
-    page.get_by_label("Vencimiento (MM/AA)").fill("12/30")
-    page.get_by_label("Código de seguridad (CVC)").fill("123")
+async def fill_card(page: Page, number: str = "4242 4242 4242 4242") -> None:
+    await page.get_by_label("Tarjeta de crédito o débito").check()
+    await page.get_by_label("Número de tarjeta").fill(number)
+    await page.get_by_label("Vencimiento (MM/AA)").fill("12/30")
+    await page.get_by_label("Código de seguridad (CVC)").fill("123")
 
 
-def test_a_card_is_tokenized_at_every_card_psp(page: Page, merchant: Merchant) -> None:
+async def test_a_card_is_tokenized_at_every_card_psp(page: Page, merchant: Merchant) -> None:
     traffic = Traffic(page)
     intent_id, url = merchant.checkout_url("450.00")
-    page.goto(url)
-    fill_card(page)
-    page.get_by_role("button", name=re.compile("Pagar")).click()
+    await page.goto(url)
+    await fill_card(page)
+    await page.get_by_role("button", name=re.compile("Pagar")).click()
 
-    expect(page.locator("#status")).to_have_text(PAID)
+    await expect(page.locator("#status")).to_have_text(PAID)
     assert {call["provider"] for call in traffic.tokenized} == CARD_PSPS
     assert all(call["number"] == "4242424242424242" for call in traffic.tokenized)
     card = traffic.card()
@@ -78,14 +81,14 @@ def test_a_card_is_tokenized_at_every_card_psp(page: Page, merchant: Merchant) -
     assert intent(merchant, intent_id)["provider"] == "stripe"  # the first on the route
 
 
-def test_twelve_meses_sin_intereses(page: Page, merchant: Merchant) -> None:
+async def test_twelve_meses_sin_intereses(page: Page, merchant: Merchant) -> None:
     traffic = Traffic(page)
     intent_id, url = merchant.checkout_url("1500.00")
-    page.goto(url)
-    fill_card(page)
+    await page.goto(url)
+    await fill_card(page)
     plans = page.get_by_label("Meses sin intereses")
-    expect(plans).to_have_value("")  # one payment unless the customer picks a plan
-    expect(plans.locator("option")).to_have_text(
+    await expect(plans).to_have_value("")  # one payment unless the customer picks a plan
+    await expect(plans.locator("option")).to_have_text(
         [
             "Pago en una sola exhibición",
             "3 meses sin intereses",
@@ -94,27 +97,27 @@ def test_twelve_meses_sin_intereses(page: Page, merchant: Merchant) -> None:
             "12 meses sin intereses",
         ]
     )
-    plans.select_option(label="12 meses sin intereses")
-    page.get_by_label("Nombre en la tarjeta").focus()
-    page.keyboard.press("Tab")  # the plan comes right after the card's fields
-    expect(plans).to_be_focused()
-    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
-    page.get_by_role("button", name=re.compile("Pagar")).click()
+    await plans.select_option(label="12 meses sin intereses")
+    await page.get_by_label("Nombre en la tarjeta").focus()
+    await page.keyboard.press("Tab")  # the plan comes right after the card's fields
+    await expect(plans).to_be_focused()
+    assert await page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    await page.get_by_role("button", name=re.compile("Pagar")).click()
 
-    expect(page.locator("#status")).to_contain_text(PAID)
-    expect(page.locator("#plan")).to_have_text("12 meses sin intereses")
+    await expect(page.locator("#status")).to_contain_text(PAID)
+    await expect(page.locator("#plan")).to_have_text("12 meses sin intereses")
     assert traffic.card()["installments"] == 12
     paid = intent(merchant, intent_id)
     assert paid["status"] == "SUCCEEDED" and paid["installments"] == 12
 
 
-def test_plans_in_english(page: Page, merchant: Merchant) -> None:
+async def test_plans_in_english(page: Page, merchant: Merchant) -> None:
     _, url = merchant.checkout_url("700.00")
     base, secret = url.split("#", 1)
-    page.goto(f"{base}?lang=en#{secret}")
-    page.get_by_label("Credit or debit card").check()
+    await page.goto(f"{base}?lang=en#{secret}")
+    await page.get_by_label("Credit or debit card").check()
 
-    expect(page.get_by_label("Interest-free installments").locator("option")).to_have_text(
+    await expect(page.get_by_label("Interest-free installments").locator("option")).to_have_text(
         [
             "Pay in full at once",
             "3 interest-free monthly payments",
@@ -123,17 +126,17 @@ def test_plans_in_english(page: Page, merchant: Merchant) -> None:
     )
 
 
-def test_an_amount_below_the_minimum_offers_no_plan(page: Page, merchant: Merchant) -> None:
+async def test_an_amount_below_the_minimum_offers_no_plan(page: Page, merchant: Merchant) -> None:
     traffic = Traffic(page)
     intent_id, url = merchant.checkout_url("299.99")
-    page.goto(url)
-    fill_card(page)
+    await page.goto(url)
+    await fill_card(page)
 
-    expect(page.get_by_label("Número de tarjeta")).to_be_visible()
-    expect(page.locator("select")).to_have_count(0)
-    page.get_by_role("button", name=re.compile("Pagar")).click()
-    expect(page.locator("#status")).to_have_text(PAID)
-    expect(page.locator("#plan")).to_have_count(0)
+    await expect(page.get_by_label("Número de tarjeta")).to_be_visible()
+    await expect(page.locator("select")).to_have_count(0)
+    await page.get_by_role("button", name=re.compile("Pagar")).click()
+    await expect(page.locator("#status")).to_have_text(PAID)
+    await expect(page.locator("#plan")).to_have_count(0)
     assert traffic.card()["installments"] is None
     assert intent(merchant, intent_id)["installments"] is None
 
@@ -148,16 +151,16 @@ def stripe_down(merchant: Merchant) -> Iterator[None]:
         merchant.sandbox("/providers/stripe/faults", {"mode": "ok"})
 
 
-def test_a_card_fails_over_from_the_hosted_page(
+async def test_a_card_fails_over_from_the_hosted_page(
     page: Page, merchant: Merchant, stripe_down: None
 ) -> None:
     traffic = Traffic(page)
     intent_id, url = merchant.checkout_url("640.00")
-    page.goto(url)
-    fill_card(page)
-    page.get_by_role("button", name=re.compile("Pagar")).click()
+    await page.goto(url)
+    await fill_card(page)
+    await page.get_by_role("button", name=re.compile("Pagar")).click()
 
-    expect(page.locator("#status")).to_have_text(PAID)
+    await expect(page.locator("#status")).to_have_text(PAID)
     assert {token["provider"] for token in traffic.card()["tokens"]} == CARD_PSPS
     paid = intent(merchant, intent_id)
     assert paid["status"] == "SUCCEEDED" and paid["provider"] == "conekta"
