@@ -1,4 +1,5 @@
-"""Mutation inputs, exactly as contract section 3 names them."""
+"""Mutation inputs, exactly as contract section 3 names them; each built by a plan
+made once (resolvers/input_conversion.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from resolvers.input_conversion import planned_input
 from resolvers.scalars import DecimalString
 from resolvers.types.enums import CaptureMethod, Currency, PaymentMethodType, ThreeDSecure
 
 
+@planned_input
 @strawberry.input
 class CreatePaymentIntentInput:
     amount: DecimalString
@@ -25,12 +28,14 @@ class CreatePaymentIntentInput:
     )
 
 
+@planned_input
 @strawberry.input(description="A card token and the PSP that minted it.")
 class CardTokenInput:
     provider: str
     token: str
 
 
+@planned_input
 @strawberry.input(
     description="A card, as PSP tokens: `token` (the first card PSP on the route's) or "
     "`tokens` (one per PSP; a card fails over only to PSPs it has a token for), exactly "
@@ -46,6 +51,7 @@ class CardInput:
     three_d_secure: ThreeDSecure | None = ThreeDSecure.AUTOMATIC
 
 
+@planned_input
 @strawberry.input
 class OxxoInput:
     customer_name: str | None = None
@@ -53,17 +59,20 @@ class OxxoInput:
     expires_in_days: int | None = None
 
 
+@planned_input
 @strawberry.input
 class SpeiInput:
     payer_clabe: str | None = None
 
 
+@planned_input
 @strawberry.input
 class CryptoInput:
     asset: str = "USDC"
     network: str = "polygon"
 
 
+@planned_input
 @strawberry.input
 class ConfirmPaymentIntentInput:
     id: strawberry.ID
@@ -75,11 +84,13 @@ class ConfirmPaymentIntentInput:
     idempotency_key: str | None = None
 
 
+@planned_input
 @strawberry.input
 class CancelPaymentIntentInput:
     id: strawberry.ID
 
 
+@planned_input
 @strawberry.input
 class CapturePaymentIntentInput:
     id: strawberry.ID
@@ -89,6 +100,7 @@ class CapturePaymentIntentInput:
     idempotency_key: str | None = None
 
 
+@planned_input
 @strawberry.input
 class RefundPaymentIntentInput:
     id: strawberry.ID
@@ -102,6 +114,7 @@ class RefundPaymentIntentInput:
     idempotency_key: str | None = None
 
 
+@planned_input
 @strawberry.input
 class CreateWebhookEndpointInput:
     url: str
@@ -110,6 +123,7 @@ class CreateWebhookEndpointInput:
     )
 
 
+@planned_input
 @strawberry.input(description="An SPEI transfer out of the merchant's account (section 8).")
 class CreatePayoutInput:
     amount: DecimalString
@@ -122,6 +136,7 @@ class CreatePayoutInput:
     idempotency_key: str | None = None
 
 
+@planned_input
 @strawberry.input(description="A payment link: each visit opens an intent of this amount.")
 class CreatePaymentLinkInput:
     amount: DecimalString
