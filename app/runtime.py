@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from app import shutdown
 from app.clock import Clock
 from app.config import Settings
 from app.db.engine import Database
@@ -98,17 +99,17 @@ class Runtime:
                 self.settings.dev_secret_key, self.settings.dev_publishable_key
             )
         await self.broker.start()
-        tasks = [asyncio.create_task(_coroutine(loop)) for loop in self.loops]
+        tasks = [
+            asyncio.create_task(_coroutine(loop), name=getattr(loop, "__qualname__", None))
+            for loop in self.loops
+        ]
         if worker:
             tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for close in self.closers:
-                await close()
+            await shutdown.stop(tasks)
+            await shutdown.close_all(self.closers)
 
 
 def build_runtime(

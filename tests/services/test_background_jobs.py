@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from app import shutdown
 from app.db.repositories import outbox
 from app.db.tables import Outbox
 from app.domain.methods import PaymentMethodType
@@ -137,3 +139,38 @@ async def test_shutdown_is_not_held_up_by_a_change_committed_as_it_begins(runtim
         async with runtime.running(worker=False):
             await asyncio.sleep(0.2)  # the relay waits for its doorbell
             runtime.relay._wake.set()  # rung by a commit in the turn shutdown begins
+
+
+async def test_shutdown_ends_though_a_loop_swallows_its_cancellation_and_a_closer_hangs(
+    runtime, monkeypatch, caplog
+):
+    """The SIGTERM test hung once more after "Waiting for application shutdown", with
+    the relay's wait_for gone: whatever loses a cancellation or hangs in a close, the
+    process still stops (app/shutdown.py), and the log says where it waited."""
+    monkeypatch.setattr(shutdown, "RECANCEL_SECONDS", 0.2)
+    monkeypatch.setattr(shutdown, "CLOSE_SECONDS", 0.5)
+    second_cancellation = asyncio.Event()
+
+    async def swallows_one_cancellation() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            second_cancellation.set()
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    runtime.loops.append(swallows_one_cancellation)
+    runtime.closers.insert(0, hangs)
+    try:
+        async with asyncio.timeout(5):
+            async with runtime.running(worker=True):
+                await asyncio.sleep(0.2)
+    finally:
+        runtime.closers.remove(hangs)
+
+    assert second_cancellation.is_set()
+    assert "swallows_one_cancellation kept running after it was cancelled" in caplog.text
+    assert "hangs did not finish within" in caplog.text
