@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 
 import pytest
 
 from app.resilience.breaker import Breakers, CircuitOpen, CircuitState
+from app.resilience.shared import SharedCircuits
 from providers.base import ProviderError
 
 
@@ -43,3 +46,54 @@ async def test_a_refusal_does_not_count_and_open_is_open_at_once() -> None:
     assert breakers.state("conekta") is CircuitState.CLOSED
     breakers.open("conekta")
     assert breakers.state("conekta") is CircuitState.OPEN
+
+
+async def test_the_shared_circuits_loop_stops_at_its_first_cancellation(redis_server) -> None:
+    """redis-py bounds a command's send with asyncio.wait_for when the client has a
+    socket timeout, and Python 3.11's wait_for drops a cancellation that arrives as
+    the send completes: the loop went on, and a worker's shutdown waited for it
+    (seen in tests/cluster/test_crash.py). Cancelled at a random moment of its
+    rounds, hundreds of times, it stops each time."""
+    breakers = Breakers(["stripe", "conekta"], fail_max=3, reset_seconds=30)
+    shared = SharedCircuits(redis_server.url, breakers)
+    rng = random.Random(7)
+    try:
+        for _ in range(300):
+            task = asyncio.create_task(shared.run())
+            await asyncio.sleep(rng.random() * 0.003)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=2)
+            if not done:
+                task.cancel()
+                await asyncio.wait([task], timeout=2)
+            assert done, "the loop outlived its cancellation"
+    finally:
+        await shared.aclose()
+
+
+async def test_a_redis_that_never_answers_holds_a_round_up_for_a_second_only(caplog) -> None:
+    """Without redis-py's socket timeout, each round is bounded by the loop itself: a
+    Redis that accepts the connection and then says nothing costs a round a second."""
+    caplog.set_level(logging.DEBUG, "cobro.circuits")
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    breakers = Breakers(["stripe"], fail_max=3, reset_seconds=30)
+    shared = SharedCircuits(f"redis://127.0.0.1:{port}", breakers)
+    task = asyncio.create_task(shared.run())
+    try:
+        await asyncio.sleep(2.6)
+        skipped = [r for r in caplog.records if r.getMessage().startswith("circuit sync skipped")]
+        assert len(skipped) >= 1
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.wait([task], timeout=2)
+        for writer in held:
+            writer.close()
+        server.close()
+        await shared.aclose()

@@ -25,12 +25,18 @@ from app.resilience.breaker import Breakers
 log = logging.getLogger("cobro.circuits")
 
 POLL_SECONDS = 1.0
+# How long one round (announce, read) may take against a Redis that hangs.
+ROUND_SECONDS = 1.0
 PREFIX = "cobro:circuit-open:"
 
 
 class SharedCircuits(pybreaker.CircuitBreakerListener):
     def __init__(self, url: str, breakers: Breakers) -> None:
-        self.client = redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        # No socket timeout: with one, redis-py bounds each send with asyncio.wait_for,
+        # and Python 3.11's wait_for drops a cancellation that arrives as the send
+        # completes, so this loop outlived shutdown's cancellation. A round is
+        # bounded by asyncio.timeout in run() instead.
+        self.client = redis.from_url(url, socket_connect_timeout=1, socket_timeout=None)
         self.breakers = breakers
         self._applying = False  # opening a circuit because another process did
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -68,7 +74,8 @@ class SharedCircuits(pybreaker.CircuitBreakerListener):
             self._opened_here.pop(name, None)
             return
         try:
-            await self.client.set(f"{PREFIX}{name}", "1", px=ttl_ms)
+            async with asyncio.timeout(ROUND_SECONDS):
+                await self.client.set(f"{PREFIX}{name}", "1", px=ttl_ms)
         except (RedisError, OSError) as exc:
             log.warning("could not share that %s's circuit opened (will retry): %s", name, exc)
 
@@ -90,8 +97,9 @@ class SharedCircuits(pybreaker.CircuitBreakerListener):
     async def run(self) -> None:
         while True:
             try:
-                await self.sync_once()
-            except (RedisError, OSError) as exc:
+                async with asyncio.timeout(ROUND_SECONDS):
+                    await self.sync_once()
+            except (RedisError, OSError) as exc:  # TimeoutError is an OSError
                 log.debug("circuit sync skipped: %s", exc)
             await asyncio.sleep(POLL_SECONDS)
 
