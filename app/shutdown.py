@@ -1,13 +1,14 @@
 """Stopping a process's loops and closing what it holds, in bounded time.
 
 Shutdown cancels the background loops and waits for them, then closes clients and
-pools. A cancellation can be lost: Python 3.11's asyncio.wait_for dropped one woken
-in the same turn (app/events/relay.py), and a library that catches CancelledError
-around its own clean-up can do the same. The process then waited for good after
-"Waiting for application shutdown", until an orchestrator's SIGKILL. So a loop still
-running a second after its cancellation is named in the log with where it waits,
-and cancelled again; a closer that has not finished in a few seconds is named and
-left behind. The process exits either way.
+pools. A cancellation can be lost: Python 3.11's asyncio.wait_for drops one that
+arrives in the turn its inner work completes, in our code (banned since: ruff
+TID251) and in libraries' (redis-py bounds every send with it when its client has a
+socket timeout, which is its default; app/resilience/shared.py says what that did).
+The process then waited for good after "Waiting for application shutdown", until an
+orchestrator's SIGKILL. So a loop still running a second after its cancellation is
+named in the log with where it waits, and cancelled again; a closer that has not
+finished in a few seconds is named and left behind. The process exits either way.
 """
 
 from __future__ import annotations
