@@ -68,6 +68,14 @@ async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterato
     assert errors == [], f"the page's script failed: {errors}"
 
 
+async def fill_card(page: Page, number: str = "4242 4242 4242 4242") -> None:
+    """Choose the card and type one in (a sandbox card: contract section 5)."""
+    await page.get_by_label("Tarjeta de crédito o débito").check()
+    await page.get_by_label("Número de tarjeta").fill(number)
+    await page.get_by_label("Vencimiento (MM/AA)").fill("12/30")
+    await page.get_by_label("Código de seguridad (CVC)").fill("123")
+
+
 class Merchant:
     """The dev merchant's secret key, over real HTTP, for what a test sets up."""
 

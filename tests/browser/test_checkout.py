@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.async_api import Page, WebSocketRoute, expect
 
-from tests.browser.conftest import Merchant
+from tests.browser.conftest import Merchant, fill_card
 from tests.conftest import start_server
 
 # On the worker's session loop, with its one browser (tests/browser/conftest.py).
@@ -25,10 +25,7 @@ async def test_pay_by_card_with_3d_secure(page: Page, merchant: Merchant) -> Non
     await expect(page.get_by_text("Pago a Dev merchant")).to_be_visible()
     await expect(page.locator("#amount")).to_have_text("$450.00 MXN")
 
-    await page.get_by_label("Tarjeta de crédito o débito").check()
-    await page.get_by_label("Número de tarjeta").fill("4000 0000 0000 3220")
-    await page.get_by_label("Vencimiento (MM/AA)").fill("12/30")
-    await page.get_by_label("Código de seguridad (CVC)").fill("123")
+    await fill_card(page, "4000 0000 0000 3220")
     await page.get_by_role("button", name=re.compile("Pagar")).click()
 
     challenge = page.frame_locator("iframe[title='Autenticación 3-D Secure']")
@@ -41,10 +38,7 @@ async def test_pay_by_card_with_3d_secure(page: Page, merchant: Merchant) -> Non
 async def test_a_declined_card_says_why(page: Page, merchant: Merchant) -> None:
     _, url = merchant.checkout_url("120.00")
     await page.goto(url)
-    await page.get_by_label("Tarjeta de crédito o débito").check()
-    await page.get_by_label("Número de tarjeta").fill("4000000000000002")
-    await page.get_by_label("Vencimiento (MM/AA)").fill("01/31")
-    await page.get_by_label("Código de seguridad (CVC)").fill("999")
+    await fill_card(page, "4000000000000002")
     await page.get_by_role("button", name=re.compile("Pagar")).click()
 
     await expect(page.locator("#status")).to_have_attribute("data-status", "FAILED")
@@ -54,10 +48,7 @@ async def test_a_declined_card_says_why(page: Page, merchant: Merchant) -> None:
 async def test_a_mistyped_card_number_changes_nothing(page: Page, merchant: Merchant) -> None:
     intent_id, url = merchant.checkout_url("120.00")
     await page.goto(url)
-    await page.get_by_label("Tarjeta de crédito o débito").check()
-    await page.get_by_label("Número de tarjeta").fill("4242 4242 4242 4241")
-    await page.get_by_label("Vencimiento (MM/AA)").fill("01/31")
-    await page.get_by_label("Código de seguridad (CVC)").fill("999")
+    await fill_card(page, "4242 4242 4242 4241")
     await page.get_by_role("button", name=re.compile("Pagar")).click()
 
     await expect(page.locator("#form-error")).to_have_text("Revisa el número de tarjeta.")

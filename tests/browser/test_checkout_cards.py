@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, Request, expect
 
-from tests.browser.conftest import Merchant
+from tests.browser.conftest import Merchant, fill_card
 
 # On the worker's session loop, with its one browser (tests/browser/conftest.py).
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -53,13 +53,6 @@ def intent(merchant: Merchant, intent_id: str) -> dict[str, Any]:
     )
     found: dict[str, Any] = data["paymentIntent"]
     return found
-
-
-async def fill_card(page: Page, number: str = "4242 4242 4242 4242") -> None:
-    await page.get_by_label("Tarjeta de crédito o débito").check()
-    await page.get_by_label("Número de tarjeta").fill(number)
-    await page.get_by_label("Vencimiento (MM/AA)").fill("12/30")
-    await page.get_by_label("Código de seguridad (CVC)").fill("123")
 
 
 async def test_a_card_is_tokenized_at_every_card_psp(page: Page, merchant: Merchant) -> None:
