@@ -32,12 +32,21 @@ _jitter = random.Random()
 SUBSCRIBE_TIMEOUT = 2.0
 # A read that waits this long with no message just loops (keeps the task responsive).
 READ_TIMEOUT = 1.0
+# How long a command (a publish, a ping, the reconnection's handshake and SUBSCRIBEs)
+# may take before Redis counts as away: redis-py's own socket timeout, bounded here.
+CALL_TIMEOUT = 5.0
 
 
 class RedisBroker:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.client = redis.from_url(url, socket_connect_timeout=2, health_check_interval=10)
+        # No socket timeout (redis-py's default is 5 s): with one, redis-py bounds each
+        # send with asyncio.wait_for, and Python 3.11's wait_for drops a cancellation
+        # that arrives as the send completes (a publishing loop outlived its
+        # cancellation). Calls are bounded with asyncio.timeout here instead.
+        self.client = redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=10
+        )
         self.fanout = FanOut(on_first=self._first_listener, on_last=self._last_listener)
         self._pubsub: redis.client.PubSub | None = None
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -59,11 +68,12 @@ class RedisBroker:
         await self.client.aclose()
 
     async def ping(self) -> None:
-        await self.client.ping()
+        async with asyncio.timeout(CALL_TIMEOUT):
+            await self.client.ping()
 
     async def publish(self, channels: list[str], change: Message) -> None:
         data = encode(change)
-        async with self.client.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(CALL_TIMEOUT), self.client.pipeline(transaction=False) as pipe:
             for channel in channels:
                 pipe.publish(channel, data)
             await pipe.execute()
@@ -103,11 +113,12 @@ class RedisBroker:
         if pubsub is None:
             return
         try:
-            if command == "subscribe":
-                await pubsub.subscribe(channel)
-            else:
-                await pubsub.unsubscribe(channel)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                if command == "subscribe":
+                    await pubsub.subscribe(channel)
+                else:
+                    await pubsub.unsubscribe(channel)
+        except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             log.warning("Redis %s %s failed (%s); the reader will reconnect", command, channel, exc)
 
     # -- the reader ------------------------------------------------------------------
@@ -116,7 +127,8 @@ class RedisBroker:
         delay = BACKOFF_START
         while True:
             try:
-                await self._connect()
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    await self._connect()
                 delay = BACKOFF_START
                 await self._read()
             except asyncio.CancelledError:

@@ -26,6 +26,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage, Storage
@@ -40,6 +41,11 @@ SLICE_SHARE = 0.01
 # After Redis failed, count in this process for this long before trying it again.
 REDIS_RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 0.25
+# No socket timeout for the Redis client (redis-py takes None; limits types its
+# options narrower): with one, redis-py bounds each send with asyncio.wait_for, which
+# on Python 3.11 drops a cancellation arriving as the send completes, and a cancelled
+# request went on. _take bounds its calls with asyncio.timeout instead.
+_NO_SOCKET_TIMEOUT: dict[str, Any] = {"socket_timeout": None}
 # Keys remembered at once (slices, refusals); cleared when full.
 MAX_TRACKED = 100_000
 
@@ -112,8 +118,8 @@ class RateLimiter:
                 implementation="redispy",
                 wrap_exceptions=True,
                 key_prefix="cobro:ratelimit",
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                **_NO_SOCKET_TIMEOUT,
             )
             if redis_url
             else None
@@ -187,13 +193,14 @@ class RateLimiter:
         storage_key = item.key_for(*who)
         window = item.get_expiry()
         try:
-            count = await storage.incr(storage_key, window, amount=size)
-            before = count - size
-            if before < item.amount:
-                taken = min(size, item.amount - before)
-                self._remember(key, _Slice(taken - 1, now + window, 0.0))
-                return None
-            wait = max(await storage.get_expiry(storage_key) - time.time(), 0.001)
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
+                count = await storage.incr(storage_key, window, amount=size)
+                before = count - size
+                if before < item.amount:
+                    taken = min(size, item.amount - before)
+                    self._remember(key, _Slice(taken - 1, now + window, 0.0))
+                    return None
+                wait = max(await storage.get_expiry(storage_key) - time.time(), 0.001)
         except Exception as error:
             if storage is self._local:
                 raise

@@ -213,3 +213,39 @@ async def test_a_burst_of_first_hits_takes_one_slice_at_a_time(redis_server):
     finally:
         await limiter.close()
         await asyncio.sleep(0)
+
+
+async def test_a_request_checking_its_limit_in_redis_stops_at_its_first_cancellation(
+    redis_server,
+):
+    """A request whose client went away is cancelled. With a socket timeout, redis-py
+    bounds each send with asyncio.wait_for, which on Python 3.11 drops a cancellation
+    arriving as the send completes, and the request went on. Each hit here takes a
+    slice from Redis (a new key each time); cancelled at a random moment, hundreds of
+    times, it stops each time."""
+    import random
+
+    from app.services.auth import KeyKind, Principal
+    from app.services.rate_limits import RateLimiter
+
+    limiter = RateLimiter(Settings().rate_limits.parsed(), redis_server.url)
+    rng = random.Random(5)
+
+    async def hits_forever(n: int) -> None:
+        while True:
+            n += 1
+            await limiter.hit(Principal(f"acct_cancel_{n}", KeyKind.SECRET))
+
+    try:
+        for n in range(300):
+            task = asyncio.create_task(hits_forever(n * 1_000_000))
+            await asyncio.sleep(rng.random() * 0.003)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=2)
+            if not done:
+                task.cancel()
+                await asyncio.wait([task], timeout=2)
+            assert done, "the request outlived its cancellation"
+    finally:
+        await limiter.close()
+        await asyncio.sleep(0)
