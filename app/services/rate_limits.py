@@ -22,6 +22,7 @@ request for it) and says so once in the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -192,8 +193,12 @@ class RateLimiter:
         counting locally); None when the hit is allowed, else seconds to wait."""
         storage_key = item.key_for(*who)
         window = item.get_expiry()
+        # Redis's calls bounded; counting in this process is a dict's work (every hit
+        # of the embedded default comes here: a timer each would be about 6 us).
+        local = storage is self._local
+        bounded = contextlib.nullcontext() if local else asyncio.timeout(REDIS_TIMEOUT_SECONDS)
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
+            async with bounded:
                 count = await storage.incr(storage_key, window, amount=size)
                 before = count - size
                 if before < item.amount:
@@ -202,7 +207,7 @@ class RateLimiter:
                     return None
                 wait = max(await storage.get_expiry(storage_key) - time.time(), 0.001)
         except Exception as error:
-            if storage is self._local:
+            if local:
                 raise
             self._redis_failed(error)
             return await self._hit(item, who)
