@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 
 import pytest
 
 from app.resilience.breaker import Breakers, CircuitOpen, CircuitState
 from app.resilience.shared import SharedCircuits
 from providers.base import ProviderError
+from tests.support.cancellation import silent_redis, stops_at_every_cancellation
 
 
 async def fail() -> None:
@@ -56,17 +56,8 @@ async def test_the_shared_circuits_loop_stops_at_its_first_cancellation(redis_se
     rounds, hundreds of times, it stops each time."""
     breakers = Breakers(["stripe", "conekta"], fail_max=3, reset_seconds=30)
     shared = SharedCircuits(redis_server.url, breakers)
-    rng = random.Random(7)
     try:
-        for _ in range(300):
-            task = asyncio.create_task(shared.run())
-            await asyncio.sleep(rng.random() * 0.003)
-            task.cancel()
-            done, _ = await asyncio.wait([task], timeout=2)
-            if not done:
-                task.cancel()
-                await asyncio.wait([task], timeout=2)
-            assert done, "the loop outlived its cancellation"
+        await stops_at_every_cancellation(lambda n: shared.run(), seed=7)
     finally:
         await shared.aclose()
 
@@ -75,25 +66,18 @@ async def test_a_redis_that_never_answers_holds_a_round_up_for_a_second_only(cap
     """Without redis-py's socket timeout, each round is bounded by the loop itself: a
     Redis that accepts the connection and then says nothing costs a round a second."""
     caplog.set_level(logging.DEBUG, "cobro.circuits")
-    held: list[asyncio.StreamWriter] = []
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     breakers = Breakers(["stripe"], fail_max=3, reset_seconds=30)
-    shared = SharedCircuits(f"redis://127.0.0.1:{port}", breakers)
-    task = asyncio.create_task(shared.run())
-    try:
-        await asyncio.sleep(2.6)
-        skipped = [r for r in caplog.records if r.getMessage().startswith("circuit sync skipped")]
-        assert len(skipped) >= 1
-        assert not task.done()
-    finally:
-        task.cancel()
-        await asyncio.wait([task], timeout=2)
-        for writer in held:
-            writer.close()
-        server.close()
-        await shared.aclose()
+    async with silent_redis() as url:
+        shared = SharedCircuits(url, breakers)
+        task = asyncio.create_task(shared.run())
+        try:
+            await asyncio.sleep(2.6)
+            skipped = [
+                r for r in caplog.records if r.getMessage().startswith("circuit sync skipped")
+            ]
+            assert len(skipped) >= 1
+            assert not task.done()
+        finally:
+            task.cancel()
+            await asyncio.wait([task], timeout=2)
+            await shared.aclose()

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from tests.conftest import DEV_PUBLISHABLE, DEV_SECRET, create_merchant, start_server
+from tests.support.cancellation import stops_at_every_cancellation
 from tests.support.graphql import CREATE
 from tests.support.ws import GraphQLWebSocket
 
@@ -223,29 +224,19 @@ async def test_a_request_checking_its_limit_in_redis_stops_at_its_first_cancella
     arriving as the send completes, and the request went on. Each hit here takes a
     slice from Redis (a new key each time); cancelled at a random moment, hundreds of
     times, it stops each time."""
-    import random
-
     from app.services.auth import KeyKind, Principal
     from app.services.rate_limits import RateLimiter
 
     limiter = RateLimiter(Settings().rate_limits.parsed(), redis_server.url)
-    rng = random.Random(5)
 
     async def hits_forever(n: int) -> None:
+        n *= 1_000_000
         while True:
             n += 1
             await limiter.hit(Principal(f"acct_cancel_{n}", KeyKind.SECRET))
 
     try:
-        for n in range(300):
-            task = asyncio.create_task(hits_forever(n * 1_000_000))
-            await asyncio.sleep(rng.random() * 0.003)
-            task.cancel()
-            done, _ = await asyncio.wait([task], timeout=2)
-            if not done:
-                task.cancel()
-                await asyncio.wait([task], timeout=2)
-            assert done, "the request outlived its cancellation"
+        await stops_at_every_cancellation(hits_forever, seed=5)
     finally:
         await limiter.close()
         await asyncio.sleep(0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +13,7 @@ from app.events import redis_broker
 from app.events.broker import QUEUE_SIZE
 from app.events.messages import Change, intent_channel
 from app.events.redis_broker import RedisBroker
+from tests.support.cancellation import silent_redis, stops_at_every_cancellation
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
@@ -113,45 +113,27 @@ async def test_a_publishing_loop_stops_at_its_first_cancellation(broker):
     on Python 3.11 drops a cancellation arriving as the send completes: a loop that
     publishes (the outbox relay) went on after it was cancelled. Cancelled at a
     random moment, hundreds of times, it stops each time."""
-    rng = random.Random(11)
     message = change(1)
 
-    async def publish_forever() -> None:
+    async def publish_forever(n: int) -> None:
         while True:
             await broker.publish([intent_channel("pi_loop")], message)
 
-    for _ in range(300):
-        task = asyncio.create_task(publish_forever())
-        await asyncio.sleep(rng.random() * 0.003)
-        task.cancel()
-        done, _ = await asyncio.wait([task], timeout=2)
-        if not done:
-            task.cancel()
-            await asyncio.wait([task], timeout=2)
-        assert done, "the loop outlived its cancellation"
+    await stops_at_every_cancellation(publish_forever, seed=11)
 
 
 async def test_a_redis_that_never_answers_fails_a_publish_in_bounded_time(monkeypatch):
     """Without redis-py's socket timeout the broker bounds its own calls: a Redis
     that accepts the connection and says nothing fails a publish (the relay keeps
     the rows and retries) instead of holding it for good."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
     monkeypatch.setattr(redis_broker, "CALL_TIMEOUT", 0.5)
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    broker = RedisBroker(f"redis://127.0.0.1:{port}")
-    try:
-        async with asyncio.timeout(4):
-            with pytest.raises(OSError):  # TimeoutError, which the relay takes as an outage
-                await broker.publish([intent_channel("pi_1")], change(1))
-            with pytest.raises(OSError):
-                await broker.ping()
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
-        await broker.close()
+    async with silent_redis() as url:
+        broker = RedisBroker(url)
+        try:
+            async with asyncio.timeout(4):
+                with pytest.raises(OSError):  # TimeoutError, which the relay takes as an outage
+                    await broker.publish([intent_channel("pi_1")], change(1))
+                with pytest.raises(OSError):
+                    await broker.ping()
+        finally:
+            await broker.close()
