@@ -29,6 +29,7 @@ import yaml
 
 from app.config import Settings
 from providers.registry import ADAPTERS
+from tests.support.process import STARTUP_TIMEOUT
 from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -381,7 +382,7 @@ def serving(image_site, tmp_path) -> Iterator[tuple[int, dict[str, str]]]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:

@@ -14,7 +14,10 @@ import httpx
 
 from tests.support.server import free_port
 
-STARTUP_TIMEOUT = 30.0
+# A cold start imports about 3.4 s of modules on an idle core; with every pytest worker
+# busy on two slow cores, two processes starting side by side once took over 30 s
+# (2026-12-02). Waiting longer costs nothing when they start in time.
+STARTUP_TIMEOUT = 120.0
 
 
 class ManagedProcess:
