@@ -22,10 +22,16 @@ test: $(STAMP) system-deps
 
 install: $(STAMP)
 
+# uv installs what pip would (the same versions: pip freeze shows no difference) in
+# 10-20 s instead of pip's 60; pip does it if uv cannot.
+COMMA := ,
+INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(1)]' \
+	  || $(BIN)/python -m pip install --quiet -e '.[$(1)]'
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet 'uv>=0.5,<1'
+	$(call INSTALL,dev)
 	touch $(STAMP)
 
 # Debian packages the tests start themselves: a private redis-server and a throw-away
@@ -45,7 +51,7 @@ bench: $(BENCH_STAMP) bench-deps
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick)
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(call INSTALL,dev$(COMMA)bench)
 	touch $(BENCH_STAMP)
 
 bench-deps: system-deps
