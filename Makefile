@@ -30,7 +30,7 @@ INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(1)]' \
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet 'uv>=0.5,<1'
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet 'uv>=0.5,<1' || true
 	$(call INSTALL,dev)
 	touch $(STAMP)
 
