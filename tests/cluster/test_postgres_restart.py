@@ -23,11 +23,14 @@ AFTER_SECONDS = 2.0
 FINAL = {"SUCCEEDED", "FAILED", "CANCELED", "EXPIRED"}
 
 
-async def pay_until_settled(api: GraphQLClient, until: list[float], made: dict[str, float]) -> None:
-    """One checkout after another until `until[0]` (monotonic; it moves), each intent's
-    id in `made` with the time its checkout began: a failed request is retried (same
-    idempotency key), as a checkout does when the API says "retry later"."""
-    while (began := time.monotonic()) < until[0]:
+async def pay_until_settled(
+    api: GraphQLClient, stop: asyncio.Event, made: dict[str, float]
+) -> None:
+    """One checkout after another until `stop` is set, each intent's id in `made` with
+    the time its checkout began: a failed request is retried (same idempotency key),
+    as a checkout does when the API says "retry later"."""
+    while not stop.is_set():
+        began = time.monotonic()
         intent = await retried(create_intent, api, "150.00", idempotencyKey=str(uuid.uuid4()))
         made[intent["id"]] = began
         key = str(uuid.uuid4())
@@ -60,18 +63,17 @@ async def test_payments_survive_a_postgres_crash(own_postgres):
     url = own_postgres.url(own_postgres.new_database(migrated=False))
     thread = start_server(url, confirm_lease_seconds=2.0, provider_timeout_seconds=1.0)
     made: dict[str, float] = {}
-    until = [float("inf")]
+    stop = asyncio.Event()
     try:
         async with httpx.AsyncClient(base_url=thread.url, timeout=30) as http:
             api = GraphQLClient(http, DEV_SECRET)
-            load = [
-                asyncio.create_task(pay_until_settled(api, until, made)) for _ in range(CLIENTS)
-            ]
+            load = [asyncio.create_task(pay_until_settled(api, stop, made)) for _ in range(CLIENTS)]
             await asyncio.sleep(BEFORE_SECONDS)
             crashed = time.monotonic()
             await asyncio.to_thread(own_postgres.restart, 1.0, crash=True)
             back = time.monotonic()
-            until[0] = back + AFTER_SECONDS
+            await asyncio.sleep(AFTER_SECONDS)
+            stop.set()
             await asyncio.gather(*load)
             for intent_id in made:
                 read = await api.data(
